@@ -1,0 +1,59 @@
+# Two commands on a fresh machine: `make run` and `make test` (see README.md).
+# Every target does its own set-up and is idempotent.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help venv services-up services-down run test lint typecheck unit integration \
+        schemas bench bench-client bench-sync bench-pusher bench-lag clean
+
+help:
+	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
+	@echo "make test           lint, type checks, unit and integration tests"
+	@echo "make services-up    start Kafka and PostgreSQL (writes .run/services.env)"
+	@echo "make services-down  stop them"
+	@echo "make bench          every benchmark (see bench/README.md)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+services-up:
+	@deploy/local/services.sh up
+
+services-down:
+	@deploy/local/services.sh down
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+schemas: venv
+	$(BIN)/python -m schemas
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: venv services-up
+	$(BIN)/pytest tests/integration
+
+test: venv services-up lint typecheck
+	$(BIN)/pytest
+
+run: venv services-up
+	$(BIN)/python -m qbsync.demo
+
+bench: bench-client bench-sync bench-pusher bench-lag
+
+clean: services-down
+	rm -rf .run $(VENV)

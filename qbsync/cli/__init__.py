@@ -1,0 +1,44 @@
+"""The `qbsync` command line. Each command group lives in a module of its own that
+exposes `register(subparsers)`; this module only wires them together and turns
+errors into one line on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from qbsync.cli import connection, database, topics
+from qbsync.cli.base import EXIT_CONFIG, EXIT_FAILURE, Command
+from qbsync.config import load_settings
+from qbsync.errors import ConfigurationError, QbsyncError
+
+COMMAND_MODULES = [database, topics, connection]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qbsync", description="Liscio <-> QuickBooks Online sync: operator commands."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    command: Command = args.handler
+    try:
+        settings = load_settings()
+        code: int = asyncio.run(command(args, settings))
+    except ConfigurationError as exc:
+        print(f"qbsync: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    except QbsyncError as exc:
+        print(f"qbsync: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILURE) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    raise SystemExit(code)

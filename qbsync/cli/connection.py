@@ -1,0 +1,42 @@
+"""qbsync connect / disconnect"""
+
+from __future__ import annotations
+
+import argparse
+
+from qbsync.cli.base import EXIT_FAILURE, EXIT_OK, Subparsers, database
+from qbsync.config import Settings
+from qbsync.crypto import TokenCipher
+from qbsync.db.connections import remove_connection, store_connection
+
+
+def register(subparsers: Subparsers) -> None:
+    connect = subparsers.add_parser("connect", help="store a firm's QuickBooks connection")
+    connect.add_argument("--firm", required=True)
+    connect.add_argument("--realm", required=True)
+    connect.add_argument("--refresh-token", required=True)
+    connect.set_defaults(handler=run_connect)
+
+    disconnect = subparsers.add_parser(
+        "disconnect", help="forget a firm's QuickBooks connection (no records are deleted)"
+    )
+    disconnect.add_argument("--firm", required=True)
+    disconnect.set_defaults(handler=run_disconnect)
+
+
+async def run_connect(args: argparse.Namespace, settings: Settings) -> int:
+    cipher = TokenCipher(settings.secret_key())
+    async with database(settings) as pool:
+        await store_connection(pool, cipher, args.firm, args.realm, args.refresh_token)
+    print(f"firm {args.firm} connected to realm {args.realm}")
+    return EXIT_OK
+
+
+async def run_disconnect(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as pool:
+        removed = await remove_connection(pool, args.firm)
+    if not removed:
+        print(f"qbsync: firm {args.firm} has no connection")
+        return EXIT_FAILURE
+    print(f"firm {args.firm} disconnected; its links and records are kept")
+    return EXIT_OK

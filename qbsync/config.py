@@ -1,0 +1,89 @@
+"""Configuration from environment variables (see the table in README.md).
+
+Every process reads its settings once, through `load_settings()`; a missing or invalid
+variable becomes a ConfigurationError that names it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qbsync.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVICES_ENV_FILE = REPO_ROOT / ".run" / "services.env"
+
+
+def _local_database_url() -> str:
+    """The DSN `make services-up` wrote, so a developer needs no exports."""
+    if SERVICES_ENV_FILE.exists():
+        for line in SERVICES_ENV_FILE.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key == "DATABASE_URL":
+                return value.strip()
+    return "postgresql://qbsync@127.0.0.1:54329/postgres"
+
+
+class Settings(BaseSettings):
+    """All settings of every process. Names are the environment variables' names."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    KAFKA_BOOTSTRAP_SERVERS: str = "localhost:9092"
+    DATABASE_URL: str = Field(default_factory=_local_database_url)
+    QBO_BASE_URL: str = "https://quickbooks.api.intuit.com"
+    QBO_TOKEN_URL: str = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+    QBO_CLIENT_ID: str | None = None
+    QBO_CLIENT_SECRET: str | None = None
+    QBO_WEBHOOK_VERIFIER_TOKEN: str | None = None
+    QBSYNC_SECRET_KEY: str | None = None
+
+    # Extensions of the contract (all optional).
+    QBO_MINOR_VERSION: int = Field(default=75, ge=1)
+    QBO_MAX_REQUESTS_PER_WINDOW: int = Field(default=500, ge=1)
+    QBO_RATE_WINDOW_SECONDS: float = Field(default=60.0, gt=0)
+    QBO_MAX_IN_FLIGHT: int = Field(default=10, ge=1)
+    QBO_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
+    QBSYNC_TOPIC_PREFIX: str = ""
+    QBSYNC_HTTP_PORT: int = Field(default=0, ge=0, le=65535)
+    QBSYNC_HTTP_HOST: str = "127.0.0.1"
+    QBSYNC_LOG_LEVEL: str = "INFO"
+    QBSYNC_DEMO: bool = False
+    QBSYNC_CDC_INTERVAL_SECONDS: float = Field(default=30.0, gt=0)
+    QBSYNC_CONNECT_ATTEMPTS: int = Field(default=10, ge=1)
+
+    def secret_key(self) -> str:
+        if not self.QBSYNC_SECRET_KEY:
+            if self.QBSYNC_DEMO:
+                return "qbsync-demo-key-not-for-production"
+            raise ConfigurationError(
+                "QBSYNC_SECRET_KEY", "is required to encrypt stored OAuth tokens"
+            )
+        return self.QBSYNC_SECRET_KEY
+
+    def oauth_client(self) -> tuple[str, str]:
+        if not self.QBO_CLIENT_ID:
+            raise ConfigurationError("QBO_CLIENT_ID", "is required to talk to QuickBooks")
+        if not self.QBO_CLIENT_SECRET:
+            raise ConfigurationError("QBO_CLIENT_SECRET", "is required to talk to QuickBooks")
+        return self.QBO_CLIENT_ID, self.QBO_CLIENT_SECRET
+
+
+def load_settings() -> Settings:
+    """Read the environment, turning pydantic's report into one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = ".".join(str(part) for part in first["loc"]) or "configuration"
+        raise ConfigurationError(variable, first["msg"]) from None
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

@@ -1,0 +1,61 @@
+"""The firms' QuickBooks connections (table `connections`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from qbsync.crypto import TokenCipher
+
+
+@dataclass(frozen=True)
+class Connection:
+    firm_id: str
+    realm_id: str
+    status: str
+    status_reason: str | None
+
+
+async def store_connection(
+    db: asyncpg.Pool | asyncpg.Connection,
+    cipher: TokenCipher,
+    firm_id: str,
+    realm_id: str,
+    refresh_token: str,
+) -> None:
+    await db.execute(
+        """
+        INSERT INTO connections (firm_id, realm_id, refresh_token_enc)
+        VALUES ($1, $2, $3)
+        ON CONFLICT (firm_id) DO UPDATE
+           SET realm_id = EXCLUDED.realm_id, refresh_token_enc = EXCLUDED.refresh_token_enc,
+               access_token_enc = NULL, access_token_expires_at = NULL,
+               status = 'connected', status_reason = NULL, updated_at = now()
+        """,
+        firm_id,
+        realm_id,
+        cipher.encrypt(refresh_token),
+    )
+
+
+async def remove_connection(db: asyncpg.Pool | asyncpg.Connection, firm_id: str) -> bool:
+    return (await db.execute("DELETE FROM connections WHERE firm_id = $1", firm_id)) != "DELETE 0"
+
+
+async def get_connection(db: asyncpg.Pool | asyncpg.Connection, firm_id: str) -> Connection | None:
+    row = await db.fetchrow(
+        "SELECT firm_id, realm_id, status, status_reason FROM connections WHERE firm_id = $1",
+        firm_id,
+    )
+    return Connection(**dict(row)) if row else None
+
+
+async def connection_of_realm(
+    db: asyncpg.Pool | asyncpg.Connection, realm_id: str
+) -> Connection | None:
+    row = await db.fetchrow(
+        "SELECT firm_id, realm_id, status, status_reason FROM connections WHERE realm_id = $1",
+        realm_id,
+    )
+    return Connection(**dict(row)) if row else None

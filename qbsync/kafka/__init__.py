@@ -1,0 +1,1 @@
+"""Kafka access: the topic catalogue, a producer, and the dead-letter sink."""

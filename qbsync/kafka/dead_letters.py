@@ -1,0 +1,57 @@
+"""Dead letters: a message we cannot process goes to `<topic>.dlq` with the reason."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from qbsync.kafka.producer import Producer
+from qbsync.kafka.topics import dlq_of
+from schemas import DeadLetter
+
+log = logging.getLogger("qbsync.dlq")
+
+
+def describe(error: Exception) -> str:
+    """A one-line reason a person can act on."""
+    if isinstance(error, ValidationError):
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in error.errors()
+        ]
+        return "schema violation: " + "; ".join(problems[:5])
+    return f"{type(error).__name__}: {error}"
+
+
+class DeadLetterSink:
+    def __init__(self, producer: Producer, service: str) -> None:
+        self.producer = producer
+        self.service = service
+
+    async def send(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        error: Exception | str,
+    ) -> None:
+        """`topic` is the unprefixed name of the topic the message came from."""
+        reason = error if isinstance(error, str) else describe(error)
+        letter = DeadLetter(
+            error=reason,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            value_b64=base64.b64encode(value or b"").decode(),
+            service=self.service,
+            at=datetime.now(UTC),
+        )
+        await self.producer.send(dlq_of(topic), (key or b"").decode(errors="replace"), letter)
+        log.warning(
+            "message sent to dead-letter topic",
+            extra={"topic": topic, "partition": partition, "offset": offset, "reason": reason},
+        )

@@ -1,0 +1,52 @@
+"""One JSON producer per process."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+
+from qbsync.retry import with_backoff
+
+
+def encode(value: BaseModel | dict[str, Any]) -> bytes:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json().encode()
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+class Producer:
+    """Sends JSON values with UTF-8 keys to prefixed topic names; idempotent, acks=all."""
+
+    def __init__(self, bootstrap: str, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+
+    async def start(self, attempts: int = 10) -> None:
+        async def attempt() -> None:
+            await self._producer.start()
+
+        await with_backoff("Kafka", attempt, attempts)
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, topic: str, key: str, value: BaseModel | dict[str, Any] | bytes) -> None:
+        """Send and wait for the broker's acknowledgement."""
+        data = value if isinstance(value, bytes) else encode(value)
+        await self._producer.send_and_wait(self.prefix + topic, data, key=key.encode())
+
+    async def send_soon(self, topic: str, key: str, value: BaseModel | dict[str, Any]) -> Any:
+        """Queue a send; returns a future that resolves on acknowledgement (for batches)."""
+        return await self._producer.send(self.prefix + topic, encode(value), key=key.encode())
+
+    async def flush(self) -> None:
+        await self._producer.flush()

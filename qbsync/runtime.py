@@ -1,0 +1,77 @@
+"""What every service process shares: settings, the database pool, the producer,
+the dead-letter sink and the HTTP server, started and stopped in one place."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from qbsync import log as qlog
+from qbsync.config import Settings, load_settings
+from qbsync.db import connect_pool, migrate
+from qbsync.db.pool import Pool
+from qbsync.errors import ConfigurationError, DependencyUnavailable
+from qbsync.http import ServiceHttpServer
+from qbsync.kafka.admin import ensure_topics
+from qbsync.kafka.dead_letters import DeadLetterSink
+from qbsync.kafka.producer import Producer
+
+log = logging.getLogger("qbsync.runtime")
+
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+
+def settings_or_exit(service: str) -> Settings:
+    """Settings, or one clear line naming the bad variable and exit code 2."""
+    try:
+        settings = load_settings()
+        qlog.configure(service, settings.QBSYNC_LOG_LEVEL)
+        return settings
+    except ConfigurationError as exc:
+        print(f"{service}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+@dataclass
+class Runtime:
+    service: str
+    settings: Settings
+    pool: Pool = field(init=False)
+    producer: Producer = field(init=False)
+    dead_letters: DeadLetterSink = field(init=False)
+    http: ServiceHttpServer = field(init=False)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pool = await connect_pool(s.DATABASE_URL, s.QBSYNC_CONNECT_ATTEMPTS, max_size=20)
+        await migrate(self.pool)
+        await ensure_topics(
+            s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX, s.QBSYNC_CONNECT_ATTEMPTS
+        )
+        self.producer = Producer(s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX)
+        await self.producer.start(s.QBSYNC_CONNECT_ATTEMPTS)
+        self.dead_letters = DeadLetterSink(self.producer, self.service)
+        self.http = ServiceHttpServer(self.service, s.QBSYNC_HTTP_HOST, s.QBSYNC_HTTP_PORT)
+        self.http.add_check("postgres", self._postgres_ok)
+        await self.http.start()
+        log.info(
+            "started", extra={"health": f"http://{s.QBSYNC_HTTP_HOST}:{self.http.port}/health"}
+        )
+
+    async def stop(self) -> None:
+        for stop in (self.http.stop, self.producer.stop, self.pool.close):
+            try:
+                await stop()
+            except Exception:
+                log.exception("error while stopping")
+
+    async def _postgres_ok(self) -> bool:
+        return bool(await self.pool.fetchval("SELECT true"))
+
+
+def exit_on_dependency_failure(service: str, exc: DependencyUnavailable) -> None:
+    log.error("cannot start: %s", exc)
+    print(f"{service}: {exc}", file=sys.stderr)
+    raise SystemExit(EXIT_UNAVAILABLE)

@@ -1,0 +1,3 @@
+from services.matcher.app import main
+
+main()

@@ -1,0 +1,3 @@
+from services.pusher.app import main
+
+main()

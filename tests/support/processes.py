@@ -1,0 +1,52 @@
+"""Services under test run as real processes: `python -m services.<name>`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.support.stack import REPO
+
+
+class ServiceProcess:
+    def __init__(self, module: str, env: dict[str, str]) -> None:
+        self.module = module
+        self.log_path = Path(
+            tempfile.mkstemp(prefix=f"{module.replace('.', '-')}-", suffix=".log")[1]
+        )
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(
+                    f"{self.module} did not stop within {timeout}s on {sig!r}"
+                ) from None
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
