@@ -6,6 +6,8 @@ the job and instance labels, so no metric carries a service label of its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_CONSUMED = Counter(
@@ -33,7 +35,9 @@ QBO_REQUESTS = Counter(
 QBO_RETRIES = Counter(
     "qbsync_quickbooks_retries_total", "QuickBooks requests retried", ["operation", "reason"]
 )
-QBO_THROTTLED = Counter("qbsync_quickbooks_throttled_total", "QuickBooks 429 answers", ["operation"])
+QBO_THROTTLED = Counter(
+    "qbsync_quickbooks_throttled_total", "QuickBooks 429 answers", ["operation"]
+)
 QBO_LIMITER_WAIT_SECONDS = Histogram(
     "qbsync_quickbooks_limiter_wait_seconds",
     "Time a request waited for the per-realm limiter",
@@ -41,7 +45,9 @@ QBO_LIMITER_WAIT_SECONDS = Histogram(
 )
 
 SYNC_RUN_STEPS = Counter(
-    "qbsync_sync_run_steps_total", "Sync run steps finished, by step and outcome", ["step", "outcome"]
+    "qbsync_sync_run_steps_total",
+    "Sync run steps finished, by step and outcome",
+    ["step", "outcome"],
 )
 LINKS_CHANGED = Counter(
     "qbsync_links_changed_total", "Links created or removed, by how", ["change", "how"]
@@ -51,4 +57,62 @@ FIELDS_WRITTEN = Counter(
 )
 CONNECTIONS_NEEDING_RECONNECT = Gauge(
     "qbsync_connections_needing_reconnect", "Firms whose QuickBooks connection needs reconnecting"
+)
+
+
+# What the lag exporter (`python -m qbsync.lag_exporter`) publishes. These are computed
+# from the broker at each scrape, not counted inside a service, so they are declared as
+# names here and turned into gauge families by the exporter's collector. The kafka_*
+# names and labels are kafka-exporter's, so dashboards written for it work unchanged.
+@dataclass(frozen=True)
+class ExportedGauge:
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+
+
+CONSUMER_GROUP_LAG = ExportedGauge(
+    "kafka_consumergroup_lag",
+    "Messages a consumer group has still to consume on a partition",
+    ("consumergroup", "topic", "partition"),
+)
+CONSUMER_GROUP_LAG_SUM = ExportedGauge(
+    "kafka_consumergroup_lag_sum",
+    "Messages a consumer group has still to consume on a topic, all partitions together",
+    ("consumergroup", "topic"),
+)
+CONSUMER_GROUP_CURRENT_OFFSET = ExportedGauge(
+    "kafka_consumergroup_current_offset",
+    "The offset a consumer group last committed on a partition",
+    ("consumergroup", "topic", "partition"),
+)
+TOPIC_PARTITION_CURRENT_OFFSET = ExportedGauge(
+    "kafka_topic_partition_current_offset",
+    "The end offset of a partition (the offset its next message will get)",
+    ("topic", "partition"),
+)
+DLQ_MESSAGES = ExportedGauge(
+    "qbsync_dlq_messages",
+    "Messages held in a dead-letter topic",
+    ("topic",),
+)
+DLQ_PENDING_MESSAGES = ExportedGauge(
+    "qbsync_dlq_pending_messages",
+    "Dead letters not yet redriven (`qbsync dlq redrive`) or discarded",
+    ("topic",),
+)
+LAG_COLLECTION_SECONDS = ExportedGauge(
+    "qbsync_lag_collection_seconds",
+    "How long the exporter's last round of offset requests took",
+    (),
+)
+
+LAG_EXPORTER_GAUGES: tuple[ExportedGauge, ...] = (
+    CONSUMER_GROUP_LAG,
+    CONSUMER_GROUP_LAG_SUM,
+    CONSUMER_GROUP_CURRENT_OFFSET,
+    TOPIC_PARTITION_CURRENT_OFFSET,
+    DLQ_MESSAGES,
+    DLQ_PENDING_MESSAGES,
+    LAG_COLLECTION_SECONDS,
 )
