@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from qbsync.errors import InvalidMessage
 from qbsync.kafka.dead_letters import DeadLetterSink
+from qbsync.observability import observe_message
 from qbsync.retry import with_backoff
 
 log = logging.getLogger("qbsync.kafka.consumer")
@@ -68,7 +69,8 @@ class ConsumerLoop:
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         topic = record.topic.removeprefix(self.prefix)
         try:
-            await self.handlers[topic](record)
+            with observe_message(topic):
+                await self.handlers[topic](record)
         except (ValidationError, InvalidMessage) as exc:
             await self.dead_letters.send(
                 topic, record.partition, record.offset, record.key, record.value, exc

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import dlq_of
+from qbsync.metrics import MESSAGES_DEAD_LETTERED
 from schemas import DeadLetter
 
 log = logging.getLogger("qbsync.dlq")
@@ -51,6 +52,7 @@ class DeadLetterSink:
             at=datetime.now(UTC),
         )
         await self.producer.send(dlq_of(topic), (key or b"").decode(errors="replace"), letter)
+        MESSAGES_DEAD_LETTERED.labels(topic).inc()
         log.warning(
             "message sent to dead-letter topic",
             extra={"topic": topic, "partition": partition, "offset": offset, "reason": reason},

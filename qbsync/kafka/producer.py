@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from qbsync.metrics import MESSAGES_PRODUCED
 from qbsync.retry import with_backoff
+
+
+def _count_delivery(topic: str, delivery: asyncio.Future[Any]) -> None:
+    """Counts a queued message once the broker acknowledged it (not when it failed)."""
+    if not delivery.cancelled() and delivery.exception() is None:
+        MESSAGES_PRODUCED.labels(topic).inc()
 
 
 def encode(value: BaseModel | dict[str, Any]) -> bytes:
@@ -43,10 +51,13 @@ class Producer:
         """Send and wait for the broker's acknowledgement."""
         data = value if isinstance(value, bytes) else encode(value)
         await self._producer.send_and_wait(self.prefix + topic, data, key=key.encode())
+        MESSAGES_PRODUCED.labels(topic).inc()
 
     async def send_soon(self, topic: str, key: str, value: BaseModel | dict[str, Any]) -> Any:
         """Queue a send; returns a future that resolves on acknowledgement (for batches)."""
-        return await self._producer.send(self.prefix + topic, encode(value), key=key.encode())
+        delivery = await self._producer.send(self.prefix + topic, encode(value), key=key.encode())
+        delivery.add_done_callback(lambda done: _count_delivery(topic, done))
+        return delivery
 
     async def flush(self) -> None:
         await self._producer.flush()
