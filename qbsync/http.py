@@ -15,13 +15,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 log = logging.getLogger("qbsync.http")
 
 HealthCheck = Callable[[], Awaitable[bool]]
+MetricsBody = Callable[[], Awaitable[bytes]]
+
+
+async def _process_metrics() -> bytes:
+    return generate_latest()
 
 
 class ServiceHttpServer:
-    def __init__(self, service: str, host: str, port: int) -> None:
+    def __init__(
+        self, service: str, host: str, port: int, metrics: MetricsBody = _process_metrics
+    ) -> None:
+        """`metrics` renders /metrics: by default every metric of this process."""
         self.service = service
         self.host = host
         self.port = port
+        self.render_metrics = metrics
         self.app = web.Application()
         self.checks: dict[str, HealthCheck] = {}
         self.app.router.add_get("/health", self._health)
@@ -64,4 +73,6 @@ class ServiceHttpServer:
         )
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=await self.render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
