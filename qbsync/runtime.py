@@ -7,15 +7,21 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from aiohttp.typedefs import Handler
+
 from qbsync import log as qlog
 from qbsync.config import Settings, load_settings
+from qbsync.crypto import TokenCipher
 from qbsync.db import connect_pool, migrate
+from qbsync.db.outbox import OutboxRelay
 from qbsync.db.pool import Pool
 from qbsync.errors import ConfigurationError, DependencyUnavailable
 from qbsync.http import ServiceHttpServer
 from qbsync.kafka.admin import ensure_topics
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.kafka.producer import Producer
+from qbsync.quickbooks.client import QuickBooksClient
+from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
 
 log = logging.getLogger("qbsync.runtime")
 
@@ -42,10 +48,14 @@ class Runtime:
     producer: Producer = field(init=False)
     dead_letters: DeadLetterSink = field(init=False)
     http: ServiceHttpServer = field(init=False)
+    outbox: OutboxRelay = field(init=False)
+    _quickbooks: QuickBooksClient | None = field(init=False, default=None)
+    # Service-specific HTTP routes (method, path, handler), added before the server starts.
+    routes: list[tuple[str, str, Handler]] = field(default_factory=list)
 
     async def start(self) -> None:
         s = self.settings
-        self.pool = await connect_pool(s.DATABASE_URL, s.QBSYNC_CONNECT_ATTEMPTS, max_size=20)
+        self.pool = await connect_pool(s.DATABASE_URL, s.QBSYNC_CONNECT_ATTEMPTS, max_size=30)
         await migrate(self.pool)
         await ensure_topics(
             s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX, s.QBSYNC_CONNECT_ATTEMPTS
@@ -53,15 +63,30 @@ class Runtime:
         self.producer = Producer(s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX)
         await self.producer.start(s.QBSYNC_CONNECT_ATTEMPTS)
         self.dead_letters = DeadLetterSink(self.producer, self.service)
+        self.outbox = OutboxRelay(self.pool, self.producer)
         self.http = ServiceHttpServer(self.service, s.QBSYNC_HTTP_HOST, s.QBSYNC_HTTP_PORT)
         self.http.add_check("postgres", self._postgres_ok)
+        for method, path, handler in self.routes:
+            self.http.app.router.add_route(method, path, handler)
         await self.http.start()
         log.info(
             "started", extra={"health": f"http://{s.QBSYNC_HTTP_HOST}:{self.http.port}/health"}
         )
 
+    @property
+    def quickbooks(self) -> QuickBooksClient:
+        """The process's one QuickBooks client (one limiter per realm per process), made on
+        first use so that a service without QuickBooks settings still starts and stores."""
+        if self._quickbooks is None:
+            tokens = PostgresTokenStore(self.pool, TokenCipher(self.settings.secret_key()))
+            self._quickbooks = QuickBooksClient.from_settings(self.settings, tokens)
+        return self._quickbooks
+
     async def stop(self) -> None:
-        for stop in (self.http.stop, self.producer.stop, self.pool.close):
+        stops = [self.http.stop, self.producer.stop, self.pool.close]
+        if self._quickbooks is not None:
+            stops.insert(0, self._quickbooks.aclose)
+        for stop in stops:
             try:
                 await stop()
             except Exception:

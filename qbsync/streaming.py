@@ -10,11 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 import faust
 from mode import Service
+from pydantic import BaseModel, ValidationError
+
+from qbsync import metrics
 
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
@@ -96,3 +101,84 @@ def run_worker(
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise
+
+
+M = TypeVar("M", bound=BaseModel)
+BatchHandler = Callable[[list[M]], Awaitable[None]]
+
+# Errors that say "try again later" (the database restarting, a network blip): the batch
+# is retried until it goes through, so nothing is lost while a dependency is down.
+TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+async def consume_in_batches(
+    stream: Any,  # a faust stream; StreamT does not declare take_events
+    topic: str,
+    model: type[M],
+    handle: BatchHandler[M],
+    runtime: Runtime,
+    *,
+    max_batch: int = 1000,
+    within: float = 0.05,
+) -> None:
+    """The body of a batching agent: parse each message (invalid ones go to the dead-letter
+    topic), hand the valid ones to `handle` as one batch. A batch that keeps failing for a
+    reason other than a dependency being down is retried one message at a time, and the
+    message that fails goes to the dead-letter topic with the error: the partition moves on."""
+    async for events in stream.take_events(max_batch, within):
+        started = time.perf_counter()
+        parsed: list[tuple[Any, M]] = []
+        for event in events:
+            message = event.message
+            try:
+                parsed.append((message, model.model_validate_json(message.value)))
+            except ValidationError as exc:
+                await runtime.dead_letters.send(
+                    topic, message.partition, message.offset, message.key, message.value, exc
+                )
+        if parsed:
+            await _handle_or_isolate(parsed, topic, handle, runtime)
+        metrics.MESSAGES_CONSUMED.labels(topic).inc(len(events))
+        metrics.PROCESSING_SECONDS.labels(topic).observe(
+            (time.perf_counter() - started) / max(len(events), 1)
+        )
+
+
+async def _handle_or_isolate(
+    parsed: list[tuple[Any, M]], topic: str, handle: BatchHandler[M], runtime: Runtime
+) -> None:
+    delay, attempt = 0.2, 0
+    while True:
+        attempt += 1
+        try:
+            await handle([value for _, value in parsed])
+            return
+        except TRANSIENT as exc:
+            log.warning(
+                "batch failed, will retry: %s", exc, extra={"topic": topic, "attempt": attempt}
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        except Exception as exc:
+            metrics.MESSAGES_FAILED.labels(topic).inc(len(parsed))
+            if len(parsed) == 1:
+                message, _ = parsed[0]
+                log.error(
+                    "message failed: %s", exc, extra={"topic": topic, "offset": message.offset}
+                )
+                await runtime.dead_letters.send(
+                    topic, message.partition, message.offset, message.key, message.value, exc
+                )
+                return
+            log.warning(
+                "batch failed, isolating the failing message: %s", exc, extra={"topic": topic}
+            )
+            for one in parsed:
+                await _handle_or_isolate([one], topic, handle, runtime)
+            return

@@ -142,6 +142,7 @@ class QboChangeNotice(_Message):
     entity: str
     entity_id: str
     operation: str
+    deleted_id: str | None = None
     last_updated: datetime | None = None
     received_at: datetime
 

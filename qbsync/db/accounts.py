@@ -2,41 +2,113 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import asyncpg
 
+from qbsync.db.pool import Db
 from qbsync.domain.fields import SyncedFields, to_json
 from qbsync.domain.matching import fold
 from schemas import AccountEvent
 
+# Events of one account arrive in order, but a redelivered older event must not roll the
+# copy back: the newer `occurred_at` wins.
+_UPSERT = """
+INSERT INTO accounts AS a (firm_id, account_id, name, name_folded, status, address, phone,
+                           website, archived, last_occurred_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::text[]::jsonb[], $7::text[], $8::text[], $9::bool[], $10::timestamptz[])
+ON CONFLICT (firm_id, account_id) DO UPDATE
+   SET name = EXCLUDED.name, name_folded = EXCLUDED.name_folded, status = EXCLUDED.status,
+       address = EXCLUDED.address, phone = EXCLUDED.phone, website = EXCLUDED.website,
+       archived = EXCLUDED.archived, last_occurred_at = EXCLUDED.last_occurred_at,
+       updated_at = now()
+ WHERE a.last_occurred_at <= EXCLUDED.last_occurred_at
+"""
 
-async def store_account(db: asyncpg.Connection | asyncpg.Pool, event: AccountEvent) -> bool:
-    """Keep the account's latest state. Events of one account arrive in order, but a
-    redelivered older event must not roll the copy back: the newer `occurred_at` wins.
-    Returns whether the stored copy changed."""
+
+@dataclass(frozen=True)
+class StoredAccount:
+    firm_id: str
+    account_id: str
+    name: str
+    status: str | None
+    archived: bool
+    fields: SyncedFields
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record | Mapping[str, Any]) -> StoredAccount:
+        return cls(
+            row["firm_id"],
+            row["account_id"],
+            row["name"],
+            row["status"],
+            row["archived"],
+            SyncedFields.parse(row["address"], row["phone"], row["website"]),
+        )
+
+
+def synced_fields_of(event: AccountEvent) -> SyncedFields:
     account = event.account
     raw_address = account.address.model_dump() if account.address else None
-    synced = SyncedFields.parse(raw_address, account.phone, account.website)
-    status = await db.execute(
-        """
-        INSERT INTO accounts AS a (firm_id, account_id, name, name_folded, status, address,
-                                   phone, website, archived, last_occurred_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        ON CONFLICT (firm_id, account_id) DO UPDATE
-           SET name = EXCLUDED.name, name_folded = EXCLUDED.name_folded,
-               status = EXCLUDED.status, address = EXCLUDED.address, phone = EXCLUDED.phone,
-               website = EXCLUDED.website, archived = EXCLUDED.archived,
-               last_occurred_at = EXCLUDED.last_occurred_at, updated_at = now()
-         WHERE a.last_occurred_at <= EXCLUDED.last_occurred_at
-        """,
-        event.firm_id,
-        account.id,
-        account.name,
-        fold(account.name),
-        account.status,
-        to_json(synced.address),
-        synced.phone,
-        synced.website,
-        event.type == "account.archived",
-        event.occurred_at,
+    return SyncedFields.parse(raw_address, account.phone, account.website)
+
+
+async def store_accounts(db: Db, events: Sequence[AccountEvent]) -> None:
+    """Keep each account's latest state; of several events of one account the last wins."""
+    latest = {(e.firm_id, e.account.id): e for e in events}
+    rows = [(e, synced_fields_of(e)) for e in latest.values()]
+    if not rows:
+        return
+    await db.execute(
+        _UPSERT,
+        [e.firm_id for e, _ in rows],
+        [e.account.id for e, _ in rows],
+        [e.account.name for e, _ in rows],
+        [fold(e.account.name) for e, _ in rows],
+        [e.account.status for e, _ in rows],
+        [json.dumps(to_json(f.address)) if f.address else None for _, f in rows],
+        [f.phone for _, f in rows],
+        [f.website for _, f in rows],
+        [e.type == "account.archived" for e, _ in rows],
+        [e.occurred_at for e, _ in rows],
     )
-    return status != "INSERT 0 0"
+
+
+_COLUMNS = "firm_id, account_id, name, status, archived, address, phone, website"
+
+
+async def get_account(db: Db, firm_id: str, account_id: str) -> StoredAccount | None:
+    row = await db.fetchrow(
+        f"SELECT {_COLUMNS} FROM accounts WHERE firm_id = $1 AND account_id = $2",
+        firm_id,
+        account_id,
+    )
+    return StoredAccount.from_row(row) if row else None
+
+
+async def unlinked_accounts(db: Db, firm_id: str) -> list[StoredAccount]:
+    rows = await db.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM accounts a
+         WHERE a.firm_id = $1 AND NOT a.archived
+           AND NOT EXISTS (SELECT 1 FROM links l
+                            WHERE l.firm_id = a.firm_id AND l.account_id = a.account_id)
+        """,
+        firm_id,
+    )
+    return [StoredAccount.from_row(r) for r in rows]
+
+
+async def mark_for_attention(db: Db, firm_id: str, account_id: str, reason: str | None) -> None:
+    """Operators see accounts that need a person (e.g. a name QuickBooks refuses)."""
+    await db.execute(
+        "UPDATE accounts SET attention = $3, attention_at = CASE WHEN $3::text IS NULL"
+        " THEN NULL ELSE now() END WHERE firm_id = $1 AND account_id = $2",
+        firm_id,
+        account_id,
+        reason,
+    )

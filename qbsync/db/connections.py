@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
 from qbsync.crypto import TokenCipher
+from qbsync.db.pool import Db
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,7 @@ class Connection:
 
 
 async def store_connection(
-    db: asyncpg.Pool | asyncpg.Connection,
+    db: Db,
     cipher: TokenCipher,
     firm_id: str,
     realm_id: str,
@@ -39,11 +38,11 @@ async def store_connection(
     )
 
 
-async def remove_connection(db: asyncpg.Pool | asyncpg.Connection, firm_id: str) -> bool:
+async def remove_connection(db: Db, firm_id: str) -> bool:
     return (await db.execute("DELETE FROM connections WHERE firm_id = $1", firm_id)) != "DELETE 0"
 
 
-async def get_connection(db: asyncpg.Pool | asyncpg.Connection, firm_id: str) -> Connection | None:
+async def get_connection(db: Db, firm_id: str) -> Connection | None:
     row = await db.fetchrow(
         "SELECT firm_id, realm_id, status, status_reason FROM connections WHERE firm_id = $1",
         firm_id,
@@ -51,9 +50,7 @@ async def get_connection(db: asyncpg.Pool | asyncpg.Connection, firm_id: str) ->
     return Connection(**dict(row)) if row else None
 
 
-async def connection_of_realm(
-    db: asyncpg.Pool | asyncpg.Connection, realm_id: str
-) -> Connection | None:
+async def connection_of_realm(db: Db, realm_id: str) -> Connection | None:
     row = await db.fetchrow(
         "SELECT firm_id, realm_id, status, status_reason FROM connections WHERE realm_id = $1",
         realm_id,

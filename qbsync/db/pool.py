@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any, Union
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from qbsync.retry import with_backoff
 
@@ -25,3 +27,8 @@ async def connect_pool(dsn: str, attempts: int = 10, max_size: int = 10) -> Pool
         )
 
     return await with_backoff("PostgreSQL", attempt, attempts)
+
+
+# What repository functions accept: a connection (plain or from the pool) or the pool.
+Connection = Union["asyncpg.Connection[Any]", "PoolConnectionProxy[Any]"]
+Db = Union["asyncpg.Connection[Any]", "PoolConnectionProxy[Any]", "asyncpg.Pool[Any]"]

@@ -19,3 +19,17 @@ def customer_may_be_linked(active: bool, deleted: bool, parent_id: str | None) -
     """Inactive customers are deleted ones. Sub-customers (jobs of a parent customer) are
     never linked automatically: a Liscio account is a client, which is the parent."""
     return active and not deleted and parent_id is None
+
+
+def delink_reason(
+    account_archived: bool, customer_active: bool, customer_deleted: bool
+) -> str | None:
+    """Why a link must go, or None. Nothing is ever auto-deleted: an archived account's
+    customer stays in QuickBooks, a deactivated customer's account stays in Liscio."""
+    if account_archived:
+        return "account archived in Liscio"
+    if customer_deleted:
+        return "customer deleted or merged away in QuickBooks"
+    if not customer_active:
+        return "customer made inactive in QuickBooks"
+    return None

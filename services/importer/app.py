@@ -1,43 +1,172 @@
-"""The importer: streams a firm's QuickBooks customers into `qbo.customers`."""
+"""The importer: streams QuickBooks customers into `qbo.customers`.
+
+- `sync.requests` (Sync Now, replay): opens a run, or joins the firm's open one;
+- the import worker claims runs' import steps and pages through every customer;
+- `POST /webhooks/quickbooks`: Intuit's notifications, checked and written to
+  `qbo.changes` before answering; a consumer of `qbo.changes` reads each changed customer;
+- CDC polling per connected realm catches what webhooks missed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
+from aiohttp import web
 from aiokafka import ConsumerRecord
 
+from qbsync.db import runs
 from qbsync.kafka.consumer import ConsumerLoop
-from qbsync.kafka.topics import SYNC_REQUESTS
+from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
 from qbsync.process import run_until_signalled
+from qbsync.quickbooks.errors import QuickBooksError
+from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications, verify_signature
 from qbsync.runtime import Runtime, settings_or_exit
-from schemas import SyncRequest
+from qbsync.sync.freshness import apply_change_notice, poll_realm
+from qbsync.sync.steps import StepFailed, import_customers, realm_of_firm
+from schemas import QboChangeNotice, SyncRequest
 
 SERVICE = "importer"
+WEBHOOK_PATH = "/webhooks/quickbooks"
 log = logging.getLogger("qbsync.importer")
 
 
-async def serve(runtime: Runtime, stopping: asyncio.Event) -> None:
-    async def on_sync_request(record: ConsumerRecord[bytes, bytes]) -> None:
-        request = SyncRequest.model_validate_json(record.value or b"")
-        log.info("sync requested", extra={"firm_id": request.firm_id, "kind": request.kind})
+class Importer:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.wake = asyncio.Event()
 
+    # -- Sync Now -----------------------------------------------------------------------
+    async def on_sync_request(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        request = SyncRequest.model_validate_json(record.value or b"")
+        run, created = await runs.open_or_join_run(
+            self.runtime.pool,
+            request.firm_id,
+            request.request_id,
+            request.kind,
+            request.requested_at,
+        )
+        log.info(
+            "sync requested",
+            extra={"firm_id": request.firm_id, "run_id": run.run_id, "joined": not created},
+        )
+        self.wake.set()
+
+    async def import_runs(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            run = await runs.claim_step(self.runtime.pool, "import")
+            if run is None:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), 1.0)
+                except TimeoutError:
+                    pass
+                continue
+            await self.import_run(run)
+
+    async def import_run(self, run: runs.Run) -> None:
+        pool = self.runtime.pool
+        try:
+            realm_id = await realm_of_firm(pool, run.firm_id)
+            await runs.set_run_realm(pool, run.run_id, realm_id)
+            count = await import_customers(
+                self.runtime.producer, self.runtime.quickbooks, run.firm_id, realm_id, run.run_id
+            )
+        except (StepFailed, QuickBooksError) as exc:
+            log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
+            await runs.finish_step(pool, run.run_id, "import", {}, failure=str(exc))
+            return
+        await runs.finish_step(pool, run.run_id, "import", {"customers": count})
+        log.info("import done", extra={"run_id": run.run_id, "customers": count})
+
+    # -- Between runs -------------------------------------------------------------------
+    async def on_webhook(self, request: web.Request) -> web.Response:
+        verifier = self.runtime.settings.QBO_WEBHOOK_VERIFIER_TOKEN
+        if not verifier:
+            return web.json_response({"error": "webhooks are not configured"}, status=503)
+        body = await request.read()
+        if not verify_signature(verifier, body, request.headers.get("intuit-signature")):
+            return web.json_response({"error": "invalid intuit-signature"}, status=401)
+        try:
+            changes = parse_notifications(body)
+        except WebhookPayloadError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        received = datetime.now(UTC)
+        for change in changes:
+            notice = QboChangeNotice(
+                realm_id=change.realm_id,
+                entity=change.entity,
+                entity_id=change.entity_id,
+                operation=change.operation,
+                deleted_id=change.deleted_id,
+                last_updated=change.occurred_at,
+                received_at=received,
+            )
+            # Written (and acknowledged by Kafka) before we answer 200: nothing is lost.
+            await self.runtime.producer.send(QBO_CHANGES, change.realm_id, notice)
+        return web.json_response({"accepted": len(changes)})
+
+    async def on_change_notice(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        notice = QboChangeNotice.model_validate_json(record.value or b"")
+        try:
+            await apply_change_notice(
+                self.runtime.pool, self.runtime.producer, self.runtime.quickbooks, notice
+            )
+        except QuickBooksError as exc:
+            # The next CDC round picks the change up; a notification is only a hint.
+            log.warning(
+                "change notice not applied", extra={"realm_id": notice.realm_id, "reason": str(exc)}
+            )
+
+    async def poll_changes(self, stopping: asyncio.Event) -> None:
+        interval = self.runtime.settings.QBSYNC_CDC_INTERVAL_SECONDS
+        while not stopping.is_set():
+            rows = await self.runtime.pool.fetch(
+                "SELECT firm_id, realm_id FROM connections WHERE status = 'connected'"
+            )
+            for row in rows:
+                try:
+                    await poll_realm(
+                        self.runtime.pool,
+                        self.runtime.producer,
+                        self.runtime.quickbooks,
+                        row["firm_id"],
+                        row["realm_id"],
+                    )
+                except QuickBooksError as exc:
+                    log.warning(
+                        "CDC poll failed", extra={"realm_id": row["realm_id"], "reason": str(exc)}
+                    )
+            try:
+                await asyncio.wait_for(stopping.wait(), interval)
+            except TimeoutError:
+                pass
+
+
+async def serve(runtime: Runtime, importer: Importer, stopping: asyncio.Event) -> None:
     settings = runtime.settings
-    loop = ConsumerLoop(
+    consumer = ConsumerLoop(
         settings.KAFKA_BOOTSTRAP_SERVERS,
         settings.QBSYNC_TOPIC_PREFIX,
         f"qbsync-{SERVICE}",
-        {SYNC_REQUESTS: on_sync_request},
+        {SYNC_REQUESTS: importer.on_sync_request, QBO_CHANGES: importer.on_change_notice},
         runtime.dead_letters,
     )
-    await loop.start(settings.QBSYNC_CONNECT_ATTEMPTS)
-    consuming = asyncio.create_task(loop.run())
+    await consumer.start(settings.QBSYNC_CONNECT_ATTEMPTS)
+    tasks = [
+        asyncio.create_task(consumer.run()),
+        asyncio.create_task(importer.import_runs(stopping)),
+        asyncio.create_task(importer.poll_changes(stopping)),
+    ]
     await stopping.wait()
-    loop.stop_soon()
-    await consuming
+    consumer.stop_soon()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def main() -> None:
     settings = settings_or_exit(SERVICE)
     runtime = Runtime(SERVICE, settings)
-    run_until_signalled(runtime, lambda stopping: serve(runtime, stopping))
+    importer = Importer(runtime)
+    runtime.routes.append(("POST", WEBHOOK_PATH, importer.on_webhook))
+    run_until_signalled(runtime, lambda stopping: serve(runtime, importer, stopping))

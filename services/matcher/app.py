@@ -1,17 +1,23 @@
-"""The matcher: keeps each firm's accounts and customers and links them by name."""
+"""The matcher: keeps each firm's accounts and customers, links them by name during a
+Sync Now, and delinks pairs whose account or customer went away.
+
+Agents: one per input stream. A timer moves Sync Now runs through their match and push
+steps; a task publishes the outbox (link events, fill-field commands).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 
-import faust
-from pydantic import ValidationError
-
-from qbsync.db.accounts import store_account
-from qbsync.kafka.topics import ACCOUNT_EVENTS
+from qbsync.db.accounts import store_accounts
+from qbsync.db.customers import store_customers
+from qbsync.kafka.topics import ACCOUNT_EVENTS, QBO_CUSTOMERS
 from qbsync.runtime import Runtime, settings_or_exit
-from qbsync.streaming import create_app, input_topic, run_worker
-from schemas import AccountEvent
+from qbsync.streaming import consume_in_batches, create_app, input_topic, run_worker
+from qbsync.sync.advance import RunAdvancer
+from qbsync.sync.removal import delink_account, delink_gone_customers
+from schemas import AccountEvent, CustomerRecord
 
 SERVICE = "matcher"
 log = logging.getLogger("qbsync.matcher")
@@ -20,20 +26,50 @@ settings = settings_or_exit(SERVICE)
 runtime = Runtime(SERVICE, settings)
 app = create_app(SERVICE, settings)
 account_events = input_topic(app, settings, ACCOUNT_EVENTS)
+qbo_customers = input_topic(app, settings, QBO_CUSTOMERS)
+advancer: RunAdvancer | None = None
+
+
+async def keep_accounts(events: list[AccountEvent]) -> None:
+    await store_accounts(runtime.pool, events)
+    for event in events:
+        if event.type == "account.archived":
+            await delink_account(
+                runtime.pool, event.firm_id, event.account.id, "account archived in Liscio"
+            )
+
+
+async def keep_customers(records: list[CustomerRecord]) -> None:
+    await store_customers(runtime.pool, records)
+    gone: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        if record.deleted or not record.active:
+            gone[record.realm_id].append(record.customer_id)
+    for realm_id, customer_ids in gone.items():
+        await delink_gone_customers(runtime.pool, realm_id, customer_ids)
 
 
 @app.agent(account_events)
-async def keep_accounts(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        message = event.message
-        try:
-            account_event = AccountEvent.model_validate_json(message.value)
-        except ValidationError as exc:
-            await runtime.dead_letters.send(
-                ACCOUNT_EVENTS, message.partition, message.offset, message.key, message.value, exc
-            )
-            continue
-        await store_account(runtime.pool, account_event)
+async def account_event_agent(stream: object) -> None:
+    await consume_in_batches(stream, ACCOUNT_EVENTS, AccountEvent, keep_accounts, runtime)
+
+
+@app.agent(qbo_customers)
+async def customer_agent(stream: object) -> None:
+    await consume_in_batches(stream, QBO_CUSTOMERS, CustomerRecord, keep_customers, runtime)
+
+
+@app.timer(interval=0.5)
+async def advance_runs() -> None:
+    global advancer
+    if advancer is None:
+        advancer = RunAdvancer(runtime.pool, runtime.quickbooks)
+    await advancer.tick()
+
+
+@app.task
+async def publish_outbox() -> None:
+    await runtime.outbox.run()
 
 
 def main() -> None:

@@ -1,4 +1,9 @@
-from qbsync.domain.accounts import customer_may_be_linked, is_prospect, may_create_in_quickbooks
+from qbsync.domain.accounts import (
+    customer_may_be_linked,
+    delink_reason,
+    is_prospect,
+    may_create_in_quickbooks,
+)
 from qbsync.domain.matching import Ambiguity, Named, match_by_name
 
 
@@ -62,3 +67,12 @@ def test_only_active_top_level_customers_may_be_linked() -> None:
     assert not customer_may_be_linked(active=False, deleted=False, parent_id=None)
     assert not customer_may_be_linked(active=True, deleted=True, parent_id=None)
     assert not customer_may_be_linked(active=True, deleted=False, parent_id="7")
+
+
+def test_links_go_when_either_side_goes_away() -> None:
+    assert (
+        delink_reason(account_archived=False, customer_active=True, customer_deleted=False) is None
+    )
+    assert delink_reason(True, True, False) == "account archived in Liscio"
+    assert delink_reason(False, False, False) == "customer made inactive in QuickBooks"
+    assert delink_reason(False, False, True) == "customer deleted or merged away in QuickBooks"

@@ -63,6 +63,9 @@ CREATE TABLE links (
     customer_id text NOT NULL,
     how         text NOT NULL CHECK (how IN ('auto', 'manual', 'created')),
     linked_at   timestamptz NOT NULL DEFAULT now(),
+    -- NULL until the first-sync merge of this link has been applied; a link whose first
+    -- sync was interrupted gets it (not the subsequent-sync rules) on the next attempt.
+    first_synced_at timestamptz,
     PRIMARY KEY (firm_id, account_id),
     CONSTRAINT one_account_per_customer UNIQUE (realm_id, customer_id)
 );
@@ -130,6 +133,8 @@ CREATE TABLE sync_run_steps (
     reason      text,
     started_at  timestamptz,
     finished_at timestamptz,
+    -- A step is claimed by one process at a time; a crashed claimant's lease runs out.
+    lease_until timestamptz,
     PRIMARY KEY (run_id, step)
 );
 

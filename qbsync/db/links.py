@@ -1,0 +1,165 @@
+"""Links between a Liscio account and a QuickBooks customer (table `links`), the
+ambiguities left for a person, and the audit log of both."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from qbsync.db.pool import Connection, Db
+from qbsync.domain.matching import Ambiguity
+
+
+@dataclass(frozen=True)
+class Link:
+    firm_id: str
+    account_id: str
+    realm_id: str
+    customer_id: str
+    how: str
+    linked_at: datetime
+    first_synced_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Link:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+_COLUMNS = "firm_id, account_id, realm_id, customer_id, how, linked_at, first_synced_at"
+
+
+async def insert_links(
+    conn: Connection,
+    firm_id: str,
+    realm_id: str,
+    pairs: Sequence[tuple[str, str]],
+    how: str,
+) -> list[Link]:
+    """Insert (account_id, customer_id) links; a pair whose account or customer is linked
+    already is skipped (the constraints decide, not a prior read). Returns those inserted."""
+    rows = await conn.fetch(
+        f"""
+        INSERT INTO links (firm_id, account_id, realm_id, customer_id, how)
+        SELECT $1, a, $2, c, $3 FROM unnest($4::text[], $5::text[]) AS p(a, c)
+        ON CONFLICT DO NOTHING
+        RETURNING {_COLUMNS}
+        """,
+        firm_id,
+        realm_id,
+        how,
+        [a for a, _ in pairs],
+        [c for _, c in pairs],
+    )
+    return [Link.from_row(r) for r in rows]
+
+
+async def delete_link(conn: Connection, firm_id: str, account_id: str) -> Link | None:
+    row = await conn.fetchrow(
+        f"DELETE FROM links WHERE firm_id = $1 AND account_id = $2 RETURNING {_COLUMNS}",
+        firm_id,
+        account_id,
+    )
+    return Link.from_row(row) if row else None
+
+
+async def link_of_account(db: Db, firm_id: str, account_id: str) -> Link | None:
+    row = await db.fetchrow(
+        f"SELECT {_COLUMNS} FROM links WHERE firm_id = $1 AND account_id = $2", firm_id, account_id
+    )
+    return Link.from_row(row) if row else None
+
+
+async def links_of_customers(db: Db, realm_id: str, customer_ids: Sequence[str]) -> list[Link]:
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM links WHERE realm_id = $1 AND customer_id = ANY($2::text[])",
+        realm_id,
+        list(customer_ids),
+    )
+    return [Link.from_row(r) for r in rows]
+
+
+async def links_of_firm(db: Db, firm_id: str) -> list[Link]:
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM links WHERE firm_id = $1 ORDER BY account_id", firm_id
+    )
+    return [Link.from_row(r) for r in rows]
+
+
+async def mark_first_synced(conn: Connection, firm_id: str, account_ids: Sequence[str]) -> None:
+    await conn.execute(
+        "UPDATE links SET first_synced_at = now()"
+        " WHERE firm_id = $1 AND account_id = ANY($2::text[]) AND first_synced_at IS NULL",
+        firm_id,
+        list(account_ids),
+    )
+
+
+async def replace_ambiguities(
+    conn: Connection, firm_id: str, found: Sequence[Ambiguity], run_id: str | None
+) -> None:
+    await conn.execute("DELETE FROM ambiguities WHERE firm_id = $1", firm_id)
+    await conn.executemany(
+        "INSERT INTO ambiguities (firm_id, name_folded, account_ids, customer_ids, run_id)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [
+            (firm_id, a.folded_name, list(a.account_ids), list(a.customer_ids), run_id)
+            for a in found
+        ],
+    )
+
+
+async def ambiguities_of_firm(db: Db, firm_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT name_folded, account_ids, customer_ids, detected_at FROM ambiguities"
+        " WHERE firm_id = $1 ORDER BY name_folded",
+        firm_id,
+    )
+    return [dict(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    firm_id: str
+    action: str
+    reason: str
+    account_id: str | None = None
+    realm_id: str | None = None
+    customer_id: str | None = None
+    side: str | None = None
+    field: str | None = None
+    old_value: Any = None
+    new_value: Any = None
+    run_id: str | None = None
+
+
+async def record_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    if not entries:
+        return
+    await conn.executemany(
+        """
+        INSERT INTO audit_log (firm_id, account_id, realm_id, customer_id, action, side, field,
+                               old_value, new_value, reason, run_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9::text::jsonb, $10, $11)
+        """,
+        [
+            (
+                e.firm_id,
+                e.account_id,
+                e.realm_id,
+                e.customer_id,
+                e.action,
+                e.side,
+                e.field,
+                json.dumps(e.old_value),
+                json.dumps(e.new_value),
+                e.reason,
+                e.run_id,
+            )
+            for e in entries
+        ],
+    )

@@ -1,0 +1,87 @@
+"""The transactional outbox: messages written in the same transaction as the change they
+announce, then published by a relay. A crash between the commit and the Kafka send loses
+nothing; a crash after the send and before the delete publishes again, which consumers
+already tolerate (every message carries its own unique id)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+
+from qbsync.db.pool import Connection
+from qbsync.kafka.producer import Producer
+
+log = logging.getLogger("qbsync.outbox")
+
+# One relay publishes at a time across all processes, so messages of one key keep
+# their order even with several instances running.
+_RELAY_LOCK = 0x4F5554424F58  # "OUTBOX"
+
+
+async def enqueue(conn: Connection, messages: Sequence[tuple[str, str, BaseModel]]) -> None:
+    """(topic, key, value) rows to publish once the caller's transaction commits."""
+    if not messages:
+        return
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3::text::jsonb)",
+        [(topic, key, value.model_dump_json()) for topic, key, value in messages],
+    )
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, producer: Producer, interval: float = 0.25) -> None:
+        self.pool = pool
+        self.producer = producer
+        self.interval = interval
+        self._wake = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Publish soon: something was just enqueued."""
+        self._wake.set()
+
+    async def publish_once(self, limit: int = 2000) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
+                return 0
+            rows = await conn.fetch(
+                "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1", limit
+            )
+            if not rows:
+                return 0
+            pending = [
+                await self.producer.send_soon(r["topic"], r["key"], _as_dict(r["value"]))
+                for r in rows
+            ]
+            await asyncio.gather(*pending)
+            await conn.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+            return len(rows)
+
+    async def run(self, stopping: asyncio.Event | None = None) -> None:
+        """Publish until `stopping` is set (or the task is cancelled)."""
+        stopping = stopping or asyncio.Event()
+        while not stopping.is_set():
+            try:
+                published = await self.publish_once()
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                published = 0
+            if published:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+        await self.publish_once()
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else dict(json.loads(value))

@@ -1,0 +1,106 @@
+"""Moving Sync Now runs through their match and push steps (run by the matcher).
+
+The importer finishes the import step with the number of customers it sent. Once the
+matcher has stored that many customers tagged with the run, one matcher process claims
+the match step, then the push step. Claims carry leases, so a crashed process's step is
+taken over by another after the lease runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from qbsync import metrics
+from qbsync.db import runs
+from qbsync.db.customers import count_seen_in_run
+from qbsync.db.pool import Pool
+from qbsync.quickbooks.errors import QuickBooksError
+from qbsync.sync.pairs import SyncCounts
+from qbsync.sync.ports import CustomerGateway
+from qbsync.sync.steps import StepFailed, match_firm, push_firm
+
+log = logging.getLogger("qbsync.sync.advance")
+
+
+def _failure(counts: SyncCounts) -> str | None:
+    if not counts.errors:
+        return None
+    return f"{len(counts.errors)} pair(s) could not be synced, first: {counts.errors[0]}"
+
+
+class RunAdvancer:
+    def __init__(self, pool: Pool, quickbooks: CustomerGateway) -> None:
+        self.pool = pool
+        self.quickbooks = quickbooks
+        self._working: dict[str, asyncio.Task[None]] = {}
+
+    async def tick(self) -> None:
+        """Start every match or push step that has become runnable."""
+        for run, imported in await runs.runs_waiting_for(self.pool, "match", after="import"):
+            if run.run_id in self._working or run.realm_id is None:
+                continue
+            expected = int(imported.get("customers", 0))
+            if await count_seen_in_run(self.pool, run.realm_id, run.run_id) < expected:
+                continue  # the matcher has not stored every imported customer yet
+            if await runs.claim_specific_step(self.pool, run.run_id, "match"):
+                self._start(run, self._match_then_push(run))
+        for run, _ in await runs.runs_waiting_for(self.pool, "push", after="match"):
+            if run.run_id not in self._working and await runs.claim_specific_step(
+                self.pool, run.run_id, "push"
+            ):
+                self._start(run, self._push(run))
+
+    def _start(self, run: runs.Run, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._working[run.run_id] = task
+        task.add_done_callback(lambda _: self._working.pop(run.run_id, None))
+
+    async def _match_then_push(self, run: runs.Run) -> None:
+        assert run.realm_id is not None
+        try:
+            outcome = await match_firm(
+                self.pool,
+                self.quickbooks,
+                run.firm_id,
+                run.realm_id,
+                run.run_id,
+                keep_alive=lambda: runs.renew_lease(self.pool, run.run_id, "match"),
+            )
+        except (StepFailed, QuickBooksError) as exc:
+            await self._finish(run, "match", {}, str(exc))
+            return
+        failure = _failure(outcome.first_sync)
+        await self._finish(run, "match", outcome.as_dict(), failure)
+        if failure is None and await runs.claim_specific_step(self.pool, run.run_id, "push"):
+            await self._push(run)
+
+    async def _push(self, run: runs.Run) -> None:
+        try:
+            outcome = await push_firm(self.pool, self.quickbooks, run.firm_id, run.run_id)
+        except (StepFailed, QuickBooksError) as exc:
+            await self._finish(run, "push", {}, str(exc))
+            return
+        await self._finish(run, "push", outcome.as_dict(), _failure(outcome.synced))
+
+    async def _finish(
+        self, run: runs.Run, step: runs.Step, counts: dict[str, int], failure: str | None
+    ) -> None:
+        await runs.finish_step(self.pool, run.run_id, step, counts, failure=failure)
+        metrics.SYNC_RUN_STEPS.labels(step, "failed" if failure else "done").inc()
+        log.info(
+            "sync run step finished",
+            extra={
+                "run_id": run.run_id,
+                "firm_id": run.firm_id,
+                "step": step,
+                "counts": counts,
+                "failure": failure,
+            },
+        )
+
+    async def close(self) -> None:
+        for task in list(self._working.values()):
+            task.cancel()
+        await asyncio.gather(*self._working.values(), return_exceptions=True)

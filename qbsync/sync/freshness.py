@@ -1,0 +1,121 @@
+"""Keeping `qbo.customers` fresh between Sync Now runs (run by the importer):
+webhook notifications and CDC polling, so a customer created or changed in QuickBooks
+appears without anyone pressing Sync Now."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from qbsync.db.connections import connection_of_realm
+from qbsync.db.pool import Pool
+from qbsync.kafka.producer import Producer
+from qbsync.kafka.topics import QBO_CUSTOMERS
+from qbsync.quickbooks.client import QuickBooksClient
+from qbsync.quickbooks.errors import ObjectNotFoundError
+from qbsync.quickbooks.mapping import customer_record
+from qbsync.sync.steps import import_customers
+from schemas import CustomerRecord, QboChangeNotice
+
+log = logging.getLogger("qbsync.sync.freshness")
+
+CDC_LOOKBACK = timedelta(days=30)
+
+
+def tombstone(realm_id: str, customer_id: str, firm_id: str | None, source: str) -> CustomerRecord:
+    """A customer QuickBooks deleted or merged away: no fields, only that it is gone."""
+    return CustomerRecord(
+        realm_id=realm_id,
+        customer_id=customer_id,
+        display_name="",
+        active=False,
+        deleted=True,
+        firm_id=firm_id,
+        source=source,
+    )
+
+
+async def apply_change_notice(
+    pool: Pool, producer: Producer, quickbooks: QuickBooksClient, notice: QboChangeNotice
+) -> None:
+    """Read the changed customer (notifications carry ids, not values) and publish it."""
+    if notice.entity != "Customer":
+        return
+    connection = await connection_of_realm(pool, notice.realm_id)
+    if connection is None or connection.status != "connected":
+        log.info(
+            "change of a realm without a usable connection ignored",
+            extra={"realm_id": notice.realm_id},
+        )
+        return
+    realm, firm = notice.realm_id, connection.firm_id
+    records: list[CustomerRecord] = []
+    if notice.operation == "Merge" and notice.deleted_id:
+        records.append(tombstone(realm, notice.deleted_id, firm, "webhook"))
+    if notice.operation == "Delete":
+        records.append(tombstone(realm, notice.entity_id, firm, "webhook"))
+    else:
+        try:
+            customer = await quickbooks.read_customer(realm, notice.entity_id)
+            records.append(customer_record(realm, customer, source="webhook", firm_id=firm))
+        except ObjectNotFoundError:
+            records.append(tombstone(realm, notice.entity_id, firm, "webhook"))
+    for record in records:
+        await producer.send(QBO_CUSTOMERS, f"{realm}:{record.customer_id}", record)
+
+
+def _next_mark(customers: list[dict[str, Any]], server_time: datetime, truncated: bool) -> datetime:
+    """CDC answers at most 1000 objects: when it may have cut the list, carry on from the
+    newest change it did return instead of from the server's time."""
+    if not truncated:
+        return server_time
+    times = [
+        datetime.fromisoformat(c["MetaData"]["LastUpdatedTime"])
+        for c in customers
+        if (c.get("MetaData") or {}).get("LastUpdatedTime")
+    ]
+    return max(times) if times else server_time
+
+
+async def poll_realm(
+    pool: Pool, producer: Producer, quickbooks: QuickBooksClient, firm_id: str, realm_id: str
+) -> int:
+    """One CDC round for one realm; returns how many customers it published. Only one
+    process polls a realm at a time (an advisory lock held for the round)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('cdc:' || $1, 0))", realm_id
+        ):
+            return 0
+        mark = await conn.fetchval(
+            "SELECT changed_since FROM cdc_marks WHERE realm_id = $1", realm_id
+        )
+        now = datetime.now(UTC)
+        if mark is None:
+            next_mark, published = now, 0  # first sight: Sync Now imports everything
+        elif now - mark >= CDC_LOOKBACK - timedelta(hours=1):
+            log.info("CDC mark older than 30 days: full import", extra={"realm_id": realm_id})
+            published = await import_customers(
+                producer, quickbooks, firm_id, realm_id, None, source="cdc"
+            )
+            next_mark = now
+        else:
+            changes = await quickbooks.customer_changes(realm_id, mark)
+            for customer in changes.customers:
+                record = (
+                    tombstone(realm_id, str(customer["Id"]), firm_id, "cdc")
+                    if customer.get("status") == "Deleted"
+                    else customer_record(realm_id, customer, source="cdc", firm_id=firm_id)
+                )
+                await producer.send_soon(QBO_CUSTOMERS, f"{realm_id}:{record.customer_id}", record)
+            await producer.flush()
+            published = len(changes.customers)
+            next_mark = _next_mark(changes.customers, changes.time, changes.maybe_truncated)
+        await conn.execute(
+            "INSERT INTO cdc_marks (realm_id, changed_since) VALUES ($1, $2)"
+            " ON CONFLICT (realm_id) DO UPDATE SET changed_since = $2, updated_at = now()",
+            realm_id,
+            next_mark,
+        )
+        return published

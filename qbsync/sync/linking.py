@@ -1,0 +1,98 @@
+"""Making and removing links. Each change is a row in the audit log and a `sync.links`
+event (through the outbox, in the same transaction), so Liscio and auditors see every one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+from qbsync import metrics
+from qbsync.db.links import AuditEntry, Link, delete_link, insert_links, record_audit
+from qbsync.db.outbox import enqueue
+from qbsync.db.pool import Connection
+from qbsync.kafka.topics import SYNC_LINKS
+from schemas import LinkEvent
+
+How = Literal["auto", "manual", "created"]
+
+
+def _event(link: Link, change: Literal["link.created", "link.removed"], reason: str) -> LinkEvent:
+    return LinkEvent(
+        event_id=str(uuid.uuid4()),
+        type=change,
+        firm_id=link.firm_id,
+        account_id=link.account_id,
+        realm_id=link.realm_id,
+        customer_id=link.customer_id,
+        how=link.how,
+        reason=reason,
+        at=datetime.now(UTC),
+    )
+
+
+async def _announce(
+    conn: Connection,
+    links: Sequence[Link],
+    change: Literal["link.created", "link.removed"],
+    reason: str,
+    run_id: str | None,
+) -> None:
+    await record_audit(
+        conn,
+        [
+            AuditEntry(
+                firm_id=link.firm_id,
+                action=change,
+                reason=reason,
+                account_id=link.account_id,
+                realm_id=link.realm_id,
+                customer_id=link.customer_id,
+                new_value=link.how,
+                run_id=run_id,
+            )
+            for link in links
+        ],
+    )
+    await enqueue(
+        conn,
+        [
+            (SYNC_LINKS, f"{link.firm_id}:{link.account_id}", _event(link, change, reason))
+            for link in links
+        ],
+    )
+    for link in links:
+        metrics.LINKS_CHANGED.labels(change.removeprefix("link."), link.how).inc()
+
+
+async def create_links(
+    conn: Connection,
+    firm_id: str,
+    realm_id: str,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    how: How,
+    reason: str,
+    run_id: str | None = None,
+) -> list[Link]:
+    """Link (account_id, customer_id) pairs inside the caller's transaction (which must hold
+    the accounts' locks). Pairs whose account or customer is already linked are skipped."""
+    links = await insert_links(conn, firm_id, realm_id, pairs, how)
+    await _announce(conn, links, "link.created", reason, run_id)
+    return links
+
+
+async def remove_link(
+    conn: Connection,
+    firm_id: str,
+    account_id: str,
+    *,
+    reason: str,
+    run_id: str | None = None,
+) -> Link | None:
+    """Delink the account (never deleting anything on either side). None if it had no link."""
+    link = await delete_link(conn, firm_id, account_id)
+    if link is not None:
+        await _announce(conn, [link], "link.removed", reason, run_id)
+    return link

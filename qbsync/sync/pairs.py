@@ -1,0 +1,233 @@
+"""Applying the sync rules to linked pairs.
+
+A pair that has not had its first sync gets the first-sync rules, every other pair the
+subsequent-sync rules (qbsync.domain.rules). Values go to QuickBooks through the gateway
+and to Liscio as `account.fill_fields` commands; each value written is audited. Equal
+values cause no call at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from qbsync import metrics
+from qbsync.db.accounts import mark_for_attention
+from qbsync.db.customers import store_customers
+from qbsync.db.links import AuditEntry, mark_first_synced, record_audit
+from qbsync.db.outbox import enqueue
+from qbsync.db.pairs import LinkedPair, load_pairs
+from qbsync.db.pool import Connection
+from qbsync.domain.fields import to_json
+from qbsync.domain.rules import SyncPlan, first_sync, subsequent_sync
+from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS
+from qbsync.quickbooks.errors import (
+    DuplicateNameError,
+    ObjectNotFoundError,
+    QuickBooksValidationError,
+)
+from qbsync.quickbooks.mapping import customer_record, fields_to_qbo
+from qbsync.sync.locks import lock_accounts
+from qbsync.sync.ports import CustomerGateway
+from schemas import AccountCommand, AccountFields
+from schemas.messages import CommandSource
+
+log = logging.getLogger("qbsync.sync.pairs")
+
+# QuickBooks answers that concern this one record: recorded on the account for a person,
+# never retried and never blocking other accounts.
+RECORD_ERRORS = (QuickBooksValidationError, DuplicateNameError, ObjectNotFoundError)
+
+
+def plan_for(pair: LinkedPair) -> SyncPlan:
+    if pair.link.first_synced_at is None:
+        return first_sync(pair.account.fields, pair.customer.fields)
+    return subsequent_sync(pair.account.fields, pair.customer.fields)
+
+
+@dataclass
+class SyncCounts:
+    pairs: int = 0
+    unchanged: int = 0
+    quickbooks_writes: int = 0
+    liscio_fills: int = 0
+    attention: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: SyncCounts) -> None:
+        self.pairs += other.pairs
+        self.unchanged += other.unchanged
+        self.quickbooks_writes += other.quickbooks_writes
+        self.liscio_fills += other.liscio_fills
+        self.attention += other.attention
+        self.errors.extend(other.errors)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "pairs": self.pairs,
+            "unchanged": self.unchanged,
+            "quickbooks_writes": self.quickbooks_writes,
+            "liscio_fills": self.liscio_fills,
+            "attention": self.attention,
+            "errors": len(self.errors),
+        }
+
+
+def stable_id(*parts: object) -> str:
+    """The same logical write always gets the same id (QuickBooks requestid, command_id),
+    so a retry after a crash is recognised instead of applied twice."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:32]
+
+
+async def apply_plan(
+    conn: Connection,
+    quickbooks: CustomerGateway,
+    pair: LinkedPair,
+    plan: SyncPlan,
+    *,
+    reason: str,
+    run_id: str | None = None,
+) -> SyncCounts:
+    """Carry out `plan` for `pair` inside the caller's transaction, which holds the
+    account's lock."""
+    link, customer = pair.link, pair.customer
+    counts = SyncCounts(pairs=1)
+    if not plan:
+        counts.unchanged = 1
+    if plan.to_quickbooks:
+        changes = fields_to_qbo(plan.to_quickbooks)
+        try:
+            updated = await quickbooks.update_customer(
+                link.realm_id,
+                link.customer_id,
+                customer.sync_token,
+                changes,
+                request_id=stable_id(
+                    "update", link.realm_id, link.customer_id, customer.sync_token, changes
+                ),
+            )
+        except RECORD_ERRORS as exc:
+            await mark_for_attention(conn, link.firm_id, link.account_id, str(exc))
+            counts.attention = 1
+            return counts
+        record = customer_record(link.realm_id, updated, source="write", firm_id=link.firm_id)
+        await store_customers(conn, [record])
+        await enqueue(conn, [(QBO_CUSTOMERS, f"{link.realm_id}:{link.customer_id}", record)])
+        counts.quickbooks_writes = 1
+    if plan.to_liscio:
+        fill = {name: to_json(value) for name, value in plan.to_liscio.items()}
+        command = AccountCommand(
+            command_id=stable_id("fill", link.firm_id, link.account_id, link.customer_id, fill),
+            type="account.fill_fields",
+            firm_id=link.firm_id,
+            account_id=link.account_id,
+            fields=AccountFields.model_validate(fill),
+            source=CommandSource(realm_id=link.realm_id, customer_id=link.customer_id),
+            issued_at=datetime.now(UTC),
+        )
+        await enqueue(conn, [(ACCOUNT_COMMANDS, f"{link.firm_id}:{link.account_id}", command)])
+        counts.liscio_fills = 1
+    await record_audit(
+        conn,
+        [
+            AuditEntry(
+                firm_id=link.firm_id,
+                action="field.written",
+                reason=f"{reason}: {write.reason}",
+                account_id=link.account_id,
+                realm_id=link.realm_id,
+                customer_id=link.customer_id,
+                side=write.side,
+                field=write.field,
+                old_value=to_json(write.old),
+                new_value=to_json(write.new),
+                run_id=run_id,
+            )
+            for write in plan.writes
+        ],
+    )
+    for write in plan.writes:
+        metrics.FIELDS_WRITTEN.labels(write.side, write.field).inc()
+    if link.first_synced_at is None:
+        await mark_first_synced(conn, link.firm_id, [link.account_id])
+    return counts
+
+
+async def sync_account(
+    pool: asyncpg.Pool,
+    quickbooks: CustomerGateway,
+    firm_id: str,
+    account_id: str,
+    *,
+    reason: str,
+    run_id: str | None = None,
+) -> SyncCounts:
+    """Lock the account, read both sides afresh, apply the rules that are due."""
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_accounts(conn, firm_id, [account_id])
+        pairs = await load_pairs(conn, firm_id, [account_id])
+        if not pairs:
+            return SyncCounts()
+        pair = pairs[0]
+        return await apply_plan(
+            conn, quickbooks, pair, plan_for(pair), reason=reason, run_id=run_id
+        )
+
+
+async def sync_accounts(
+    pool: asyncpg.Pool,
+    quickbooks: CustomerGateway,
+    firm_id: str,
+    account_ids: Sequence[str],
+    *,
+    reason: str,
+    run_id: str | None = None,
+    concurrency: int = 10,
+    chunk: int = 500,
+) -> SyncCounts:
+    """Sync many linked accounts of one firm. Pairs with nothing to write are settled in
+    bulk (one transaction per chunk); only pairs with writes get a transaction of their
+    own, `concurrency` at a time (QuickBooks allows 10 requests in flight per realm)."""
+    total = SyncCounts()
+    busy: list[str] = []
+    for start in range(0, len(account_ids), chunk):
+        ids = account_ids[start : start + chunk]
+        async with pool.acquire() as conn, conn.transaction():
+            await lock_accounts(conn, firm_id, ids)
+            pairs = await load_pairs(conn, firm_id, ids)
+            settled = [p for p in pairs if not plan_for(p)]
+            await mark_first_synced(
+                conn,
+                firm_id,
+                [p.link.account_id for p in settled if p.link.first_synced_at is None],
+            )
+            total.pairs += len(settled)
+            total.unchanged += len(settled)
+            busy.extend(p.link.account_id for p in pairs if plan_for(p))
+
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(account_id: str) -> SyncCounts:
+        async with gate:
+            try:
+                return await sync_account(
+                    pool, quickbooks, firm_id, account_id, reason=reason, run_id=run_id
+                )
+            except Exception as exc:  # one pair's failure must not stop the others
+                log.warning(
+                    "sync of account failed",
+                    extra={"firm_id": firm_id, "account_id": account_id, "error": str(exc)},
+                )
+                return SyncCounts(pairs=1, errors=[f"{account_id}: {exc}"])
+
+    for result in await asyncio.gather(*(one(a) for a in busy)):
+        total.add(result)
+    return total

@@ -1,0 +1,32 @@
+"""What the use cases need from QuickBooks: the part of the client they call."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+
+class CustomerGateway(Protocol):
+    def customers(
+        self, realm_id: str, *, include_inactive: bool = False
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def read_customer(self, realm_id: str, customer_id: str) -> dict[str, Any]: ...
+
+    async def find_customers_by_name(
+        self, realm_id: str, display_name: str
+    ) -> list[dict[str, Any]]: ...
+
+    async def create_customer(
+        self, realm_id: str, body: dict[str, Any], *, request_id: str
+    ) -> dict[str, Any]: ...
+
+    async def update_customer(
+        self,
+        realm_id: str,
+        customer_id: str,
+        sync_token: str | None,
+        changes: dict[str, Any],
+        *,
+        request_id: str,
+    ) -> dict[str, Any]: ...
