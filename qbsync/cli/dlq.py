@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiokafka.errors import KafkaError
-from rich.console import Console
-from rich.table import Table
 
 from qbsync.cli.base import EXIT_OK, Subparsers, print_json
 from qbsync.config import Settings
@@ -68,15 +66,18 @@ async def run_list(args: argparse.Namespace, settings: Settings) -> int:
             }
         )
         return EXIT_OK
-    table = Table(title=f"{topic.name}: {len(letters)} dead letter(s)", title_justify="left")
-    for column in ("partition", "offset", "key", "reason", "service", "at", "redriven"):
-        table.add_column(column, overflow="fold")
+    pending = sum(1 for letter in letters if not letter.redriven)
+    lines = [f"{topic.name}: {len(letters)} dead letter(s), {pending} not redriven"]
     for letter in letters:
         row = letter.summary()
-        table.add_row(
-            *("yes" if v is True else "" if v in (False, None) else str(v) for v in row.values())
+        at = letter.letter.at.strftime("%Y-%m-%d %H:%M:%S UTC") if letter.letter else "?"
+        redriven = "  (redriven)" if letter.redriven else ""
+        lines.append(
+            f"[{letter.partition}] offset {letter.offset}  {at}  {row['service'] or '?'}  "
+            f"key {letter.key!r}{redriven}"
         )
-    Console().print(table)
+        lines.append(f"    {row['reason']}")
+    print("\n".join(lines))
     return EXIT_OK
 
 
