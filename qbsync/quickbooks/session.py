@@ -1,0 +1,163 @@
+"""One QuickBooks API call: authenticated, inside the realm's limits, retried when that is safe.
+
+Retried: 429 (honouring Retry-After), 5xx, timeouts and connection errors, with exponential
+backoff and full jitter, and a 401 exactly once after a token refresh. Never retried: any
+other 4xx. A write's `requestid` is part of `params` and therefore identical in every attempt,
+so QuickBooks answers a retry of a write that did land with the first result instead of
+writing again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from qbsync.metrics import QBO_LIMITER_WAIT_SECONDS, QBO_REQUESTS, QBO_RETRIES, QBO_THROTTLED
+from qbsync.quickbooks.backoff import RetryPolicy, Sleep, parse_retry_after
+from qbsync.quickbooks.errors import (
+    QuickBooksError,
+    ServerError,
+    TransportError,
+    error_from_response,
+)
+from qbsync.quickbooks.limiter import Limiters
+from qbsync.quickbooks.oauth import TokenManager
+from qbsync.quickbooks.responses import RETRYABLE_TRANSPORT_ERRORS, json_or_none
+
+log = logging.getLogger("qbsync.quickbooks")
+
+
+class ApiSession:
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        base_url: str,
+        tokens: TokenManager,
+        limiters: Limiters,
+        retry: RetryPolicy,
+        minor_version: int,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._sleep = sleep
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._tokens = tokens
+        self._limiters = limiters
+        self._retry = retry
+        self._minor_version = minor_version
+
+    def url(self, realm_id: str, path: str) -> str:
+        return f"{self._base_url}/v3/company/{realm_id}/{path}"
+
+    async def call(
+        self,
+        realm_id: str,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        weight: int = 1,
+        batch: bool = False,
+    ) -> dict[str, Any]:
+        """The decoded JSON answer, or the typed QuickBooksError once retries are spent.
+        `weight` is how many calls the request counts as (a batch counts its items)."""
+        url = self.url(realm_id, path)
+        query = {**(params or {}), "minorversion": str(self._minor_version)}
+        limiter = self._limiters.for_realm(realm_id)
+        refreshed = False
+        attempt = 1
+        while True:
+            token = await self._tokens.access_token(realm_id)
+            response: httpx.Response | None = None
+            transport_error: httpx.HTTPError | None = None
+            async with limiter.slot(weight, batch=batch) as waited:
+                QBO_LIMITER_WAIT_SECONDS.observe(waited)
+                try:
+                    response = await self._http.request(
+                        method,
+                        url,
+                        params=query,
+                        json=json_body,
+                        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                    )
+                except RETRYABLE_TRANSPORT_ERRORS as exc:
+                    transport_error = exc
+
+            retry_after: float | None = None
+            failure: QuickBooksError
+            if response is None:
+                QBO_REQUESTS.labels(operation, "error").inc()
+                reason = (
+                    "timeout"
+                    if isinstance(transport_error, httpx.TimeoutException)
+                    else "connection"
+                )
+                failure = TransportError(
+                    realm_id=realm_id,
+                    operation=operation,
+                    message=type(transport_error).__name__,
+                    detail=str(transport_error),
+                )
+            else:
+                status = response.status_code
+                QBO_REQUESTS.labels(operation, str(status)).inc()
+                body = json_or_none(response)
+                if 200 <= status < 300:
+                    return self._success(realm_id, operation, status, body)
+                if status == 401 and not refreshed:
+                    refreshed = True
+                    QBO_RETRIES.labels(operation, "unauthorized").inc()
+                    log.warning(
+                        "QuickBooks rejected the access token; refreshing once and retrying",
+                        extra={"realm_id": realm_id, "operation": operation},
+                    )
+                    await self._tokens.renew_after_rejection(realm_id, token)
+                    continue
+                failure = error_from_response(
+                    realm_id=realm_id, operation=operation, status=status, body=body
+                )
+                if status == 429:
+                    QBO_THROTTLED.labels(operation).inc()
+                    reason = "throttled"
+                elif status >= 500:
+                    reason = "server_error"
+                else:
+                    raise failure
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+            if attempt >= self._retry.attempts:
+                raise failure
+            delay = self._retry.delay(attempt, retry_after)
+            QBO_RETRIES.labels(operation, reason).inc()
+            log.warning(
+                "QuickBooks %s for realm %s failed (%s), retry %d of %d in %.2fs",
+                operation,
+                realm_id,
+                reason,
+                attempt,
+                self._retry.attempts - 1,
+                delay,
+                extra={"realm_id": realm_id, "operation": operation, "reason": reason},
+            )
+            await self._sleep(delay)
+            attempt += 1
+
+    @staticmethod
+    def _success(realm_id: str, operation: str, status: int, body: object) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ServerError(
+                realm_id=realm_id,
+                operation=operation,
+                message="answer is not a JSON object",
+                status=status,
+            )
+        if "Fault" in body:  # QuickBooks sometimes reports a failure with a 200
+            raise error_from_response(realm_id=realm_id, operation=operation, status=400, body=body)
+        return body

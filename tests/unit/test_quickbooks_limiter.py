@@ -1,0 +1,188 @@
+"""The per-realm limiter: the sliding log (pure, explicit times) and the asyncio gate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from qbsync.config import Settings
+from qbsync.quickbooks.limiter import Limiters, Limits, RealmLimiter, SlidingWindow
+
+
+def test_a_request_counts_from_start_until_a_window_after_its_answer() -> None:
+    window = SlidingWindow(capacity=3, span=60.0)
+    window.start(1)
+    assert window.occupied(now=0.0) == 1
+    window.finish(1, now=5.0)
+    assert window.occupied(now=64.9) == 1  # still counted: answered at 5 s
+    assert window.occupied(now=65.0) == 0
+
+
+def test_room_is_capacity_minus_in_flight_and_recent() -> None:
+    window = SlidingWindow(capacity=3, span=10.0)
+    for at in (1.0, 2.0):
+        window.start(1)
+        window.finish(1, now=at)
+    window.start(1)
+    assert not window.has_room(1, now=3.0)
+    assert window.room_at(1, now=3.0) == 11.0  # the oldest answer expires
+    assert window.room_at(2, now=3.0) == 12.0  # both must expire
+    assert window.room_at(3, now=3.0) is None  # the one in flight must finish first
+    assert window.has_room(1, now=11.0)
+
+
+def test_weights_count_in_full() -> None:
+    window = SlidingWindow(capacity=40, span=10.0)
+    window.start(30)
+    assert window.has_room(10, now=0.0)
+    assert not window.has_room(11, now=0.0)
+    window.finish(30, now=1.0)
+    assert window.room_at(11, now=2.0) == 11.0
+
+
+def test_the_log_stays_ordered_if_the_clock_steps_back() -> None:
+    window = SlidingWindow(capacity=2, span=10.0)
+    window.start(1)
+    window.start(1)
+    window.finish(1, now=5.0)
+    window.finish(1, now=4.0)
+    assert window.occupied(now=14.9) == 2
+    assert window.occupied(now=15.0) == 0
+
+
+def test_limits_come_from_settings() -> None:
+    settings = Settings(
+        QBO_MAX_REQUESTS_PER_WINDOW=100, QBO_RATE_WINDOW_SECONDS=6, QBO_MAX_IN_FLIGHT=4
+    )
+    limits = Limits.from_settings(settings)
+    assert (limits.max_per_window, limits.window_seconds, limits.max_in_flight) == (100, 6.0, 4)
+
+
+def test_one_limiter_per_realm() -> None:
+    limiters = Limiters(Limits())
+    assert limiters.for_realm("a") is limiters.for_realm("a")
+    assert limiters.for_realm("a") is not limiters.for_realm("b")
+
+
+async def test_at_most_max_in_flight_hold_a_slot() -> None:
+    limiter = RealmLimiter(Limits(max_in_flight=3))
+    inside = 0
+    most = 0
+    release = asyncio.Event()
+
+    async def request() -> None:
+        nonlocal inside, most
+        async with limiter.slot():
+            inside += 1
+            most = max(most, inside)
+            if inside == 3:
+                release.set()
+            await release.wait()
+            inside -= 1
+
+    await asyncio.gather(*(request() for _ in range(12)))
+    assert most == 3
+    assert limiter.in_flight == 0
+
+
+async def test_a_full_window_waits_until_the_oldest_answer_is_a_window_old() -> None:
+    window = 0.3
+    limiter = RealmLimiter(Limits(max_per_window=3, window_seconds=window, max_in_flight=10))
+    answered: list[float] = []
+    for _ in range(3):
+        async with limiter.slot():
+            answered.append(time.monotonic())  # the limiter notes the answer just after this
+    assert limiter.occupied() == 3
+
+    async with limiter.slot() as waited:
+        entered = time.monotonic()
+
+    assert entered >= answered[0] + window
+    assert waited > 0
+
+
+async def test_a_window_full_of_requests_in_flight_waits_for_answers() -> None:
+    limiter = RealmLimiter(Limits(max_per_window=2, window_seconds=0.05, max_in_flight=10))
+    finish = asyncio.Event()
+    both_in = asyncio.Event()
+    admitted: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with limiter.slot():
+            admitted.append(name)
+            if len(admitted) == 2:
+                both_in.set()
+            await finish.wait()
+
+    holders = [asyncio.create_task(hold(n)) for n in ("a", "b")]
+    third = asyncio.create_task(hold("c"))
+    await asyncio.wait_for(both_in.wait(), timeout=5)
+    # Twice the window later there is still no room: both requests are still in flight.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(third), timeout=0.1)
+    assert admitted == ["a", "b"]
+    finish.set()
+    await asyncio.wait_for(asyncio.gather(*holders, third), timeout=5)
+    assert admitted == ["a", "b", "c"]
+
+
+async def test_waiters_are_admitted_in_arrival_order_so_a_batch_is_not_starved() -> None:
+    limiter = RealmLimiter(Limits(max_per_window=5, window_seconds=0.1, max_in_flight=10))
+    order: list[str] = []
+
+    async def request(name: str, weight: int) -> None:
+        async with limiter.slot(weight, batch=weight > 1):
+            order.append(name)
+
+    for n in range(4):
+        await request(f"s{n}", 1)
+    tasks = [asyncio.create_task(request("batch", 5))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(request(f"late{n}", 1)) for n in range(3)]
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    assert order[4] == "batch"
+
+
+async def test_batches_have_their_own_window() -> None:
+    limiter = RealmLimiter(Limits(max_per_window=100, window_seconds=0.2, max_batches_per_window=2))
+    for _ in range(2):
+        async with limiter.slot(2, batch=True):
+            pass
+    began = time.monotonic()
+    async with limiter.slot(2, batch=True):
+        pass
+    assert time.monotonic() - began >= 0.15
+    async with limiter.slot(1) as waited:  # plain requests are not held back by the batch cap
+        assert waited < 0.1
+
+
+async def test_a_weight_over_the_window_is_refused() -> None:
+    limiter = RealmLimiter(Limits(max_per_window=10))
+    with pytest.raises(ValueError, match=r"1\.\.10"):
+        async with limiter.slot(11):
+            pass
+    async with limiter.slot(10):
+        pass  # a refused request did not leak an in-flight slot
+    assert limiter.in_flight == 0
+
+
+async def test_a_cancelled_waiter_gives_its_place_back() -> None:
+    limiter = RealmLimiter(Limits(max_per_window=1, window_seconds=0.2, max_in_flight=1))
+    async with limiter.slot():
+        pass
+
+    async def request() -> None:
+        async with limiter.slot():
+            pass
+
+    # The waiter takes the only in-flight place, then waits for the window; cancel it there.
+    waiter = asyncio.create_task(request())
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    # Had the cancelled waiter kept its in-flight place, this would never get in.
+    await asyncio.wait_for(request(), timeout=2)
+    assert limiter.in_flight == 0
