@@ -7,6 +7,7 @@ or expired access token gets QuickBooks' 401 Fault.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -45,7 +46,10 @@ def body_of(request: httpx.Request) -> Any:
 
 
 class FakeQuickBooks:
-    def __init__(self, refresh_token: str = "rt-0", expires_in: int = 3600) -> None:
+    def __init__(
+        self, refresh_token: str = "rt-0", expires_in: int = 3600, token_delay: float = 0.0
+    ) -> None:
+        self.token_delay = token_delay  # lets concurrent refreshes overlap
         self.refresh_tokens = {refresh_token}
         self.access_tokens: set[str] = set()
         self.expires_in = expires_in
@@ -79,6 +83,8 @@ class FakeQuickBooks:
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/oauth2/v1/tokens/bearer":
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay)
             return self._token(request)
         if request.url.path == "/oauth2/v1/tokens/revoke":
             self.revoked.append(body_of(request)["token"])

@@ -1,0 +1,117 @@
+"""Rotating OAuth tokens stored encrypted in PostgreSQL (real database, scripted OAuth server)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+import pytest
+
+from qbsync.crypto import TokenCipher
+from qbsync.db.connections import store_connection
+from qbsync.db.pool import Pool
+from qbsync.quickbooks.backoff import RetryPolicy
+from qbsync.quickbooks.client import QuickBooksClient
+from qbsync.quickbooks.errors import NeedsReconnectError
+from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
+from qbsync.quickbooks.tokens import StoredTokens
+from tests.conftest import unique
+from tests.support.fake_quickbooks import BASE_URL, TOKEN_URL, FakeQuickBooks, customer
+
+CIPHER = TokenCipher("test-secret")
+
+
+async def connected_realm(pool: Pool, refresh_token: str = "rt-0") -> str:
+    realm = unique("realm")
+    await store_connection(pool, CIPHER, unique("firm"), realm, refresh_token)
+    return realm
+
+
+def client_for(fake: FakeQuickBooks, store: PostgresTokenStore) -> QuickBooksClient:
+    return QuickBooksClient(
+        base_url=BASE_URL,
+        token_url=TOKEN_URL,
+        client_id="app",
+        client_secret="secret",
+        tokens=store,
+        retry=RetryPolicy(attempts=2, base_delay=0),
+        transport=fake.transport(),
+    )
+
+
+async def test_a_rotated_refresh_token_is_stored_encrypted(pool: Pool) -> None:
+    realm = await connected_realm(pool)
+    fake = FakeQuickBooks()
+    fake.script(httpx.Response(200, json={"Customer": customer("1")}))
+    async with client_for(fake, PostgresTokenStore(pool, CIPHER)) as client:
+        await client.read_customer(realm, "1")
+
+    row = await pool.fetchrow(
+        "SELECT refresh_token_enc, access_token_enc, access_token_expires_at "
+        "FROM connections WHERE realm_id = $1",
+        realm,
+    )
+    assert row is not None
+    assert b"rt-1" not in bytes(row["refresh_token_enc"])
+    assert CIPHER.decrypt(bytes(row["refresh_token_enc"])) == "rt-1"
+    assert CIPHER.decrypt(bytes(row["access_token_enc"])) == "at-1"
+    assert row["access_token_expires_at"] is not None
+    assert fake.refresh_tokens == {"rt-1"}
+
+
+async def test_refreshes_from_many_processes_collapse_into_one(pool: Pool) -> None:
+    realm = await connected_realm(pool)
+    fake = FakeQuickBooks(token_delay=0.1)
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"Customer": customer("1")})
+
+    fake.api = answer
+    # Three clients with their own stores and locks stand for three processes.
+    clients = [client_for(fake, PostgresTokenStore(pool, CIPHER)) for _ in range(3)]
+    try:
+        await asyncio.gather(
+            *(client.read_customer(realm, "1") for client in clients for _ in range(10))
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+
+    assert fake.token_requests == 1  # a second refresh would also have hit invalid_grant
+    assert {r.headers["Authorization"] for r in fake.api_requests} == {"Bearer at-1"}
+
+
+async def test_a_refresh_holds_the_row_and_a_failed_one_leaves_it_untouched(pool: Pool) -> None:
+    realm = await connected_realm(pool)
+    store = PostgresTokenStore(pool, CIPHER)
+
+    async def failing_refresh(current: StoredTokens) -> StoredTokens:
+        assert current.refresh_token == "rt-0"
+        # Any other refresher (another process) must queue on the row meanwhile.
+        with pytest.raises(asyncpg.LockNotAvailableError):
+            await pool.fetchval(
+                "SELECT 1 FROM connections WHERE realm_id = $1 FOR UPDATE NOWAIT", realm
+            )
+        raise RuntimeError("token endpoint went away mid-refresh")
+
+    with pytest.raises(RuntimeError):
+        await store.rotate(realm, failing_refresh)
+    assert (await store.load(realm)).refresh_token == "rt-0"
+
+
+async def test_invalid_grant_marks_the_connection_needs_reconnect(pool: Pool) -> None:
+    realm = await connected_realm(pool, refresh_token="rt-revoked")
+    fake = FakeQuickBooks()
+    async with client_for(fake, PostgresTokenStore(pool, CIPHER)) as client:
+        with pytest.raises(NeedsReconnectError):
+            await client.read_customer(realm, "1")
+        with pytest.raises(NeedsReconnectError):  # from the stored status, no new token request
+            await client.read_customer(realm, "1")
+
+    row = await pool.fetchrow(
+        "SELECT status, status_reason FROM connections WHERE realm_id = $1", realm
+    )
+    assert row is not None and row["status"] == "needs_reconnect"
+    assert "invalid_grant" in row["status_reason"]
+    assert fake.token_requests == 1
