@@ -116,3 +116,9 @@ LAG_EXPORTER_GAUGES: tuple[ExportedGauge, ...] = (
     DLQ_PENDING_MESSAGES,
     LAG_COLLECTION_SECONDS,
 )
+
+PUSHER_EVENTS = Counter(
+    "qbsync_pusher_events_total",
+    "Liscio account events handled by the pusher, by outcome",
+    ["outcome"],
+)

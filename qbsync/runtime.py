@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from aiohttp.typedefs import Handler
 
@@ -75,8 +77,13 @@ class Runtime:
 
     @property
     def quickbooks(self) -> QuickBooksClient:
-        """The process's one QuickBooks client (one limiter per realm per process), made on
-        first use so that a service without QuickBooks settings still starts and stores."""
+        """The process's one QuickBooks client (one limiter per realm per process). It is
+        made on the first call that needs QuickBooks, so a service without QuickBooks
+        settings still starts and stores; that call then fails with a ConfigurationError
+        naming the missing variable."""
+        return cast(QuickBooksClient, _MadeOnFirstUse(self._make_quickbooks))
+
+    def _make_quickbooks(self) -> QuickBooksClient:
         if self._quickbooks is None:
             tokens = PostgresTokenStore(self.pool, TokenCipher(self.settings.secret_key()))
             self._quickbooks = QuickBooksClient.from_settings(self.settings, tokens)
@@ -94,6 +101,14 @@ class Runtime:
 
     async def _postgres_ok(self) -> bool:
         return bool(await self.pool.fetchval("SELECT true"))
+
+
+class _MadeOnFirstUse:
+    def __init__(self, make: Callable[[], QuickBooksClient]) -> None:
+        self._make = make
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._make(), name)
 
 
 def exit_on_dependency_failure(service: str, exc: DependencyUnavailable) -> None:

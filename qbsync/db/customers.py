@@ -100,7 +100,10 @@ async def store_customers(db: Db, records: Sequence[CustomerRecord]) -> None:
     )
 
 
-_COLUMNS = "realm_id, customer_id, display_name, active, deleted, parent_id, sync_token, address, phone, website"
+_COLUMNS = (
+    "realm_id, customer_id, display_name, active, deleted, parent_id, sync_token,"
+    " address, phone, website"
+)
 
 
 async def get_customer(db: Db, realm_id: str, customer_id: str) -> StoredCustomer | None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from qbsync.db.pool import Connection
 from qbsync.kafka.producer import Producer
+from qbsync.process import wait_for_event
 
 log = logging.getLogger("qbsync.outbox")
 
@@ -76,10 +77,7 @@ class OutboxRelay:
             if published:
                 continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            except TimeoutError:
-                pass
+            await wait_for_event(self._wake, self.interval)
         await self.publish_once()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from qbsync import metrics
 from qbsync.db import runs
+from qbsync.errors import ConfigurationError
 from qbsync.db.customers import count_seen_in_run
 from qbsync.db.pool import Pool
 from qbsync.quickbooks.errors import QuickBooksError
@@ -68,7 +69,7 @@ class RunAdvancer:
                 run.run_id,
                 keep_alive=lambda: runs.renew_lease(self.pool, run.run_id, "match"),
             )
-        except (StepFailed, QuickBooksError) as exc:
+        except (StepFailed, QuickBooksError, ConfigurationError) as exc:
             await self._finish(run, "match", {}, str(exc))
             return
         failure = _failure(outcome.first_sync)
@@ -79,7 +80,7 @@ class RunAdvancer:
     async def _push(self, run: runs.Run) -> None:
         try:
             outcome = await push_firm(self.pool, self.quickbooks, run.firm_id, run.run_id)
-        except (StepFailed, QuickBooksError) as exc:
+        except (StepFailed, QuickBooksError, ConfigurationError) as exc:
             await self._finish(run, "push", {}, str(exc))
             return
         await self._finish(run, "push", outcome.as_dict(), _failure(outcome.synced))

@@ -17,9 +17,10 @@ from aiohttp import web
 from aiokafka import ConsumerRecord
 
 from qbsync.db import runs
+from qbsync.errors import ConfigurationError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
-from qbsync.process import run_until_signalled
+from qbsync.process import run_until_signalled, wait_for_event
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications, verify_signature
 from qbsync.runtime import Runtime, settings_or_exit
@@ -58,10 +59,7 @@ class Importer:
             run = await runs.claim_step(self.runtime.pool, "import")
             if run is None:
                 self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), 1.0)
-                except TimeoutError:
-                    pass
+                await wait_for_event(self.wake, 1.0)
                 continue
             await self.import_run(run)
 
@@ -73,7 +71,7 @@ class Importer:
             count = await import_customers(
                 self.runtime.producer, self.runtime.quickbooks, run.firm_id, realm_id, run.run_id
             )
-        except (StepFailed, QuickBooksError) as exc:
+        except (StepFailed, QuickBooksError, ConfigurationError) as exc:
             log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
             await runs.finish_step(pool, run.run_id, "import", {}, failure=str(exc))
             return
@@ -113,7 +111,7 @@ class Importer:
             await apply_change_notice(
                 self.runtime.pool, self.runtime.producer, self.runtime.quickbooks, notice
             )
-        except QuickBooksError as exc:
+        except (QuickBooksError, ConfigurationError) as exc:
             # The next CDC round picks the change up; a notification is only a hint.
             log.warning(
                 "change notice not applied", extra={"realm_id": notice.realm_id, "reason": str(exc)}
@@ -134,14 +132,11 @@ class Importer:
                         row["firm_id"],
                         row["realm_id"],
                     )
-                except QuickBooksError as exc:
+                except (QuickBooksError, ConfigurationError) as exc:
                     log.warning(
                         "CDC poll failed", extra={"realm_id": row["realm_id"], "reason": str(exc)}
                     )
-            try:
-                await asyncio.wait_for(stopping.wait(), interval)
-            except TimeoutError:
-                pass
+            await wait_for_event(stopping, interval)
 
 
 async def serve(runtime: Runtime, importer: Importer, stopping: asyncio.Event) -> None:

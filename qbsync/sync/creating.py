@@ -1,0 +1,158 @@
+"""A new Liscio account gets its QuickBooks customer (DOMAIN.md rule 6).
+
+First QuickBooks itself is asked for customers of the same name (ignoring case): exactly
+one that nobody links yet is linked (`auto`) with the first-sync merge; none means the
+customer is created (`created`) from the account's name and fields. QuickBooks refusing
+the name (6240: it belongs to an inactive customer, a vendor or an employee) or several
+candidates put the account up for a person's attention.
+
+Exactly once in effect: the create's requestid is derived from the event and recorded
+before the call; a retry after a crash (redelivery) reuses it, so QuickBooks answers with
+the customer it already created.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from qbsync.db.accounts import get_account, mark_for_attention
+from qbsync.db.customers import store_customers
+from qbsync.db.links import link_of_account, links_of_customers
+from qbsync.db.outbox import enqueue
+from qbsync.db.pairs import load_pairs
+from qbsync.db.pending_creates import begin_create, finish_create
+from qbsync.db.pool import Connection, Pool
+from qbsync.domain.accounts import customer_may_be_linked
+from qbsync.kafka.topics import QBO_CUSTOMERS
+from qbsync.quickbooks.errors import DuplicateNameError, QuickBooksValidationError
+from qbsync.quickbooks.mapping import customer_record, new_customer_body
+from qbsync.sync.linking import How, create_links
+from qbsync.sync.locks import lock_accounts
+from qbsync.sync.pairs import apply_plan, plan_for, stable_id, sync_account
+from qbsync.sync.ports import CustomerGateway
+
+log = logging.getLogger("qbsync.sync.creating")
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    outcome: str  # "created" | "linked" | "already_linked" | "attention"
+    customer_id: str | None = None
+    reason: str | None = None
+
+
+async def create_or_link(
+    pool: Pool,
+    quickbooks: CustomerGateway,
+    firm_id: str,
+    realm_id: str,
+    account_id: str,
+    event_id: str,
+) -> CreateOutcome:
+    if await link_of_account(pool, firm_id, account_id) is not None:
+        await sync_account(pool, quickbooks, firm_id, account_id, reason="Liscio account changed")
+        return CreateOutcome("already_linked")
+    pending = await begin_create(
+        pool, firm_id, account_id, stable_id("create", firm_id, account_id, event_id), event_id
+    )
+    if pending.state == "done":
+        return CreateOutcome("already_linked", pending.customer_id)
+
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_accounts(conn, firm_id, [account_id])
+        if await link_of_account(conn, firm_id, account_id) is not None:
+            return CreateOutcome("already_linked")
+        account = await get_account(conn, firm_id, account_id)
+        if account is None:
+            return CreateOutcome("attention", reason="account unknown")
+
+        how: How
+        if pending.retry:
+            # Ask for the create again with the same requestid first: QuickBooks answers with
+            # the customer the crashed attempt created, if it got that far.
+            try:
+                customer = await quickbooks.create_customer(
+                    realm_id,
+                    new_customer_body(account.name, account.fields),
+                    request_id=pending.request_id,
+                )
+                how, why = "created", "new Liscio account created in QuickBooks"
+            except DuplicateNameError:
+                found = await _free_customers_named(conn, quickbooks, realm_id, account.name)
+                if len(found) != 1:
+                    return await _attention(
+                        conn, firm_id, account_id, _refusal(account.name, found)
+                    )
+                customer, how, why = found[0], "auto", "new Liscio account: QuickBooks has the name"
+        else:
+            found = await _free_customers_named(conn, quickbooks, realm_id, account.name)
+            if len(found) > 1:
+                return await _attention(conn, firm_id, account_id, _refusal(account.name, found))
+            if found:
+                customer, how, why = found[0], "auto", "new Liscio account: QuickBooks has the name"
+            else:
+                try:
+                    customer = await quickbooks.create_customer(
+                        realm_id,
+                        new_customer_body(account.name, account.fields),
+                        request_id=pending.request_id,
+                    )
+                except (DuplicateNameError, QuickBooksValidationError) as exc:
+                    return await _attention(
+                        conn, firm_id, account_id, f"QuickBooks refused the customer: {exc}"
+                    )
+                how, why = "created", "new Liscio account created in QuickBooks"
+
+        record = customer_record(realm_id, customer, source="write", firm_id=firm_id)
+        await store_customers(conn, [record])
+        await enqueue(conn, [(QBO_CUSTOMERS, f"{realm_id}:{record.customer_id}", record)])
+        await create_links(
+            conn,
+            firm_id,
+            realm_id,
+            [(account_id, record.customer_id)],
+            how=how,
+            reason=why,
+        )
+        # The first sync of the new link (for a created customer there is nothing left to do).
+        (pair,) = await load_pairs(conn, firm_id, [account_id])
+        await apply_plan(conn, quickbooks, pair, plan_for(pair), reason="first sync")
+        await mark_for_attention(conn, firm_id, account_id, None)
+        await finish_create(conn, firm_id, account_id, customer_id=record.customer_id)
+        return CreateOutcome("created" if how == "created" else "linked", record.customer_id)
+
+
+async def _free_customers_named(
+    conn: Connection, quickbooks: CustomerGateway, realm_id: str, name: str
+) -> list[dict[str, Any]]:
+    """Linkable customers QuickBooks itself has under this name (ignoring case) that no
+    account is linked to yet."""
+    candidates = [
+        c
+        for c in await quickbooks.find_customers_by_name(realm_id, name)
+        if customer_may_be_linked(
+            bool(c.get("Active", True)), False, (c.get("ParentRef") or {}).get("value")
+        )
+    ]
+    linked = {
+        link.customer_id
+        for link in await links_of_customers(conn, realm_id, [str(c["Id"]) for c in candidates])
+    }
+    return [c for c in candidates if str(c["Id"]) not in linked]
+
+
+def _refusal(name: str, found: list[dict[str, Any]]) -> str:
+    if found:
+        return f"{len(found)} QuickBooks customers are named '{name}': link one by hand"
+    return (
+        f"QuickBooks refused the name '{name}'"
+        " (it belongs to an inactive customer, a vendor or an employee)"
+    )
+
+
+async def _attention(conn: Connection, firm_id: str, account_id: str, reason: str) -> CreateOutcome:
+    await mark_for_attention(conn, firm_id, account_id, reason)
+    await finish_create(conn, firm_id, account_id, customer_id=None, failure=reason)
+    return CreateOutcome("attention", reason=reason)
