@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from collections.abc import Iterable, Iterator
 
@@ -24,14 +25,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from qbsync.config import Settings
-from qbsync.errors import DependencyUnavailable
+from qbsync import log as qlog
+from qbsync.config import Settings, load_settings
+from qbsync.errors import ConfigurationError, DependencyUnavailable
 from qbsync.http import ServiceHttpServer
 from qbsync.kafka.offsets import OffsetsCollector
 from qbsync.lag_metrics import metric_families
-from qbsync.runtime import exit_on_dependency_failure, settings_or_exit
 
 SERVICE = "lag-exporter"
+# The services' exit codes (qbsync/runtime.py), which this process does not import: it
+# needs none of the database, QuickBooks or producer machinery the runtime starts.
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
 REUSE_SNAPSHOT_SECONDS = 1.0
 log = logging.getLogger("qbsync.lag_exporter")
 
@@ -87,7 +92,9 @@ async def serve(settings: Settings, stopping: asyncio.Event) -> None:
         await offsets.start(settings.QBSYNC_CONNECT_ATTEMPTS)
     except DependencyUnavailable as exc:
         await offsets.close()
-        exit_on_dependency_failure(SERVICE, exc)
+        log.error("cannot start: %s", exc)
+        print(f"{SERVICE}: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
     exporter = LagExporter(offsets, settings.QBSYNC_TOPIC_PREFIX)
     http = ServiceHttpServer(
         SERVICE, settings.QBSYNC_HTTP_HOST, settings.QBSYNC_HTTP_PORT, metrics=exporter.render
@@ -103,7 +110,12 @@ async def serve(settings: Settings, stopping: asyncio.Event) -> None:
 
 
 def main() -> None:
-    settings = settings_or_exit(SERVICE)
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(f"{SERVICE}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    qlog.configure(SERVICE, settings.QBSYNC_LOG_LEVEL)
 
     async def run() -> None:
         stopping = asyncio.Event()
