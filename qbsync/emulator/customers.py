@@ -189,7 +189,8 @@ def _assemble(
     for address in _ADDRESSES:
         if address in fields:
             kept_id = (previous or {}).get(address, {}).get("Id")
-            fields[address] = {"Id": kept_id or realm.allocate_address_id(), **fields[address]}
+            given = {key: value for key, value in fields[address].items() if key != "Id"}
+            fields[address] = {"Id": kept_id or realm.allocate_address_id(), **given}
     row: JsonObject = {
         "Taxable": fields.pop("Taxable", False),
         "Job": parent is not None,
