@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from qbsync.db import connect_pool, migrate
 from qbsync.db.pool import Pool
+from qbsync.emulator import EmulatorConfig, RunningEmulator, running_emulator
 from qbsync.kafka.admin import ensure_topics
 from qbsync.kafka.producer import Producer
 from tests.support.processes import ServiceProcess
@@ -101,3 +102,16 @@ def spawn(service_env: dict[str, str]) -> Iterator[Callable[..., ServiceProcess]
 def unique(prefix: str) -> str:
     """An id no other test uses (tests share one database per session)."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest_asyncio.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    """A fresh in-process QuickBooks Online emulator per test, on a free port, with the real
+    limits (500 requests/60 s, 10 in flight) and a sandbox-like demo realm.
+
+    `base_url` (QBO_BASE_URL), `token_url` (QBO_TOKEN_URL), `client_id`, `client_secret`,
+    `realm_id`, `refresh_token` (valid at start; rotates on use) and `admin` (EmulatorAdmin:
+    realms, tokens, bulk seeding, user edits, request log, limits, faults, webhooks).
+    """
+    async with running_emulator(EmulatorConfig()) as running:
+        yield running
