@@ -55,5 +55,8 @@ run: venv services-up
 
 bench: bench-client bench-sync bench-pusher bench-lag
 
+bench-lag: venv services-up
+	$(BIN)/python -m bench.lag_bench
+
 clean: services-down
 	rm -rf .run $(VENV)
