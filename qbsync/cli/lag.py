@@ -43,7 +43,10 @@ def register(subparsers: Subparsers) -> None:
         "--interval", type=float, default=2.0, help="seconds between redraws with --watch"
     )
     lag.add_argument(
-        "--group", action="append", default=[], help="only this group (full name; repeatable)"
+        "--group",
+        action="append",
+        default=[],
+        help="only this group, named with or without the prefix (repeatable)",
     )
     lag.set_defaults(handler=run_lag)
 
@@ -53,10 +56,11 @@ async def run_lag(args: argparse.Namespace, settings: Settings) -> int:
     async with collector:
         await collector.start(attempts=min(3, settings.QBSYNC_CONNECT_ATTEMPTS))
         if args.watch:
-            await _watch(collector, args.interval, set(args.group), settings.QBSYNC_TOPIC_PREFIX)
+            groups = _full_names(args.group, settings.QBSYNC_TOPIC_PREFIX)
+            await _watch(collector, args.interval, groups, settings.QBSYNC_TOPIC_PREFIX)
             return EXIT_OK
         report = await _sample(collector, args.sample_seconds)
-    report = _only(report, set(args.group))
+    report = _only(report, _full_names(args.group, settings.QBSYNC_TOPIC_PREFIX))
     if args.json:
         print_json(report.to_json())
     else:
@@ -99,6 +103,10 @@ async def _watch(
             live.update(
                 lag_table(_only(build_report(snapshot, rates), groups), prefix), refresh=True
             )
+
+
+def _full_names(groups: list[str], prefix: str) -> set[str]:
+    return {group if group.startswith(prefix) else prefix + group for group in groups}
 
 
 def _only(report: LagReport, groups: set[str]) -> LagReport:
