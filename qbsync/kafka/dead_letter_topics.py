@@ -213,10 +213,12 @@ class _Reader:
     async def _partition_numbers(self) -> list[int]:
         admin = await connect_admin(self.topic.bootstrap, self.attempts)
         try:
-            described = await admin.describe_topics([self.topic.name])
+            # All topics, not just this one: asking for a missing topic by name would have a
+            # broker with auto.create.topics.enable create it.
+            described = await admin.describe_topics()
         finally:
             await admin.close()
-        found = described[0] if described else None
+        found = next((t for t in described if t["topic"] == self.topic.name), None)
         if not found or found["error_code"] or not found["partitions"]:
             raise DeadLetterError(
                 f"topic {self.topic.name} does not exist (`qbsync topics ensure` creates it)"

@@ -27,11 +27,11 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from qbsync.errors import InvalidMessage
-from qbsync.kafka.admin import ensure_topics
+from qbsync.kafka.admin import connect_admin, ensure_topics
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.kafka.producer import Producer
-from qbsync.kafka.topics import ACCOUNT_EVENTS, SYNC_REQUESTS
+from qbsync.kafka.topics import ACCOUNT_EVENTS, SYNC_REQUESTS, all_specs
 from tests.conftest import unique
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
@@ -83,6 +83,13 @@ async def isolated(stack: Stack, service_env: dict[str, str]) -> AsyncIterator[I
         prefix, {**service_env, "QBSYNC_TOPIC_PREFIX": prefix}, producer, stack.kafka_bootstrap
     )
     await producer.stop()
+    # The broker outlives test sessions: leave no topics behind (services are stopped by now,
+    # `spawn` being torn down first).
+    admin = await connect_admin(stack.kafka_bootstrap)
+    try:
+        await admin.delete_topics([prefix + spec.name for spec in all_specs()])
+    finally:
+        await admin.close()
 
 
 def account_event(firm: str, account: str) -> dict[str, Any]:
@@ -287,6 +294,23 @@ async def test_lag_and_dlq_errors_are_one_line_on_stderr(isolated: Isolated) -> 
     )
     unknown = await isolated.qbsync("dlq", "list", "--topic", "sync.links", check=False)
     assert unknown.returncode == 1 and "sync.links has no dead-letter topic" in unknown.stderr
+
+    nowhere = f"none{uuid.uuid4().hex[:8]}."
+    absent = Isolated(
+        nowhere,
+        {**isolated.env, "QBSYNC_TOPIC_PREFIX": nowhere},
+        isolated.producer,
+        isolated.bootstrap,
+    )
+    gone = await absent.qbsync("dlq", "list", "--topic", ACCOUNT_EVENTS, check=False)
+    assert gone.returncode == 1
+    assert f"topic {nowhere}{ACCOUNT_EVENTS}.dlq does not exist" in gone.stderr
+    # Asking must not create it (the local broker auto-creates topics asked for by name).
+    admin = await connect_admin(isolated.bootstrap)
+    try:
+        assert not [t for t in await admin.list_topics() if t.startswith(nowhere)]
+    finally:
+        await admin.close()
 
 
 async def test_lag_watch_redraws_in_place_until_interrupted(isolated: Isolated) -> None:
