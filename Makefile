@@ -55,6 +55,9 @@ run: venv services-up
 
 bench: bench-client bench-sync bench-pusher bench-lag
 
+bench-client: venv
+	$(BIN)/python -m bench.client_bench
+
 bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench
 
