@@ -96,6 +96,8 @@ class QuickBooksClient:
         revoke_url: str | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        self.base_url = base_url
+        self.minor_version = minor_version
         self.limits = limits
         self._http = httpx.AsyncClient(
             transport=transport,

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from qbsync.config import Settings
+from qbsync.errors import ConfigurationError
 from qbsync.quickbooks.backoff import RetryPolicy
 from qbsync.quickbooks.client import (
     STALE_OBJECT_ATTEMPTS,
@@ -611,3 +613,25 @@ async def test_requests_metric_counts_by_operation_and_status(qb: Harness) -> No
 
     after = counter("qbsync_quickbooks_requests_total", operation="read_customer", status="200")
     assert after == before + 1
+
+
+async def test_from_settings_takes_urls_client_limits_and_minor_version() -> None:
+    settings = Settings(
+        QBO_BASE_URL=BASE_URL,
+        QBO_TOKEN_URL=TOKEN_URL,
+        QBO_CLIENT_ID="app",
+        QBO_CLIENT_SECRET="secret",
+        QBO_MINOR_VERSION=70,
+        QBO_MAX_REQUESTS_PER_WINDOW=100,
+        QBO_RATE_WINDOW_SECONDS=6,
+        QBO_MAX_IN_FLIGHT=4,
+    )
+    async with QuickBooksClient.from_settings(settings, InMemoryTokenStore()) as client:
+        assert client.limits == Limits(max_per_window=100, window_seconds=6.0, max_in_flight=4)
+        assert client.minor_version == 70
+        assert client.base_url == BASE_URL
+
+
+def test_from_settings_names_a_missing_oauth_client() -> None:
+    with pytest.raises(ConfigurationError, match="QBO_CLIENT_ID"):
+        QuickBooksClient.from_settings(Settings(QBO_CLIENT_ID=None), InMemoryTokenStore())
