@@ -172,7 +172,8 @@ def change_data_capture(realm: Realm, params: Mapping[str, str], now: float) -> 
             raise invalid_property(f"entities ({given.strip()} is not supported by CDC)")
         entities.append(entity)
     try:
-        since = clock.parse_time(changed_since)
+        # An offset's "+" sent unencoded arrives as a space; read it as the "+" it was.
+        since = clock.parse_time(changed_since.strip().replace(" ", "+"))
     except ValueError:
         raise invalid_property(f"changedSince ({changed_since} is not a date-time)") from None
     if since < now - CDC_LOOKBACK_SECONDS:
