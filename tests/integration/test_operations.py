@@ -144,7 +144,10 @@ async def test_lag_counts_events_produced_while_the_matcher_is_stopped_then_drai
     firm = unique("firm")
     await isolated.producer.send(ACCOUNT_EVENTS, f"{firm}:warm", account_event(firm, "warm"))
 
+    running = matcher
+
     async def caught_up() -> bool:
+        assert running.process.poll() is None, running.output()[-3000:]
         entry = await isolated.lag_of("matcher")
         return entry is not None and entry["lag"] == 0
 
@@ -168,7 +171,7 @@ async def test_lag_counts_events_produced_while_the_matcher_is_stopped_then_drai
     url = await metrics_url(exporter)
     assert exported_lag(await scrape(url), group) == produced
 
-    restarted = spawn("services.matcher", QBSYNC_TOPIC_PREFIX=isolated.prefix)
+    running = restarted = spawn("services.matcher", QBSYNC_TOPIC_PREFIX=isolated.prefix)
     await eventually(caught_up, timeout=90, interval=0.5, what="lag back to 0")
     samples = await eventually(
         lambda: _when(scrape(url), lambda s: exported_lag(s, group) == 0),
