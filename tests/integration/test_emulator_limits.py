@@ -23,7 +23,7 @@ def assert_throttled(response: httpx.Response) -> None:
 
 
 async def test_more_than_ten_in_flight_get_429(emulator: RunningEmulator) -> None:
-    await emulator.admin.set_faults(emulator.realm_id, latency_ms=300)
+    await emulator.admin.set_faults(emulator.realm_id, latency_ms=800)
     async with qbo_client(emulator) as qbo:
         responses = await asyncio.gather(*(qbo.get("customer/1") for _ in range(15)))
     statuses = sorted(response.status_code for response in responses)
@@ -39,22 +39,22 @@ async def test_more_than_ten_in_flight_get_429(emulator: RunningEmulator) -> Non
 
 
 async def test_more_than_the_window_quota_gets_429_until_the_window_moves() -> None:
-    config = EmulatorConfig(max_requests_per_window=20, rate_window_seconds=2.0)
+    config = EmulatorConfig(max_requests_per_window=20, rate_window_seconds=4.0)
     async with running_emulator(config) as emulator, qbo_client(emulator) as qbo:
         statuses = [(await qbo.get("customer/1")).status_code for _ in range(20)]
         assert statuses == [200] * 20
         refused = await qbo.get("customer/1")
         assert_throttled(refused)
-        assert refused.headers["Retry-After"] in ("1", "2")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 4
 
         async def admitted() -> bool:
             return (await qbo.get("customer/1")).status_code == 200
 
         started = time.monotonic()
-        await eventually(admitted, timeout=5, interval=0.1, what="the window to move on")
-        assert time.monotonic() - started < 2.5
+        await eventually(admitted, timeout=8, interval=0.1, what="the window to move on")
+        assert time.monotonic() - started < 4.5
         limits = await emulator.admin.limits(emulator.realm_id)
-        assert limits["max_requests_per_window"] == 20 and limits["window_seconds"] == 2.0
+        assert limits["max_requests_per_window"] == 20 and limits["window_seconds"] == 4.0
 
 
 async def test_batch_items_count_against_the_window(emulator: RunningEmulator) -> None:
@@ -89,7 +89,7 @@ async def test_latency_and_jitter_apply_to_every_request(emulator: RunningEmulat
         for _ in range(3):
             started = time.perf_counter()
             assert (await qbo.get("customer/1")).status_code == 200
-            assert 0.12 <= time.perf_counter() - started < 0.5
+            assert 0.12 <= time.perf_counter() - started < 2.0
 
 
 async def test_slow_responses(emulator: RunningEmulator) -> None:
@@ -196,7 +196,7 @@ async def test_fifty_polite_coroutines_never_exceed_ten_in_flight(
     emulator: RunningEmulator,
 ) -> None:
     """A client that keeps itself to ten at a time is never throttled."""
-    await emulator.admin.set_faults(emulator.realm_id, latency_ms=20, jitter_ms=20)
+    await emulator.admin.set_faults(emulator.realm_id, latency_ms=50, jitter_ms=20)
     gate = asyncio.Semaphore(10)
 
     async with qbo_client(emulator) as qbo:
@@ -208,4 +208,4 @@ async def test_fifty_polite_coroutines_never_exceed_ten_in_flight(
         statuses = await asyncio.gather(*(one(qbo) for _ in range(50)))
     assert statuses == [200] * 50
     limits = await emulator.admin.limits(emulator.realm_id)
-    assert limits["throttled_total"] == 0 and limits["peak_in_flight"] == 10
+    assert limits["throttled_total"] == 0 and limits["peak_in_flight"] <= 10
