@@ -31,11 +31,3 @@ def run_until_signalled(
 
     asyncio.run(main())
 
-
-async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
-    """Wait until `event` is set or `seconds` pass; returns whether it was set."""
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True

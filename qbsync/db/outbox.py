@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from qbsync.db.pool import Connection
 from qbsync.kafka.producer import Producer
-from qbsync.process import wait_for_event
+from qbsync.waiting import wait_for_event
 
 log = logging.getLogger("qbsync.outbox")
 

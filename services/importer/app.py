@@ -20,7 +20,8 @@ from qbsync.db import runs
 from qbsync.errors import ConfigurationError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
-from qbsync.process import run_until_signalled, wait_for_event
+from qbsync.process import run_until_signalled
+from qbsync.waiting import wait_for_event
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications, verify_signature
 from qbsync.runtime import Runtime, settings_or_exit

@@ -1,4 +1,5 @@
-"""Services under test run as real processes: `python -m services.<name>`."""
+"""Services under test run as real processes: `python -m services.<name>` (or any
+command line of the project, such as `qbsync emulator`)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from tests.support.stack import REPO
 
 
 class ServiceProcess:
-    def __init__(self, module: str, env: dict[str, str]) -> None:
+    def __init__(self, module: str, env: dict[str, str], argv: list[str] | None = None) -> None:
         self.module = module
         self.log_path = Path(
             tempfile.mkstemp(prefix=f"{module.replace('.', '-')}-", suffix=".log")[1]
         )
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module],
+            argv or [sys.executable, "-m", module],
             cwd=REPO,
             env={**os.environ, **env},
             stdout=self._log,
