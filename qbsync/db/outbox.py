@@ -31,7 +31,7 @@ async def enqueue(conn: Connection, messages: Sequence[tuple[str, str, BaseModel
         return
     await conn.executemany(
         "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3::text::jsonb)",
-        [(topic, key, value.model_dump_json()) for topic, key, value in messages],
+        [(topic, key, value.model_dump_json(exclude_unset=True)) for topic, key, value in messages],
     )
 
 

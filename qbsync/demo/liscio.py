@@ -59,12 +59,14 @@ class LiscioStandIn:
         self.firm_id = firm_id
         self.accounts: dict[str, LiscioAccount] = {}
         self.commands: list[AccountCommand] = []
+        self.published: list[AccountEvent] = []
         self.command_arrived = asyncio.Event()
 
     async def publish(self, account: LiscioAccount, kind: str = "account.updated") -> AccountEvent:
         self.accounts[account.id] = account
         event = account_event(self.firm_id, account, kind)
         await self.producer.send(ACCOUNT_EVENTS, f"{self.firm_id}:{account.id}", event)
+        self.published.append(event)
         return event
 
     async def create(self, account: LiscioAccount) -> AccountEvent:
