@@ -30,4 +30,3 @@ def run_until_signalled(
             await runtime.stop()
 
     asyncio.run(main())
-

@@ -20,7 +20,6 @@ from mode import Service
 from pydantic import BaseModel, ValidationError
 
 from qbsync import metrics
-
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
 from qbsync.kafka.topics import spec_of

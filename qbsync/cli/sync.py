@@ -156,6 +156,7 @@ async def run_links(args: argparse.Namespace, settings: Settings) -> int:
             )
         for a in document["ambiguous"]:
             print(
-                f"ambiguous '{a['name']}': accounts {a['account_ids']}, customers {a['customer_ids']}"
+                f"ambiguous '{a['name']}': accounts {a['account_ids']},"
+                f" customers {a['customer_ids']}"
             )
     return EXIT_OK

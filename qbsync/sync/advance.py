@@ -14,9 +14,9 @@ from typing import Any
 
 from qbsync import metrics
 from qbsync.db import runs
-from qbsync.errors import ConfigurationError
 from qbsync.db.customers import count_seen_in_run
 from qbsync.db.pool import Pool
+from qbsync.errors import ConfigurationError
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.sync.pairs import SyncCounts
 from qbsync.sync.ports import CustomerGateway

@@ -21,12 +21,12 @@ from qbsync.errors import ConfigurationError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
 from qbsync.process import run_until_signalled
-from qbsync.waiting import wait_for_event
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications, verify_signature
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.sync.freshness import apply_change_notice, poll_realm
 from qbsync.sync.steps import StepFailed, import_customers, realm_of_firm
+from qbsync.waiting import wait_for_event
 from schemas import QboChangeNotice, SyncRequest
 
 SERVICE = "importer"

@@ -16,5 +16,6 @@ from tests.support.stack import Stack
 async def system(
     pool: Pool, producer: Producer, stack: Stack, topics: str, service_env: dict[str, str]
 ) -> AsyncIterator[System]:
-    async with running_system(pool, producer, stack.kafka_bootstrap, topics, service_env) as running:
+    bootstrap = stack.kafka_bootstrap
+    async with running_system(pool, producer, bootstrap, topics, service_env) as running:
         yield running

@@ -42,8 +42,18 @@ def free_port() -> int:
 
 def start_emulator(*flags: str) -> tuple[ServiceProcess, str]:
     port = free_port()
-    argv = [QBSYNC, "emulator", "--port", str(port), "--client-id", CLIENT_ID,
-            "--client-secret", CLIENT_SECRET, "--empty", *flags]
+    argv = [
+        QBSYNC,
+        "emulator",
+        "--port",
+        str(port),
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--empty",
+        *flags,
+    ]
     return ServiceProcess("emulator", {}, argv), f"http://127.0.0.1:{port}"
 
 
@@ -69,13 +79,16 @@ async def wait_until_ready(processes: dict[str, ServiceProcess], admin: Emulator
             return False
 
     await eventually(emulator_up, timeout=30, what="emulator answering")
+
     async def started(name: str, process: ServiceProcess) -> bool:
         if process.process.poll() is not None:
             raise AssertionError(f"{name} exited:\n{process.output()[-3000:]}")
         return '"started"' in process.output()
 
     for name, process in processes.items():
-        await eventually(lambda n=name, p=process: started(n, p), timeout=60, what=f"{name} started")
+        await eventually(
+            lambda n=name, p=process: started(n, p), timeout=60, what=f"{name} started"
+        )
 
 
 @dataclass
@@ -94,7 +107,8 @@ class Firm:
 
     async def customers_named(self, name: str) -> list[dict[str, Any]]:
         return [
-            c for c in await self.system.admin.customers(self.realm_id)
+            c
+            for c in await self.system.admin.customers(self.realm_id)
             if c.get("DisplayName", "").casefold() == name.casefold()
         ]
 
@@ -107,7 +121,8 @@ class Firm:
     async def writes(self) -> list[dict[str, Any]]:
         """Customer writes QuickBooks applied for this realm (replayed retries excluded)."""
         return [
-            r for r in await self.system.admin.requests(self.realm_id)
+            r
+            for r in await self.system.admin.requests(self.realm_id)
             if r["operation"] == "customer.write" and r["status"] == 200
         ]
 
@@ -121,15 +136,22 @@ class Firm:
         return None
 
     async def sync(self, *extra: str) -> dict[str, Any]:
-        return await self.system.cli_json("sync", "--firm", self.firm_id, "--wait", "--json", *extra)
+        return await self.system.cli_json(
+            "sync", "--firm", self.firm_id, "--wait", "--json", *extra
+        )
 
     async def link_events(self, expect: int = 1) -> list[dict[str, Any]]:
-        found = await read_topic(self.system.bootstrap, self.system.prefix + "sync.links", expect=10**6, timeout=2)
+        found = await read_topic(
+            self.system.bootstrap, self.system.prefix + "sync.links", expect=10**6, timeout=2
+        )
         return [v for k, v in found if k.startswith(f"{self.firm_id}:")]
 
     async def commands(self) -> list[dict[str, Any]]:
         found = await read_topic(
-            self.system.bootstrap, self.system.prefix + "liscio.account-commands", expect=10**6, timeout=2
+            self.system.bootstrap,
+            self.system.prefix + "liscio.account-commands",
+            expect=10**6,
+            timeout=2,
         )
         return [v for k, v in found if k.startswith(f"{self.firm_id}:")]
 
@@ -156,20 +178,31 @@ class System:
             await firm.add_customer(**customer)
         if connect:
             await store_connection(
-                self.pool, TokenCipher(self.env["QBSYNC_SECRET_KEY"]), firm.firm_id,
-                firm.realm_id, str(realm["refresh_token"]),
+                self.pool,
+                TokenCipher(self.env["QBSYNC_SECRET_KEY"]),
+                firm.firm_id,
+                firm.realm_id,
+                str(realm["refresh_token"]),
             )
         return firm
 
     async def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         process = await asyncio.create_subprocess_exec(
-            QBSYNC, *args, cwd=REPO, env={**os.environ, **self.env},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            QBSYNC,
+            *args,
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await process.communicate()
-        result = subprocess.CompletedProcess(args, process.returncode or 0, out.decode(), err.decode())
+        result = subprocess.CompletedProcess(
+            args, process.returncode or 0, out.decode(), err.decode()
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"qbsync {' '.join(args)} exited {result.returncode}: {result.stderr}")
+            raise AssertionError(
+                f"qbsync {' '.join(args)} exited {result.returncode}: {result.stderr}"
+            )
         return result
 
     async def cli_json(self, *args: str, check: bool = False) -> dict[str, Any]:
@@ -190,8 +223,13 @@ class System:
 
 @asynccontextmanager
 async def running_system(
-    pool: Pool, producer: Producer, bootstrap: str, prefix: str, base_env: dict[str, str],
-    *emulator_flags: str, services: tuple[str, ...] = SERVICES,
+    pool: Pool,
+    producer: Producer,
+    bootstrap: str,
+    prefix: str,
+    base_env: dict[str, str],
+    *emulator_flags: str,
+    services: tuple[str, ...] = SERVICES,
 ) -> AsyncIterator[System]:
     emulator, base_url = start_emulator(*emulator_flags)
     importer_port = free_port()
@@ -207,9 +245,13 @@ async def running_system(
     processes = {"emulator": emulator}
     for name, process in start_services(env, services, importer_port).items():
         processes[name] = process
-    system = System(EmulatorAdmin(base_url), base_url, pool, producer, bootstrap, prefix, env, processes)
+    system = System(
+        EmulatorAdmin(base_url), base_url, pool, producer, bootstrap, prefix, env, processes
+    )
     try:
-        await wait_until_ready({k: v for k, v in processes.items() if k != "emulator"}, system.admin)
+        await wait_until_ready(
+            {k: v for k, v in processes.items() if k != "emulator"}, system.admin
+        )
         await system.admin.set_webhook(
             f"http://127.0.0.1:{importer_port}/webhooks/quickbooks", VERIFIER, batch_ms=50
         )

@@ -37,7 +37,10 @@ async def test_sync_now_links_names_equal_ignoring_case(system: System) -> None:
 
     assert report["status"] == "done", report
     assert {s: report["steps"][s]["status"] for s in ("import", "match", "push")} == {
-        "import": "done", "match": "done", "push": "done"}
+        "import": "done",
+        "match": "done",
+        "push": "done",
+    }
     assert report["steps"]["import"]["counts"]["customers"] == 6
     assert report["steps"]["match"]["counts"]["linked"] == 2
     links = {link["account_id"]: link for link in (await firm.links())["links"]}
@@ -46,10 +49,15 @@ async def test_sync_now_links_names_equal_ignoring_case(system: System) -> None:
     # Inactive customers are deleted ones; names are compared exactly after casefold; a
     # sub-customer is a job, never linked automatically.
     events = await firm.link_events()
-    assert sorted(e["account_id"] for e in find(events, type="link.created")) == ["a-acme", "a-beta"]
+    assert sorted(e["account_id"] for e in find(events, type="link.created")) == [
+        "a-acme",
+        "a-beta",
+    ]
 
 
-def qbo_fields(address: dict[str, str] | None, phone: str | None, web: str | None) -> dict[str, object]:
+def qbo_fields(
+    address: dict[str, str] | None, phone: str | None, web: str | None
+) -> dict[str, object]:
     fields: dict[str, object] = {}
     if address:
         fields["BillAddr"] = address
@@ -63,7 +71,9 @@ def qbo_fields(address: dict[str, str] | None, phone: str | None, web: str | Non
 def synced_of(customer: dict[str, object]) -> tuple[object, object, object]:
     address = customer.get("BillAddr") or {}
     assert isinstance(address, dict)
-    parts = {k: address.get(k) for k in ("Line1", "City", "CountrySubDivisionCode") if address.get(k)}
+    parts = {
+        k: address.get(k) for k in ("Line1", "City", "CountrySubDivisionCode") if address.get(k)
+    }
     return (
         parts or None,
         (customer.get("PrimaryPhone") or {}).get("FreeFormNumber"),  # type: ignore[union-attr]
@@ -73,7 +83,8 @@ def synced_of(customer: dict[str, object]) -> tuple[object, object, object]:
 
 async def processed_by_pusher(system: System, event_ids: list[str]) -> bool:
     done = await system.pool.fetchval(
-        "SELECT count(*) FROM processed_messages WHERE consumer = 'pusher' AND message_id = ANY($1)",
+        "SELECT count(*) FROM processed_messages"
+        " WHERE consumer = 'pusher' AND message_id = ANY($1)",
         event_ids,
     )
     return bool(done == len(event_ids))
@@ -85,18 +96,32 @@ async def test_first_sync_field_by_field(system: System) -> None:
         # name: (Liscio address, phone, website), (QuickBooks address, phone, website)
         "Liscio Only": ((ADDRESS_LISCIO, "512-1", "https://l.example"), (None, None, None)),
         "QuickBooks Only": ((None, None, None), (ADDRESS_QBO, "214-2", "https://q.example")),
-        "Both Differ": ((ADDRESS_LISCIO, "512-3", "https://l3.example"),
-                        (ADDRESS_QBO, "214-3", "https://q3.example")),
-        "Both Equal": (({"line1": "9 Elm Rd", "city": "Dallas", "state": "TX"}, "214-4", "https://e.example"),
-                       (ADDRESS_QBO, "214-4", "https://e.example")),
+        "Both Differ": (
+            (ADDRESS_LISCIO, "512-3", "https://l3.example"),
+            (ADDRESS_QBO, "214-3", "https://q3.example"),
+        ),
+        "Both Equal": (
+            ({"line1": "9 Elm Rd", "city": "Dallas", "state": "TX"}, "214-4", "https://e.example"),
+            (ADDRESS_QBO, "214-4", "https://e.example"),
+        ),
         "Neither": ((None, None, None), (None, None, None)),
-        "Mixed": ((ADDRESS_LISCIO, None, "https://l6.example"), (None, "214-6", "https://q6.example")),
+        "Mixed": (
+            (ADDRESS_LISCIO, None, "https://l6.example"),
+            (None, "214-6", "https://q6.example"),
+        ),
     }
     customer_ids = {}
     for index, (name, (ours, theirs)) in enumerate(cases.items()):
         customer_ids[name] = await firm.add_customer(name, **qbo_fields(*theirs))
         await firm.liscio.create(
-            LiscioAccount(f"a{index}", name, status="Prospect", address=ours[0], phone=ours[1], website=ours[2])
+            LiscioAccount(
+                f"a{index}",
+                name,
+                status="Prospect",
+                address=ours[0],
+                phone=ours[1],
+                website=ours[2],
+            )
         )
 
     report = await firm.sync()
@@ -118,12 +143,21 @@ async def test_first_sync_field_by_field(system: System) -> None:
     assert set(by_account) == {"a1", "a5"}
     assert by_account["a1"]["type"] == "account.fill_fields"
     assert by_account["a1"]["fields"] == {
-        "address": {"line1": "9 Elm Rd", "line2": None, "city": "Dallas", "state": "TX",
-                    "postal_code": None, "country": None},
+        "address": {
+            "line1": "9 Elm Rd",
+            "line2": None,
+            "city": "Dallas",
+            "state": "TX",
+            "postal_code": None,
+            "country": None,
+        },
         "phone": "214-2",
         "website": "https://q.example",
     }
-    assert by_account["a1"]["source"] == {"realm_id": firm.realm_id, "customer_id": customer_ids["QuickBooks Only"]}
+    assert by_account["a1"]["source"] == {
+        "realm_id": firm.realm_id,
+        "customer_id": customer_ids["QuickBooks Only"],
+    }
     assert by_account["a5"]["fields"] == {"phone": "214-6"}
 
     # One write per pair that needed one (Liscio Only, Both Differ, Mixed), even after
@@ -141,17 +175,26 @@ async def test_first_sync_field_by_field(system: System) -> None:
         firm.firm_id,
     )
     assert {(r["account_id"], r["side"], r["field"]) for r in audit} == {
-        ("a0", "quickbooks", "address"), ("a0", "quickbooks", "phone"), ("a0", "quickbooks", "website"),
-        ("a1", "liscio", "address"), ("a1", "liscio", "phone"), ("a1", "liscio", "website"),
-        ("a2", "quickbooks", "address"), ("a2", "quickbooks", "phone"), ("a2", "quickbooks", "website"),
-        ("a5", "quickbooks", "address"), ("a5", "liscio", "phone"), ("a5", "quickbooks", "website"),
+        ("a0", "quickbooks", "address"),
+        ("a0", "quickbooks", "phone"),
+        ("a0", "quickbooks", "website"),
+        ("a1", "liscio", "address"),
+        ("a1", "liscio", "phone"),
+        ("a1", "liscio", "website"),
+        ("a2", "quickbooks", "address"),
+        ("a2", "quickbooks", "phone"),
+        ("a2", "quickbooks", "website"),
+        ("a5", "quickbooks", "address"),
+        ("a5", "liscio", "phone"),
+        ("a5", "quickbooks", "website"),
     }
     assert all(r["reason"].startswith("first sync") for r in audit)
 
 
 async def latest_run(system: System, firm_id: str, kind: str) -> dict[str, object] | None:
     run_id = await system.pool.fetchval(
-        "SELECT run_id FROM sync_runs WHERE firm_id = $1 AND kind = $2 AND status IN ('done', 'failed')"
+        "SELECT run_id FROM sync_runs"
+        " WHERE firm_id = $1 AND kind = $2 AND status IN ('done', 'failed')"
         " ORDER BY requested_at DESC LIMIT 1",
         firm_id,
         kind,
@@ -164,8 +207,11 @@ async def test_subsequent_syncs_and_an_unchanged_replay(system: System) -> None:
     equal = {"address": ADDRESS_LISCIO, "phone": "512-7", "website": "https://s.example"}
     cid = await firm.add_customer(
         "Subsequent LLC",
-        **qbo_fields({"Line1": "1 Main St", "City": "Austin", "CountrySubDivisionCode": "TX"},
-                     "512-7", "https://s.example"),
+        **qbo_fields(
+            {"Line1": "1 Main St", "City": "Austin", "CountrySubDivisionCode": "TX"},
+            "512-7",
+            "https://s.example",
+        ),
     )
     await firm.liscio.create(LiscioAccount("a-s", "Subsequent LLC", status="Prospect", **equal))
     first = await firm.sync()
@@ -199,7 +245,8 @@ async def test_subsequent_syncs_and_an_unchanged_replay(system: System) -> None:
         lambda: latest_run(system, firm.firm_id, "replay"), timeout=60, what="replay done"
     )
     status = await system.pool.fetchval(
-        "SELECT status FROM sync_runs WHERE run_id = $1", __import__("uuid").UUID(str(replay["run_id"]))
+        "SELECT status FROM sync_runs WHERE run_id = $1",
+        __import__("uuid").UUID(str(replay["run_id"])),
     )
     assert status == "done"
     assert len(await firm.writes()) == writes
@@ -207,13 +254,16 @@ async def test_subsequent_syncs_and_an_unchanged_replay(system: System) -> None:
 
 
 async def test_ambiguous_names_link_nothing_and_are_listed(system: System) -> None:
-    firm = await system.new_firm({"name": "Twin Partners"}, {"name": "Solo Co"}, {"name": "Dup Co"},
-                                 {"name": "Dup Co 2"})
+    firm = await system.new_firm(
+        {"name": "Twin Partners"}, {"name": "Solo Co"}, {"name": "Dup Co"}, {"name": "Dup Co 2"}
+    )
     for account_id, name in (("a1", "Twin Partners"), ("a2", "TWIN PARTNERS"), ("a3", "Solo Co")):
         await firm.liscio.create(LiscioAccount(account_id, name, status="Prospect"))
     report = await firm.sync()
     assert report["steps"]["match"]["counts"] == report["steps"]["match"]["counts"] | {
-        "linked": 1, "ambiguous": 1}
+        "linked": 1,
+        "ambiguous": 1,
+    }
     listing = await firm.links()
     assert [link["account_id"] for link in listing["links"]] == ["a3"]
     (ambiguous,) = listing["ambiguous"]
@@ -227,7 +277,9 @@ async def test_renames_never_delink_and_names_are_never_written(system: System) 
     cid = await firm.add_customer("Rename Me Inc", **qbo_fields(None, "1", None))
     await firm.liscio.create(LiscioAccount("a-r", "Rename Me Inc", status="Prospect", phone="1"))
     await firm.sync()
-    await system.admin.edit_customer_as_user(firm.realm_id, cid, {"DisplayName": "Renamed In QuickBooks"})
+    await system.admin.edit_customer_as_user(
+        firm.realm_id, cid, {"DisplayName": "Renamed In QuickBooks"}
+    )
     renamed = await firm.liscio.update("a-r", name="Renamed In Liscio", phone="2")
     await eventually(lambda: processed_by_pusher(system, [renamed.event_id]), what="rename pushed")
     report = await firm.sync()
@@ -238,12 +290,21 @@ async def test_renames_never_delink_and_names_are_never_written(system: System) 
     assert customer["PrimaryPhone"]["FreeFormNumber"] == "2"
 
 
-async def test_inactive_and_merged_customers_and_archived_accounts_are_delinked(system: System) -> None:
+async def test_inactive_and_merged_customers_and_archived_accounts_are_delinked(
+    system: System,
+) -> None:
     firm = await system.new_firm(
-        {"name": "Goes Inactive"}, {"name": "Merged Away"}, {"name": "Survivor"}, {"name": "Archived Client"}
+        {"name": "Goes Inactive"},
+        {"name": "Merged Away"},
+        {"name": "Survivor"},
+        {"name": "Archived Client"},
     )
-    for account_id, name in (("a-i", "Goes Inactive"), ("a-m", "Merged Away"), ("a-s", "Survivor"),
-                             ("a-x", "Archived Client")):
+    for account_id, name in (
+        ("a-i", "Goes Inactive"),
+        ("a-m", "Merged Away"),
+        ("a-s", "Survivor"),
+        ("a-x", "Archived Client"),
+    ):
         await firm.liscio.create(LiscioAccount(account_id, name, status="Prospect"))
     await firm.sync()
     assert len((await firm.links())["links"]) == 4
@@ -280,9 +341,13 @@ async def test_a_customer_created_in_quickbooks_appears_without_sync_now(system:
     cid = await firm.add_customer("Arrives By Webhook")
 
     async def stored() -> bool:
-        return bool(await system.pool.fetchval(
-            "SELECT true FROM customers WHERE realm_id = $1 AND customer_id = $2", firm.realm_id, cid
-        ))
+        return bool(
+            await system.pool.fetchval(
+                "SELECT true FROM customers WHERE realm_id = $1 AND customer_id = $2",
+                firm.realm_id,
+                cid,
+            )
+        )
 
     assert await eventually(stored, timeout=30, what="new customer stored")
 
@@ -293,7 +358,9 @@ async def test_two_sync_nows_at_once_become_one_run(system: System) -> None:
     first, second = await asyncio.gather(firm.sync(), firm.sync())
     assert first["status"] == second["status"] == "done"
     assert first["run_id"] == second["run_id"]
-    runs = await system.pool.fetchval("SELECT count(*) FROM sync_runs WHERE firm_id = $1", firm.firm_id)
+    runs = await system.pool.fetchval(
+        "SELECT count(*) FROM sync_runs WHERE firm_id = $1", firm.firm_id
+    )
     assert runs == 1
     assert len((await firm.links())["links"]) == 1
 
@@ -318,11 +385,14 @@ async def test_firms_without_a_usable_connection(system: System) -> None:
     await system.pool.execute(
         "UPDATE connections SET refresh_token_enc = $2 WHERE firm_id = $1",
         other.firm_id,
-        __import__("qbsync.crypto", fromlist=["TokenCipher"]).TokenCipher(
-            system.env["QBSYNC_SECRET_KEY"]).encrypt("revoked-token"),
+        __import__("qbsync.crypto", fromlist=["TokenCipher"])
+        .TokenCipher(system.env["QBSYNC_SECRET_KEY"])
+        .encrypt("revoked-token"),
     )
     failed = await system.cli_json("sync", "--firm", other.firm_id, "--wait", "--json")
     assert failed["status"] == "failed"
     assert "needs reconnecting" in failed["reason"] or "invalid_grant" in failed["reason"]
-    status = await system.pool.fetchval("SELECT status FROM connections WHERE firm_id = $1", other.firm_id)
+    status = await system.pool.fetchval(
+        "SELECT status FROM connections WHERE firm_id = $1", other.firm_id
+    )
     assert status == "needs_reconnect"
