@@ -1,10 +1,14 @@
 """What the client benchmark reports, computed from the emulator's request log (pure).
 
-The emulator counts a request in its window when the request *arrives*, so the achieved
-rate is measured on arrival times, in windows of the emulator's length laid end to end from
-the first arrival. Only complete windows count (a window cut off by the end of the run would
-understate the rate). The busiest rolling window is reported too: it must never exceed the
-limit, or the emulator would have answered 429.
+The emulator counts a request in its window when the request *arrives*, so every rate here
+is measured on arrival times:
+- sustained rate: a client at the limit sends a window's quota, then waits for the window to
+  roll; the time from the first arrival to the first arrival of the last quota (the one that
+  starts after k full quotas) gives k quotas per that time, independent of where windows are
+  laid; reported per window as a fraction of the limit (the headline figure);
+- complete windows laid end to end from the first arrival, and their counts;
+- the busiest rolling window, which must never exceed the limit (or the emulator would have
+  answered 429).
 """
 
 from __future__ import annotations
@@ -62,6 +66,23 @@ def busiest_rolling_window(arrivals: Sequence[Arrival], window: float) -> int:
     return best
 
 
+def sustained_fraction(arrivals: Sequence[Arrival], window: float, limit: int) -> float | None:
+    """Units per window, as a fraction of `limit`, from the first arrival to the first
+    arrival after the last complete quota; None when the run is a single quota."""
+    admitted = sorted((a for a in arrivals if a.status != 429), key=lambda a: a.at)
+    total = sum(a.cost for a in admitted)
+    quotas = (total - 1) // limit
+    if quotas < 1:
+        return None
+    before = 0
+    for arrival in admitted:
+        if before >= quotas * limit:
+            elapsed = arrival.at - admitted[0].at
+            return before / (elapsed / window) / limit if elapsed > 0 else None
+        before += arrival.cost
+    return None
+
+
 def summarise(arrivals: Sequence[Arrival], *, window: float, limit: int) -> dict[str, Any]:
     counts = window_counts(arrivals, window)
     mean = statistics.fmean(counts) if counts else None
@@ -69,9 +90,10 @@ def summarise(arrivals: Sequence[Arrival], *, window: float, limit: int) -> dict
         "requests_seen_by_emulator": len(arrivals),
         "throttled_429": sum(1 for a in arrivals if a.status == 429),
         "server_errors_5xx": sum(1 for a in arrivals if a.status is not None and a.status >= 500),
+        "sustained_fraction_of_limit": sustained_fraction(arrivals, window, limit),
         "complete_windows": len(counts),
         "requests_per_complete_window": counts,
         "mean_requests_per_window": mean,
-        "fraction_of_limit": mean / limit if mean is not None else None,
+        "complete_windows_fraction_of_limit": mean / limit if mean is not None else None,
         "busiest_rolling_window": busiest_rolling_window(arrivals, window),
     }

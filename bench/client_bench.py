@@ -221,7 +221,10 @@ async def drive(
         "first_errors": errors[:5],
         "elapsed_seconds": round(elapsed, 3),
         "updates_per_second": round(len(update_seconds) / elapsed, 2),
-        "fraction_of_limit": server["fraction_of_limit"],
+        "fraction_of_limit": _rounded(server["sustained_fraction_of_limit"]),
+        "complete_windows_fraction_of_limit": _rounded(
+            server["complete_windows_fraction_of_limit"]
+        ),
         "mean_requests_per_window": server["mean_requests_per_window"],
         "complete_windows": server["complete_windows"],
         "requests_per_complete_window": server["requests_per_complete_window"],
@@ -234,6 +237,10 @@ async def drive(
         "request_latency_ms": _latency(timing.seconds),
         "update_latency_ms": _latency(update_seconds),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
 
 
 def _latency(seconds: list[float]) -> dict[str, float] | None:

@@ -318,7 +318,7 @@ async def test_paging_counts_and_inactive_customers(emulator: RunningEmulator) -
 
 async def test_find_by_name_ignores_case(emulator: RunningEmulator, qbo: QuickBooksClient) -> None:
     realm = emulator.realm_id
-    name = unique("Casefold Bakery")
+    name = unique("O'Brien & Casefold Bakery")
     made = await qbo.create_customer(realm, {"DisplayName": name}, request_id=unique("c"))
 
     found = await qbo.find_customers_by_name(realm, name.upper())

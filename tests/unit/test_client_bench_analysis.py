@@ -9,6 +9,7 @@ from bench.client_analysis import (
     busiest_rolling_window,
     percentile,
     summarise,
+    sustained_fraction,
     window_counts,
 )
 
@@ -28,7 +29,7 @@ def test_throttled_requests_are_not_admitted_but_are_counted_as_429() -> None:
     summary = summarise(log, window=1.0, limit=4)
     assert summary["throttled_429"] == 1
     assert summary["requests_per_complete_window"] == [3]
-    assert summary["fraction_of_limit"] == 0.75
+    assert summary["complete_windows_fraction_of_limit"] == 0.75
 
 
 def test_batches_count_their_items() -> None:
@@ -49,3 +50,11 @@ def test_percentiles_use_the_nearest_rank() -> None:
     assert percentile([3.0], 0.99) == 3.0
     with pytest.raises(ValueError):
         percentile([], 0.5)
+
+
+def test_the_sustained_rate_counts_whole_quotas_until_the_next_one_starts() -> None:
+    # Limit 2 per 1 s window: quotas start at 0, 1.1 and 2.2 (each a round trip late).
+    log = arrivals(0.0, 0.05, 1.1, 1.15, 2.2, 2.25)
+    fraction = sustained_fraction(log, window=1.0, limit=2)
+    assert fraction == pytest.approx(4 / 2.2 / 2)  # two quotas in 2.2 s
+    assert sustained_fraction(arrivals(0.0, 0.1), window=1.0, limit=2) is None
