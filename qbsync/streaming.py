@@ -138,6 +138,7 @@ async def consume_in_batches(
             try:
                 parsed.append((message, model.model_validate_json(message.value)))
             except ValidationError as exc:
+                metrics.MESSAGES_FAILED.labels(topic).inc()
                 await runtime.dead_letters.send(
                     topic, message.partition, message.offset, message.key, message.value, exc
                 )

@@ -11,6 +11,7 @@ from typing import Any
 
 from qbsync.cli.base import EXIT_FAILURE, EXIT_OK, Subparsers, database, print_json
 from qbsync.config import Settings
+from qbsync.db.accounts import accounts_needing_attention
 from qbsync.db.links import ambiguities_of_firm, links_of_firm
 from qbsync.db.pool import Pool
 from qbsync.db.runs import run_of_request, run_report
@@ -125,6 +126,7 @@ async def run_links(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as pool:
         links = await links_of_firm(pool, args.firm)
         ambiguous = await ambiguities_of_firm(pool, args.firm)
+        attention = await accounts_needing_attention(pool, args.firm)
     document = {
         "firm_id": args.firm,
         "links": [
@@ -146,6 +148,7 @@ async def run_links(args: argparse.Namespace, settings: Settings) -> int:
             }
             for a in ambiguous
         ],
+        "attention": attention,
     }
     if args.json:
         print_json(document)
@@ -154,6 +157,8 @@ async def run_links(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"{link['account_id']} <-> {link['realm_id']}:{link['customer_id']} ({link['how']})"
             )
+        for a in attention:
+            print(f"needs attention: {a['account_id']} ({a['name']}): {a['reason']}")
         for a in document["ambiguous"]:
             print(
                 f"ambiguous '{a['name']}': accounts {a['account_ids']},"

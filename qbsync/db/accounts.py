@@ -112,3 +112,12 @@ async def mark_for_attention(db: Db, firm_id: str, account_id: str, reason: str 
         account_id,
         reason,
     )
+
+
+async def accounts_needing_attention(db: Db, firm_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT account_id, name, attention AS reason, attention_at AS since FROM accounts"
+        " WHERE firm_id = $1 AND attention IS NOT NULL ORDER BY account_id",
+        firm_id,
+    )
+    return [dict(r) for r in rows]

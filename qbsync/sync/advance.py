@@ -39,6 +39,11 @@ class RunAdvancer:
 
     async def tick(self) -> None:
         """Start every match or push step that has become runnable."""
+        metrics.CONNECTIONS_NEEDING_RECONNECT.set(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM connections WHERE status = 'needs_reconnect'"
+            )
+        )
         for run, imported in await runs.runs_waiting_for(self.pool, "match", after="import"):
             if run.run_id in self._working or run.realm_id is None:
                 continue

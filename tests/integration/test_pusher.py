@@ -1,0 +1,195 @@
+"""The pusher end to end: Liscio account events become QuickBooks customer writes,
+exactly once in effect (issue 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from qbsync.demo.liscio import LiscioAccount, account_event
+from qbsync.kafka.topics import ACCOUNT_EVENTS
+from tests.integration.system import Firm, System, find, start_services
+from tests.integration.test_sync_now import processed_by_pusher
+from tests.support.polling import eventually
+
+ADDRESS = {
+    "line1": "1 Main St",
+    "line2": None,
+    "city": "Austin",
+    "state": "TX",
+    "postal_code": "78701",
+    "country": "US",
+}
+
+
+async def wait_link(firm: Firm, account_id: str, timeout: float = 30) -> dict[str, object]:
+    async def linked() -> dict[str, object] | None:
+        return await firm.link_of(account_id)
+
+    return await eventually(linked, timeout=timeout, what=f"{account_id} linked")
+
+
+async def test_a_new_client_account_is_created_in_quickbooks_and_linked(system: System) -> None:
+    firm = await system.new_firm()
+    account = LiscioAccount(
+        "a-new",
+        "Brand New LLC",
+        address=ADDRESS,
+        phone="512-555-0100",
+        website="https://new.example",
+    )
+    await firm.liscio.create(account)
+    link = await wait_link(firm, "a-new")
+    assert link["how"] == "created"
+    customer = await firm.customer(str(link["customer_id"]))
+    assert customer["DisplayName"] == "Brand New LLC"
+    assert customer["BillAddr"]["Line1"] == "1 Main St"
+    assert customer["BillAddr"]["CountrySubDivisionCode"] == "TX"
+    assert customer["PrimaryPhone"]["FreeFormNumber"] == "512-555-0100"
+    assert customer["WebAddr"]["URI"] == "https://new.example"
+    assert len(await firm.writes()) == 1
+    events = await eventually(firm.link_events, what="link event")
+    assert find(events, type="link.created", account_id="a-new", how="created")
+
+
+async def test_a_name_that_exists_in_another_case_is_linked_not_created(system: System) -> None:
+    firm = await system.new_firm({"name": "CASE STUDY CO", "PrimaryPhone": {"FreeFormNumber": "1"}})
+    await firm.liscio.create(LiscioAccount("a-case", "Case Study Co", website="https://c.example"))
+    link = await wait_link(firm, "a-case")
+    assert link["how"] == "auto"
+    assert len(await firm.customers_named("case study co")) == 1
+    customer = await firm.customer(str(link["customer_id"]))
+    assert customer["DisplayName"] == "CASE STUDY CO"  # names are never written
+    assert customer["WebAddr"]["URI"] == "https://c.example"  # first sync: Liscio-only value
+    commands = await eventually(firm.commands, what="fill command")
+    assert [c["fields"] for c in commands] == [{"phone": "1"}]  # first sync: QuickBooks-only
+
+
+async def test_prospects_wait_until_they_become_clients(system: System) -> None:
+    firm = await system.new_firm()
+    created = await firm.liscio.create(LiscioAccount("a-p", "Maybe Later LLC", status="PROSPECT"))
+    await eventually(lambda: processed_by_pusher(system, [created.event_id]), what="handled")
+    assert await firm.link_of("a-p") is None
+    assert await firm.writes() == []
+    await firm.liscio.update("a-p", status="Client")
+    link = await wait_link(firm, "a-p")
+    assert link["how"] == "created"
+
+
+async def test_an_updated_account_never_created_by_us_waits_for_sync_now(system: System) -> None:
+    firm = await system.new_firm()
+    updated = await firm.liscio.publish(LiscioAccount("a-w", "Waiting Co"), "account.updated")
+    await eventually(lambda: processed_by_pusher(system, [updated.event_id]), what="handled")
+    assert await firm.link_of("a-w") is None
+    assert await firm.writes() == []
+    name = await system.pool.fetchval(
+        "SELECT name FROM accounts WHERE firm_id = $1 AND account_id = 'a-w'", firm.firm_id
+    )
+    assert name == "Waiting Co"
+
+
+async def test_updates_flow_and_unchanged_fields_make_no_call(system: System) -> None:
+    firm = await system.new_firm()
+    await firm.liscio.create(LiscioAccount("a-u", "Updates Inc", phone="1"))
+    link = await wait_link(firm, "a-u")
+    await firm.liscio.update("a-u", phone="2", name="Updates Incorporated")
+    second = await firm.liscio.update(
+        "a-u", contacts=[{"id": "c1", "first_name": "Ada", "last_name": "L", "email": "a@x"}]
+    )
+    await eventually(lambda: processed_by_pusher(system, [second.event_id]), what="handled")
+    customer = await firm.customer(str(link["customer_id"]))
+    assert customer["PrimaryPhone"]["FreeFormNumber"] == "2"
+    assert customer["DisplayName"] == "Updates Inc"
+    assert len(await firm.writes()) == 2  # the create and the phone; not the contacts change
+
+
+async def test_the_same_event_three_times_has_one_effect(system: System) -> None:
+    firm = await system.new_firm()
+    event = account_event(firm.firm_id, LiscioAccount("a-3", "Thrice LLC"), "account.created")
+    for _ in range(3):
+        await system.producer.send(ACCOUNT_EVENTS, f"{firm.firm_id}:a-3", event)
+    await wait_link(firm, "a-3")
+    later = await firm.liscio.publish(LiscioAccount("a-3", "Thrice LLC", phone="9"))
+    await eventually(lambda: processed_by_pusher(system, [later.event_id]), what="handled")
+    assert len(await firm.customers_named("Thrice LLC")) == 1
+    assert len(await firm.writes()) == 2  # one create, one update
+
+
+async def test_events_in_quick_succession_end_in_the_latest_state(system: System) -> None:
+    firm = await system.new_firm()
+    await firm.liscio.create(LiscioAccount("a-q", "Quick LLC", phone="0"))
+    link = await wait_link(firm, "a-q")
+    last = None
+    for phone in ("1", "2", "3", "4", "5"):
+        last = await firm.liscio.update("a-q", phone=phone)
+    assert last is not None
+    await eventually(lambda: processed_by_pusher(system, [last.event_id]), what="handled")
+    customer = await firm.customer(str(link["customer_id"]))
+    assert customer["PrimaryPhone"]["FreeFormNumber"] == "5"
+
+
+async def test_archiving_delinks_and_the_customer_stays(system: System) -> None:
+    firm = await system.new_firm()
+    await firm.liscio.create(LiscioAccount("a-x", "Archive Me LLC"))
+    link = await wait_link(firm, "a-x")
+    archived = await firm.liscio.archive("a-x")
+    await eventually(lambda: processed_by_pusher(system, [archived.event_id]), what="handled")
+    assert await firm.link_of("a-x") is None
+    assert (await firm.customer(str(link["customer_id"])))["Active"] is True
+    removed = find(await firm.link_events(), type="link.removed", account_id="a-x")
+    assert removed[0]["reason"] == "account archived in Liscio"
+
+
+async def test_a_name_quickbooks_refuses_puts_the_account_up_for_attention(system: System) -> None:
+    firm = await system.new_firm({"name": "Held By Inactive", "Active": False})
+    created = await firm.liscio.create(LiscioAccount("a-h", "held by inactive"))
+    await eventually(lambda: processed_by_pusher(system, [created.event_id]), what="handled")
+    listing = await firm.links()
+    assert listing["links"] == []
+    (attention,) = listing["attention"]
+    assert attention["account_id"] == "a-h"
+    assert "refused" in attention["reason"]
+    # Not retried forever: the partition moved on, later events are handled.
+    after = await firm.liscio.create(LiscioAccount("a-ok", "Fine Name LLC"))
+    await eventually(lambda: processed_by_pusher(system, [after.event_id]), what="next handled")
+
+
+async def test_bursts_of_429_and_5xx_lose_and_duplicate_nothing(system: System) -> None:
+    firm = await system.new_firm()
+    await system.admin.set_faults(firm.realm_id, fault_5xx_rate=0.4)
+    await system.admin.set_limits(firm.realm_id, max_requests_per_window=8, window_seconds=2)
+    names = [f"Burst {i} LLC" for i in range(12)]
+    for i, name in enumerate(names):
+        await firm.liscio.create(LiscioAccount(f"a-b{i}", name, phone=str(i)))
+    for i in range(12):
+        await wait_link(firm, f"a-b{i}", timeout=120)
+    await system.admin.set_faults(firm.realm_id, fault_5xx_rate=0.0)
+    statuses = {r["status"] for r in await system.admin.requests(firm.realm_id)}
+    assert {429, 500} <= statuses  # the bursts happened
+    for i, name in enumerate(names):
+        (customer,) = await firm.customers_named(name)
+        assert customer["PrimaryPhone"]["FreeFormNumber"] == str(i)
+
+
+async def test_a_pusher_killed_between_the_call_and_the_commit_creates_once(system: System) -> None:
+    firm = await system.new_firm()
+    # The emulator applies the create, then holds the answer: the pusher dies waiting.
+    await system.admin.set_faults(firm.realm_id, slow_rate=1.0, slow_ms=20000)
+    created = await firm.liscio.create(LiscioAccount("a-k", "Killed Midway LLC", phone="1"))
+    await eventually(lambda: firm.customers_named("Killed Midway LLC"), what="create applied")
+    system.processes["pusher"].kill()
+    await system.admin.set_faults(firm.realm_id, slow_rate=0.0)
+    system.processes["pusher"] = start_services(system.env, ("services.pusher",))["pusher"]
+
+    link = await wait_link(firm, "a-k", timeout=60)
+    assert link["how"] == "created"
+    assert len(await firm.customers_named("Killed Midway LLC")) == 1
+    await eventually(lambda: processed_by_pusher(system, [created.event_id]), what="handled")
+    writes = await firm.writes()
+    assert len(writes) == 1  # the retry was answered from QuickBooks' requestid memory
+    replays = [
+        r for r in await system.admin.requests(firm.realm_id) if "replayed" in r["operation"]
+    ]
+    assert len(replays) == 1
+    assert json.dumps(link)  # the link is reported like any other
+    await asyncio.sleep(0)
