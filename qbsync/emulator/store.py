@@ -37,7 +37,9 @@ class Store:
         self.log = RequestLog()
         self.webhooks = WebhookNotifier(config.webhooks())
         self.rng = random.Random(config.random_seed)
-        self._next_realm_number = 1
+        # QuickBooks company ids are unique everywhere, so realms of two emulators never
+        # share an id either (tests keep realms of several emulators in one database).
+        self._next_realm_number = random.SystemRandom().randrange(10**8) * 10 + 1
         self.create_realm(config.realm_id, SANDBOX if config.seed_realm else EMPTY)
         self.initial_refresh_token = self.tokens.issue_refresh_token(
             config.realm_id, clock.now(), config.refresh_token
