@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from qbsync.cli.base import EXIT_FAILURE, EXIT_OK, Subparsers, database
 from qbsync.config import Settings
 from qbsync.crypto import TokenCipher
-from qbsync.db.connections import remove_connection, store_connection
+from qbsync.db.connections import get_connection, remove_connection, store_connection
+from qbsync.quickbooks.client import QuickBooksClient
+from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
 
 
 def register(subparsers: Subparsers) -> None:
@@ -34,9 +37,17 @@ async def run_connect(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_disconnect(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as pool:
-        removed = await remove_connection(pool, args.firm)
-    if not removed:
-        print(f"qbsync: firm {args.firm} has no connection")
-        return EXIT_FAILURE
-    print(f"firm {args.firm} disconnected; its links and records are kept")
+        connection = await get_connection(pool, args.firm)
+        if connection is None:
+            print(f"qbsync: firm {args.firm} has no connection", file=sys.stderr)
+            return EXIT_FAILURE
+        # Revoke at Intuit first (best effort: the client logs a failure), then forget.
+        tokens = PostgresTokenStore(pool, TokenCipher(settings.secret_key()))
+        async with QuickBooksClient.from_settings(settings, tokens) as quickbooks:
+            await quickbooks.revoke(connection.realm_id)
+        await remove_connection(pool, args.firm)
+    print(
+        f"firm {args.firm} disconnected from realm {connection.realm_id};"
+        " its links and records are kept"
+    )
     return EXIT_OK

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
+from qbsync.crypto import TokenCipher
 from qbsync.demo.liscio import LiscioAccount
 from tests.integration.system import System, find
 from tests.support.polling import eventually
@@ -396,3 +399,42 @@ async def test_firms_without_a_usable_connection(system: System) -> None:
         "SELECT status FROM connections WHERE firm_id = $1", other.firm_id
     )
     assert status == "needs_reconnect"
+
+
+async def test_connect_stores_the_token_encrypted_and_disconnect_revokes_it(system: System) -> None:
+    firm = await system.new_firm({"name": "Connected Co"}, connect=False)
+    await firm.liscio.create(LiscioAccount("a-c", "Connected Co", status="Prospect"))
+    token = await system.admin.issue_refresh_token(firm.realm_id)
+    await system.cli(
+        "connect", "--firm", firm.firm_id, "--realm", firm.realm_id, "--refresh-token", token
+    )
+    stored = await system.pool.fetchval(
+        "SELECT refresh_token_enc FROM connections WHERE firm_id = $1", firm.firm_id
+    )
+    assert token.encode() not in stored
+    assert (await firm.sync())["status"] == "done"
+    assert len((await firm.links())["links"]) == 1
+
+    latest = TokenCipher(system.env["QBSYNC_SECRET_KEY"]).decrypt(
+        await system.pool.fetchval(
+            "SELECT refresh_token_enc FROM connections WHERE firm_id = $1", firm.firm_id
+        )
+    )
+    result = await system.cli("disconnect", "--firm", firm.firm_id)
+    assert "disconnected" in result.stdout
+    assert (
+        await system.pool.fetchval(
+            "SELECT count(*) FROM connections WHERE firm_id = $1", firm.firm_id
+        )
+        == 0
+    )
+    assert len((await firm.links())["links"]) == 1  # no records are deleted
+    async with httpx.AsyncClient() as http:  # the revoked token is refused from now on
+        answer = await http.post(
+            system.env["QBO_TOKEN_URL"],
+            data={"grant_type": "refresh_token", "refresh_token": latest},
+            auth=(system.env["QBO_CLIENT_ID"], system.env["QBO_CLIENT_SECRET"]),
+        )
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    again = await system.cli("disconnect", "--firm", firm.firm_id, check=False)
+    assert again.returncode == 1 and "has no connection" in again.stderr
