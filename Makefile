@@ -50,8 +50,8 @@ integration: venv services-up
 test: venv services-up lint typecheck
 	$(BIN)/pytest
 
-run: venv services-up
-	$(BIN)/python -m qbsync.demo
+run: venv
+	@deploy/local/run.sh
 
 bench: bench-client bench-sync bench-pusher bench-lag
 
@@ -60,6 +60,9 @@ bench-client: venv
 
 bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench
+
+bench-sync: venv services-up
+	$(BIN)/python -m bench.sync_bench
 
 clean: services-down
 	rm -rf .run $(VENV)

@@ -53,9 +53,12 @@ class Producer:
         await self._producer.send_and_wait(self.prefix + topic, data, key=key.encode())
         MESSAGES_PRODUCED.labels(topic).inc()
 
-    async def send_soon(self, topic: str, key: str, value: BaseModel | dict[str, Any]) -> Any:
+    async def send_soon(
+        self, topic: str, key: str, value: BaseModel | dict[str, Any] | bytes
+    ) -> Any:
         """Queue a send; returns a future that resolves on acknowledgement (for batches)."""
-        delivery = await self._producer.send(self.prefix + topic, encode(value), key=key.encode())
+        data = value if isinstance(value, bytes) else encode(value)
+        delivery = await self._producer.send(self.prefix + topic, data, key=key.encode())
         delivery.add_done_callback(lambda done: _count_delivery(topic, done))
         return delivery
 
