@@ -118,7 +118,7 @@ async def create_or_link(
         )
         # The first sync of the new link (for a created customer there is nothing left to do).
         (pair,) = await load_pairs(conn, firm_id, [account_id])
-        await apply_plan(conn, quickbooks, pair, plan_for(pair), reason="first sync")
+        await apply_plan(conn, quickbooks, pair, plan_for(pair), reason=why)
         await mark_for_attention(conn, firm_id, account_id, None)
         await finish_create(conn, firm_id, account_id, customer_id=record.customer_id)
         return CreateOutcome("created" if how == "created" else "linked", record.customer_id)

@@ -134,7 +134,7 @@ async def match_firm(
     owed = [
         p.link.account_id for p in await load_pairs(pool, firm_id) if p.link.first_synced_at is None
     ]
-    first = await sync_accounts(pool, quickbooks, firm_id, owed, reason="first sync", run_id=run_id)
+    first = await sync_accounts(pool, quickbooks, firm_id, owed, reason="Sync Now", run_id=run_id)
     return MatchOutcome(linked, len(result.ambiguities), first)
 
 
