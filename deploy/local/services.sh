@@ -99,19 +99,22 @@ pg_install() {
 # PostgreSQL refuses to run as root; as root we run it as the 'postgres' user, whose data
 # directory must be reachable by it. A checkout in a private folder (mktemp -d) is not,
 # so the data then lives in a folder of its own and .run/pg points there.
-as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [[ $(id -u) == 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
+# Prints the data folder's real path (PostgreSQL must not have to pass through a private
+# folder to reach it, so never the .run/pg link itself).
 pg_data_dir() {
-  if [[ -L "$PG_DIR" || -d "$PG_DIR" ]]; then echo "$PG_DIR"; return; fi
+  if [[ -L "$PG_DIR" || -d "$PG_DIR" ]]; then readlink -f "$PG_DIR"; return; fi
   mkdir -p "$RUN"
   if [[ $(id -u) == 0 ]] && ! runuser -u postgres -- test -x "$RUN"; then
     local elsewhere="/var/tmp/qbsync-pg-$(echo -n "$ROOT" | md5sum | cut -c1-12)"
     rm -rf "$elsewhere"; mkdir -p "$elsewhere"; chown postgres "$elsewhere"
     ln -s "$elsewhere" "$PG_DIR"
   else
-    mkdir -p "$PG_DIR"; [[ $(id -u) == 0 ]] && chown postgres "$PG_DIR"
+    mkdir -p "$PG_DIR"
+    if [[ $(id -u) == 0 ]]; then chown postgres "$PG_DIR"; fi
   fi
-  echo "$PG_DIR"
+  readlink -f "$PG_DIR"
 }
 
 pg_up() {
@@ -119,8 +122,8 @@ pg_up() {
   local bin; bin=$(pg_bin)
   local dir; dir=$(pg_data_dir)
   if [[ ! -f "$dir/data/PG_VERSION" ]]; then
-    as_pg "$bin/initdb" -D "$dir/data" -U qbsync --auth=trust -E UTF8 --no-sync >"$dir/../pg-initdb.log" 2>&1 \
-      || { cat "$dir/../pg-initdb.log" >&2; exit 1; }
+    as_pg "$bin/initdb" -D "$dir/data" -U qbsync --auth=trust -E UTF8 --no-sync >"$RUN/pg-initdb.log" 2>&1 \
+      || { cat "$RUN/pg-initdb.log" >&2; exit 1; }
   fi
   if as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     log "PostgreSQL already running on 127.0.0.1:$PG_PORT"; return
@@ -134,10 +137,12 @@ pg_up() {
 
 pg_down() {
   local bin; bin=$(pg_bin) || return 0
-  [[ -f "$PG_DIR/data/PG_VERSION" ]] || return 0
-  if as_pg "$bin/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+  [[ -e "$PG_DIR" ]] || return 0
+  local dir; dir=$(readlink -f "$PG_DIR")
+  [[ -f "$dir/data/PG_VERSION" ]] || return 0
+  if as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     log "stopping PostgreSQL"
-    as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
   fi
 }
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from qbsync import metrics
-from qbsync.db.accounts import get_account, store_accounts
+from qbsync.db.accounts import record_pushed_status, status_last_pushed, store_accounts
 from qbsync.db.connections import get_connection
 from qbsync.db.links import link_of_account
 from qbsync.db.pending_creates import unfinished_creates
@@ -63,9 +63,10 @@ async def handle_account_event(pool: Pool, quickbooks: CustomerGateway, event: A
     if await already_processed(pool, CONSUMER, event.event_id):
         return "duplicate"
     firm_id, account_id = event.firm_id, event.account.id
-    before = await get_account(pool, firm_id, account_id)
+    status_before = await status_last_pushed(pool, firm_id, account_id)
     await store_accounts(pool, [event])
-    outcome = await _apply(pool, quickbooks, event, before.status if before else None)
+    outcome = await _apply(pool, quickbooks, event, status_before)
+    await record_pushed_status(pool, firm_id, account_id, event.account.status)
     await mark_processed(pool, CONSUMER, [event.event_id])
     return outcome
 

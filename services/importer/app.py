@@ -31,6 +31,7 @@ from schemas import QboChangeNotice, SyncRequest
 
 SERVICE = "importer"
 WEBHOOK_PATH = "/webhooks/quickbooks"
+STOP_GRACE_SECONDS = 10.0
 log = logging.getLogger("qbsync.importer")
 
 
@@ -157,6 +158,11 @@ async def serve(runtime: Runtime, importer: Importer, stopping: asyncio.Event) -
     ]
     await stopping.wait()
     consumer.stop_soon()
+    # Work under way gets a grace period; what is still running after it is cancelled
+    # (an import or a CDC round is repeated by the next claimant, nothing is lost).
+    _, unfinished = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+    for task in unfinished:
+        task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
 

@@ -216,7 +216,8 @@ class System:
     async def close(self) -> None:
         self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for process in self.processes.values():
+        # Services first: the emulator they call goes last.
+        for process in reversed(list(self.processes.values())):
             process.stop()
         await self.admin.aclose()
 

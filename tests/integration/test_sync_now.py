@@ -358,7 +358,10 @@ async def test_a_customer_created_in_quickbooks_appears_without_sync_now(system:
 async def test_two_sync_nows_at_once_become_one_run(system: System) -> None:
     firm = await system.new_firm({"name": "Concurrent Co"})
     await firm.liscio.create(LiscioAccount("a-c", "Concurrent Co", status="Prospect"))
+    # A slow QuickBooks keeps the first run open while the second request arrives.
+    await system.admin.set_faults(firm.realm_id, latency_ms=1500)
     first, second = await asyncio.gather(firm.sync(), firm.sync())
+    await system.admin.set_faults(firm.realm_id, latency_ms=0)
     assert first["status"] == second["status"] == "done"
     assert first["run_id"] == second["run_id"]
     runs = await system.pool.fetchval(
