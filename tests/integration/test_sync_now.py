@@ -9,7 +9,7 @@ import httpx
 
 from qbsync.crypto import TokenCipher
 from qbsync.demo.liscio import LiscioAccount
-from tests.integration.system import System, find
+from tests.integration.system import System, find, start_services
 from tests.support.polling import eventually
 
 ADDRESS_QBO = {"Line1": "9 Elm Rd", "City": "Dallas", "CountrySubDivisionCode": "TX"}
@@ -441,3 +441,39 @@ async def test_connect_stores_the_token_encrypted_and_disconnect_revokes_it(syst
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
     again = await system.cli("disconnect", "--firm", firm.firm_id, check=False)
     assert again.returncode == 1 and "has no connection" in again.stderr
+
+
+async def test_the_matcher_rebuilds_its_copy_from_qbo_customers_and_reaches_the_same_links(
+    system: System,
+) -> None:
+    firm = await system.new_firm({"name": "Rebuild One"}, {"name": "rebuild two"})
+    for account_id, name in (("a-1", "REBUILD ONE"), ("a-2", "Rebuild Two")):
+        await firm.liscio.create(LiscioAccount(account_id, name, status="Prospect"))
+    await firm.sync()
+    links_before = {
+        (link["account_id"], link["customer_id"]) for link in (await firm.links())["links"]
+    }
+    assert len(links_before) == 2
+
+    # The matcher's copy of the realm is lost; the compacted topic still has every customer.
+    system.processes["matcher"].stop()
+    await system.pool.execute("DELETE FROM customers WHERE realm_id = $1", firm.realm_id)
+    result = await system.cli("rewind", "--group", "qbsync-matcher", "--topic", "qbo.customers")
+    assert "rewound" in result.stdout
+    system.processes["matcher"] = start_services(system.env, ("services.matcher",))["matcher"]
+
+    async def restored() -> bool:
+        count = await system.pool.fetchval(
+            "SELECT count(*) FROM customers WHERE realm_id = $1", firm.realm_id
+        )
+        return bool(count == 2)
+
+    await eventually(restored, timeout=90, what="customers restored from qbo.customers")
+    writes = len(await firm.writes())
+    report = await firm.sync()
+    assert report["status"] == "done"
+    links_after = {
+        (link["account_id"], link["customer_id"]) for link in (await firm.links())["links"]
+    }
+    assert links_after == links_before
+    assert len(await firm.writes()) == writes
