@@ -173,6 +173,16 @@ class Bench:
         self.processes["emulator"] = ServiceProcess("emulator", {}, argv)
         return f"http://127.0.0.1:{port}"
 
+    def start_service(self, module: str, env: dict[str, str]) -> ServiceProcess:
+        """`python -m <module>`, or under cProfile with --profile (the profile is written
+        when the service stops: read it with pstats)."""
+        if self.args.profile is None:
+            return ServiceProcess(module, env)
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        output = self.args.profile / f"{module.split('.')[1]}.prof"
+        argv = [sys.executable, "-m", "cProfile", "-o", str(output), "-m", module]
+        return ServiceProcess(module, env, argv)
+
     def service_env(self, database_url: str, base_url: str) -> dict[str, str]:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.stack.kafka_bootstrap,
@@ -377,7 +387,7 @@ class Bench:
             admin = EmulatorAdmin(base_url, timeout=300)
             env = self.service_env(database_url, base_url)
             for module in ("services.importer", "services.matcher"):
-                self.processes[module.split(".")[1]] = ServiceProcess(module, env)
+                self.processes[module.split(".")[1]] = self.start_service(module, env)
             watch = MemoryWatch({n: p.process.pid for n, p in self.processes.items()})
             watcher = asyncio.create_task(watch.run(stopping))
             await self.wait_started(admin)
@@ -562,6 +572,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the run may take")
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--profile", type=Path, help="run the services under cProfile, profiles to this folder"
+    )
     return parser.parse_args(argv)
 
 

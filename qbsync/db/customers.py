@@ -124,15 +124,26 @@ async def count_seen_in_run(db: Db, realm_id: str, run_id: str) -> int:
     return count
 
 
-async def unlinked_customers(db: Db, realm_id: str) -> list[StoredCustomer]:
+@dataclass(frozen=True, slots=True)
+class CustomerName:
+    """What matching by name needs of a customer: its name and whether it may be linked."""
+
+    customer_id: str
+    display_name: str
+    active: bool
+    deleted: bool
+    parent_id: str | None
+
+
+async def unlinked_customer_names(db: Db, realm_id: str) -> list[CustomerName]:
     """Every customer of the realm that has no link (eligibility is the caller's rule)."""
     rows = await db.fetch(
-        f"""
-        SELECT {_COLUMNS} FROM customers c
+        """
+        SELECT customer_id, display_name, active, deleted, parent_id FROM customers c
          WHERE c.realm_id = $1
            AND NOT EXISTS (SELECT 1 FROM links l
                             WHERE l.realm_id = c.realm_id AND l.customer_id = c.customer_id)
         """,
         realm_id,
     )
-    return [StoredCustomer.from_row(r) for r in rows]
+    return [CustomerName(*r) for r in rows]
