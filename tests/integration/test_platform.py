@@ -162,3 +162,37 @@ async def test_services_stop_cleanly_on_sigterm(
             what=f"{module} started",
         )
         assert process.stop() == 0, process.output()[-2000:]
+
+
+async def test_two_instances_of_each_service_run_side_by_side(
+    spawn: Callable[..., ServiceProcess], producer: Producer, pool: Pool
+) -> None:
+    firm = unique("firm")
+    processes = [
+        spawn(module) for module in ("services.matcher", "services.pusher") for _ in (1, 2)
+    ]
+    processes += [spawn("services.importer"), spawn("services.importer")]
+
+    async def all_started() -> bool:
+        return all('"started"' in p.output() for p in processes)
+
+    await eventually(all_started, timeout=90, what="six instances started")
+    ports = {
+        json.loads(line)["url"]
+        for p in processes
+        for line in p.output().splitlines()
+        if '"http server listening"' in line
+    }
+    assert len(ports) == len(processes)  # no two instances share an HTTP port
+    for number in range(20):
+        account = f"acct-{number}"
+        await producer.send(
+            "liscio.account-events", f"{firm}:{account}", account_event(firm, account, "X")
+        )
+
+    async def stored() -> bool:
+        count = await pool.fetchval("SELECT count(*) FROM accounts WHERE firm_id = $1", firm)
+        return bool(count == 20)
+
+    await eventually(stored, timeout=90, what="events stored with two matchers in the group")
+    assert all(p.process.poll() is None for p in processes)
