@@ -43,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench.proc_watch import ProcessWatch
 from bench.sync_report import Figure, rate, seconds_between, table
 from bench.sync_scenario import CUSTOMER_PREFIX, Scenario, account_event, customer_name
 from qbsync.crypto import TokenCipher
@@ -66,55 +67,20 @@ IMPORTER_TARGET = 50_000.0  # customers imported per second
 MATCHER_TARGET = 20_000.0  # records per second, each matcher stage
 MEMORY_TARGET_MB = 300.0  # peak RSS per service
 POLL_SECONDS = 0.05
+# Stages between noted moments: CPU time of each process and the machine's busy share.
+STAGES = {
+    "accounts": ("accounts sending", "accounts stored"),
+    "import": ("sync requested", "import done"),
+    "customers": ("sync requested", "customers stored"),
+    "match": ("customers stored", "match done"),
+    "push": ("match done", "push done"),
+}
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-class MemoryWatch:
-    """Peak RSS of each process: the kernel's high-water mark (VmHWM) read from /proc until
-    the process ends, so the peak between two samples is not missed either."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.peak_kb: dict[str, int] = dict.fromkeys(pids, 0)
-        self.rss_at: dict[str, dict[str, float]] = {}
-
-    @staticmethod
-    def _status(pid: int) -> dict[str, int]:
-        try:
-            text = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return {}  # the process has ended; its last sample stands
-        values = {}
-        for line in text.splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                values[key] = int(rest.split()[0])
-        return values
-
-    def sample(self) -> None:
-        for name, pid in self.pids.items():
-            self.peak_kb[name] = max(self.peak_kb[name], self._status(pid).get("VmHWM", 0))
-
-    def note(self, moment: str) -> None:
-        """RSS of each process at a moment of the run (where memory goes, for profiling)."""
-        self.sample()
-        self.rss_at[moment] = {
-            name: round(self._status(pid).get("VmRSS", 0) / 1024, 1)
-            for name, pid in self.pids.items()
-        }
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            self.sample()
-            await wait_for_event(stopping, 0.25)
-
-    def peak_mb(self) -> dict[str, float]:
-        return {name: round(kb / 1024, 1) for name, kb in self.peak_kb.items()}
 
 
 async def create_database(server_url: str, name: str) -> str:
@@ -240,14 +206,14 @@ class Bench:
 
     # -- phase 1: accounts --------------------------------------------------------------
     async def store_accounts(
-        self, pool: Pool, producer: Producer, scenario: Scenario
+        self, pool: Pool, producer: Producer, scenario: Scenario, watch: ProcessWatch
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
         events = [
             (f"{self.firm_id}:{a.account_id}", account_event(self.firm_id, a, now))
             for a in scenario.make_accounts()
         ]
-        started = time.time()
+        started = watch.note("accounts sending").at
         deliveries = [await producer.send_soon(ACCOUNT_EVENTS, k, v) for k, v in events]
         await asyncio.gather(*deliveries)
         produced = time.time()
@@ -259,7 +225,7 @@ class Bench:
             return bool(count >= scenario.accounts)
 
         await eventually(all_stored, timeout=600, interval=POLL_SECONDS, what="accounts stored")
-        stored = time.time()
+        stored = watch.note("accounts stored").at
         span = await pool.fetchrow(
             "SELECT min(updated_at) AS first, max(updated_at) AS last, count(*) AS n"
             " FROM accounts WHERE firm_id = $1",
@@ -279,22 +245,28 @@ class Bench:
         }
 
     # -- phase 2: Sync Now --------------------------------------------------------------
-    async def sync_now(self, pool: Pool, env: dict[str, str], customers: int) -> dict[str, Any]:
-        seen: list[tuple[float, int]] = []
+    async def sync_now(
+        self, pool: Pool, env: dict[str, str], customers: int, watch: ProcessWatch
+    ) -> dict[str, Any]:
+        """`qbsync sync --wait --json`, noting the moments each step ends and the moment the
+        matcher has stored every imported customer (the database holds this run alone)."""
         done = asyncio.Event()
 
-        async def watch_customers() -> None:
+        async def follow() -> None:
             while not done.is_set():
-                count = await pool.fetchval(
+                if "customers stored" not in watch.moments and customers <= await pool.fetchval(
                     "SELECT count(*) FROM customers WHERE seen_run_id IS NOT NULL"
-                )
-                seen.append((time.time(), count))
-                if count >= customers:
-                    return
-                await asyncio.sleep(POLL_SECONDS)
+                ):
+                    watch.note("customers stored")
+                for row in await pool.fetch(
+                    "SELECT step FROM sync_run_steps WHERE status IN ('done', 'failed')"
+                ):
+                    if f"{row['step']} done" not in watch.moments:
+                        watch.note(f"{row['step']} done")
+                await wait_for_event(done, POLL_SECONDS)
 
-        watcher = asyncio.create_task(watch_customers())
-        began = time.time()
+        follower = asyncio.create_task(follow())
+        began = watch.note("sync requested").at
         process = await asyncio.create_subprocess_exec(
             QBSYNC,
             "sync",
@@ -310,19 +282,19 @@ class Bench:
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await process.communicate()
-        ended = time.time()
+        ended = watch.note("run finished").at
         done.set()
-        await asyncio.gather(watcher, return_exceptions=True)
+        await follower
         try:
             report: dict[str, Any] = json.loads(out)
         except ValueError:
             raise RuntimeError(f"qbsync sync printed no JSON: {err.decode()[-2000:]}") from None
-        all_seen = next((t for t, n in seen if n >= customers), None)
+        stored = watch.moments.get("customers stored")
         return {
             "cli_exit": process.returncode,
             "cli_wall_seconds": round(ended - began, 3),
             "report": report,
-            "customers_all_stored_at": all_seen,
+            "customers_all_stored_at": stored.at if stored else None,
         }
 
     async def run_timings(self, pool: Pool, run_id: str) -> dict[str, Any]:
@@ -374,7 +346,7 @@ class Bench:
         args = self.args
         database_url = await create_database(self.stack.database_url, self.database)
         stopping = asyncio.Event()
-        watch: MemoryWatch | None = None
+        watch: ProcessWatch | None = None
         watcher: asyncio.Task[None] | None = None
         pool = await connect_pool(database_url, attempts=3)
         producer = Producer(self.stack.kafka_bootstrap, self.prefix)
@@ -388,7 +360,7 @@ class Bench:
             env = self.service_env(database_url, base_url)
             for module in ("services.importer", "services.matcher"):
                 self.processes[module.split(".")[1]] = self.start_service(module, env)
-            watch = MemoryWatch({n: p.process.pid for n, p in self.processes.items()})
+            watch = ProcessWatch({n: p.process.pid for n, p in self.processes.items()})
             watcher = asyncio.create_task(watch.run(stopping))
             await self.wait_started(admin)
 
@@ -402,15 +374,13 @@ class Bench:
             await self.wait_matcher_consuming(pool, producer)
             watch.note("ready")
 
-            accounts = await self.store_accounts(pool, producer, scenario)
-            watch.note("accounts stored")
+            accounts = await self.store_accounts(pool, producer, scenario, watch)
 
             await store_connection(
                 pool, TokenCipher(SECRET_KEY), self.firm_id, realm_id, str(realm["refresh_token"])
             )
             await admin.clear_requests(realm_id)
-            sync = await self.sync_now(pool, env, args.customers)
-            watch.note("run finished")
+            sync = await self.sync_now(pool, env, args.customers, watch)
             run_id = sync["report"]["run_id"]
             timings = await self.run_timings(pool, run_id)
             calls = await self.quickbooks_calls(admin, realm_id)
@@ -439,7 +409,7 @@ class Bench:
         timings: dict[str, Any],
         calls: dict[str, Any],
         limits: dict[str, Any],
-        watch: MemoryWatch,
+        watch: ProcessWatch,
     ) -> dict[str, Any]:
         report = sync["report"]
         steps = timings["steps"]
@@ -459,6 +429,22 @@ class Bench:
         first_sync_phase = seconds_between(links["last"], steps["match"]["finished_at"])
         match_records = n_accounts + n_customers
         peak = watch.peak_mb()
+        stages = {
+            name: watch.between(start, end)
+            for name, (start, end) in STAGES.items()
+            if start in watch.moments and end in watch.moments
+        }
+
+        def cpu(stage: str, process: str, records: int) -> str:
+            """The process's own CPU time in the stage, and how busy the machine was."""
+            if stage not in stages:
+                return ""
+            seconds = stages[stage].cpu_seconds[process]
+            busy = stages[stage].machine_busy_share
+            return (
+                f"; {process} CPU {seconds:.1f} s ({seconds / records * 1e6:.0f} µs/record),"
+                f" both cores {busy:.0%} busy"
+            )
 
         figures = [
             Figure(
@@ -467,7 +453,7 @@ class Bench:
                 "/s",
                 IMPORTER_TARGET,
                 detail=f"{counts['import'].get('customers', 0):,} in {import_seconds:.2f} s"
-                " (import step started_at -> finished_at)",
+                " (import step started_at -> finished_at)" + cpu("import", "importer", n_customers),
             ),
             Figure(
                 "matcher: accounts stored",
@@ -475,7 +461,8 @@ class Bench:
                 "/s",
                 MATCHER_TARGET,
                 detail=f"{accounts['stored']:,} AccountEvents, first sent -> all in PostgreSQL"
-                f" in {accounts['first_sent_to_all_stored_seconds']:.2f} s",
+                f" in {accounts['first_sent_to_all_stored_seconds']:.2f} s"
+                + cpu("accounts", "matcher", n_accounts),
             ),
             Figure(
                 "matcher: customers stored",
@@ -483,7 +470,7 @@ class Bench:
                 "/s",
                 MATCHER_TARGET,
                 detail=f"{n_customers:,} from qbo.customers, import started -> all stored"
-                f" in {customers_seconds:.2f} s",
+                f" in {customers_seconds:.2f} s" + cpu("customers", "matcher", n_customers),
             ),
             Figure(
                 "matcher: match step",
@@ -492,7 +479,8 @@ class Bench:
                 MATCHER_TARGET,
                 detail=f"{n_accounts:,} accounts + {n_customers:,} customers in"
                 f" {match_seconds:.2f} s: linking {link_phase:.2f} s, first sync of"
-                f" {links['n']:,} links {first_sync_phase:.2f} s",
+                f" {links['n']:,} links {first_sync_phase:.2f} s"
+                + cpu("match", "matcher", match_records),
             ),
         ]
         for name in ("importer", "matcher", "emulator"):
@@ -557,7 +545,8 @@ class Bench:
             "run": report,
             "quickbooks_calls": calls,
             "peak_memory_mb": peak,
-            "rss_mb_at": watch.rss_at,
+            "stages": {name: asdict(stage) for name, stage in stages.items()},
+            "rss_mb_at": {name: moment.rss_mb for name, moment in watch.moments.items()},
             "checks": checks,
             "correct": all(checks.values()),
         }

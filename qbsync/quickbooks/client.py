@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,9 @@ from qbsync.quickbooks.tokens import TokenStore
 log = logging.getLogger("qbsync.quickbooks")
 
 PAGE_SIZE = 1000  # QuickBooks' MAXRESULTS ceiling
+# Customer pages requested ahead of the one being read: an import of a large realm overlaps
+# QuickBooks' answers with its own work, within the 10 requests a realm may have in flight.
+CUSTOMER_PAGES_AHEAD = 3
 MAX_BATCH_ITEMS = 30
 CDC_MAX_OBJECTS = 1000
 # Re-reads after 5010 before giving up: each one means someone else wrote in between.
@@ -162,35 +166,65 @@ class QuickBooksClient:
         *,
         page_size: int = PAGE_SIZE,
         operation: str = "query",
+        pages_ahead: int = 0,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every row `statement` selects, fetched `page_size` (at most 1000) at a time.
-        The statement must not page itself."""
+        The statement must not page itself. With `pages_ahead`, once a first full page has
+        come back, that many following pages are requested while the caller works through
+        the current one (the realm's limiter paces them like any request); the price is up
+        to `pages_ahead` requests past the end, answered empty."""
         if _PAGING.search(statement):
             raise ValueError("the statement pages itself; query() adds STARTPOSITION/MAXRESULTS")
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{PAGE_SIZE}")
+        if pages_ahead < 0:
+            raise ValueError("pages_ahead must not be negative")
         match = _ENTITY.search(statement)
         entity = match.group(1) if match else None
-        position = 1
-        while True:
+
+        async def page(position: int) -> list[dict[str, Any]]:
             paged = f"{statement} STARTPOSITION {position} MAXRESULTS {page_size}"
             body = await self._session.call(
                 realm_id, operation, "GET", "query", params={"query": paged}
             )
-            rows = _rows(body.get("QueryResponse") or {}, entity)
-            for row in rows:
-                yield row
-            if len(rows) < page_size:
-                return
-            position += page_size
+            return _rows(body.get("QueryResponse") or {}, entity)
+
+        requested: deque[asyncio.Task[list[dict[str, Any]]]] = deque()
+        position, ahead = 1, 0  # nothing ahead until a full page says there may be more
+        try:
+            while True:
+                while len(requested) <= ahead:
+                    requested.append(asyncio.ensure_future(page(position)))
+                    position += page_size
+                rows = await requested.popleft()
+                for row in rows:
+                    yield row
+                if len(rows) < page_size:
+                    return
+                ahead = pages_ahead
+        finally:
+            for task in requested:  # past the end, or the caller stopped early
+                task.cancel()
+            await asyncio.gather(*requested, return_exceptions=True)
 
     def customers(
-        self, realm_id: str, *, include_inactive: bool = False, page_size: int = PAGE_SIZE
+        self,
+        realm_id: str,
+        *,
+        include_inactive: bool = False,
+        page_size: int = PAGE_SIZE,
+        pages_ahead: int = CUSTOMER_PAGES_AHEAD,
     ) -> AsyncIterator[dict[str, Any]]:
         statement = "select * from Customer"
         if include_inactive:
             statement += " where Active IN (true, false)"
-        return self.query(realm_id, statement, page_size=page_size, operation="query_customers")
+        return self.query(
+            realm_id,
+            statement,
+            page_size=page_size,
+            operation="query_customers",
+            pages_ahead=pages_ahead,
+        )
 
     async def count_customers(self, realm_id: str, *, include_inactive: bool = False) -> int:
         statement = "select count(*) from Customer"
