@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -72,6 +73,12 @@ class _RuntimeStopper(Service):
         await self.runtime.stop()
 
 
+class _Worker(faust.Worker):
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        log.info("ready")  # the agents are subscribed and consuming
+
+
 def run_worker(
     app: faust.App,
     runtime: Runtime,
@@ -80,13 +87,22 @@ def run_worker(
     """Start the runtime, then the faust worker; returns when SIGTERM/SIGINT stopped it."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # A signal before faust installs its own handlers must still stop us cleanly.
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
     try:
         loop.run_until_complete(runtime.start())
         if on_started is not None:
             loop.run_until_complete(on_started())
     except DependencyUnavailable as exc:
         exit_on_dependency_failure(runtime.service, exc)
-    worker = faust.Worker(
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    if stop_requested.is_set():
+        loop.run_until_complete(runtime.stop())
+        return
+    worker = _Worker(
         app,
         _RuntimeStopper(runtime, loop=loop),
         loop=loop,
