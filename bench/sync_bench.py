@@ -139,13 +139,15 @@ class Bench:
         self.processes["emulator"] = ServiceProcess("emulator", {}, argv)
         return f"http://127.0.0.1:{port}"
 
-    def start_service(self, module: str, env: dict[str, str]) -> ServiceProcess:
+    def start_service(
+        self, module: str, env: dict[str, str], name: str | None = None
+    ) -> ServiceProcess:
         """`python -m <module>`, or under cProfile with --profile (the profile is written
         when the service stops: read it with pstats)."""
         if self.args.profile is None:
             return ServiceProcess(module, env)
         self.args.profile.mkdir(parents=True, exist_ok=True)
-        output = self.args.profile / f"{module.split('.')[1]}.prof"
+        output = self.args.profile / f"{name or module.split('.')[1]}.prof"
         argv = [sys.executable, "-m", "cProfile", "-o", str(output), "-m", module]
         return ServiceProcess(module, env, argv)
 
@@ -358,8 +360,10 @@ class Bench:
             base_url = self.start_emulator()
             admin = EmulatorAdmin(base_url, timeout=300)
             env = self.service_env(database_url, base_url)
-            for module in ("services.importer", "services.matcher"):
-                self.processes[module.split(".")[1]] = self.start_service(module, env)
+            self.processes["importer"] = self.start_service("services.importer", env)
+            for n in range(1, args.matchers + 1):  # one consumer group: partitions are shared
+                name = "matcher" if n == 1 else f"matcher-{n}"
+                self.processes[name] = self.start_service("services.matcher", env, name)
             watch = ProcessWatch({n: p.process.pid for n, p in self.processes.items()})
             watcher = asyncio.create_task(watch.run(stopping))
             await self.wait_started(admin)
@@ -439,7 +443,11 @@ class Bench:
             """The process's own CPU time in the stage, and how busy the machine was."""
             if stage not in stages:
                 return ""
-            seconds = stages[stage].cpu_seconds[process]
+            seconds = sum(  # every instance of the service
+                used
+                for name, used in stages[stage].cpu_seconds.items()
+                if name == process or name.startswith(f"{process}-")
+            )
             busy = stages[stage].machine_busy_share
             return (
                 f"; {process} CPU {seconds:.1f} s ({seconds / records * 1e6:.0f} µs/record),"
@@ -483,13 +491,13 @@ class Bench:
                 + cpu("match", "matcher", match_records),
             ),
         ]
-        for name in ("importer", "matcher", "emulator"):
+        for name in peak:
             figures.append(
                 Figure(
                     f"peak memory: {name}",
                     peak[name],
                     "MB",
-                    MEMORY_TARGET_MB if name != "emulator" else None,
+                    None if name == "emulator" else MEMORY_TARGET_MB,
                     at_least=False,
                     detail="VmHWM" + ("" if name != "emulator" else " (not a service: no target)"),
                 )
@@ -558,6 +566,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="per rate window")
     parser.add_argument("--max-in-flight", type=int, default=50)
+    parser.add_argument("--matchers", type=int, default=1, help="matcher instances (one group)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the run may take")
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     parser.add_argument("--output", type=Path, default=RESULTS)
