@@ -76,12 +76,15 @@ class ProcessWatch:
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.peak_kb: dict[str, int] = dict.fromkeys(pids, 0)
+        self.peak_seen_at: dict[str, float] = dict.fromkeys(pids, 0.0)  # when it last grew
         self.moments: dict[str, Moment] = {}
         self._cpu: dict[str, float] = dict.fromkeys(pids, 0.0)
 
     def sample(self) -> None:
         for name, pid in self.pids.items():
-            self.peak_kb[name] = max(self.peak_kb[name], process_status(pid).get("VmHWM", 0))
+            peak = process_status(pid).get("VmHWM", 0)
+            if peak > self.peak_kb[name]:
+                self.peak_kb[name], self.peak_seen_at[name] = peak, time.time()
             cpu = process_cpu_seconds(pid)
             if cpu is not None:  # an ended process keeps its last reading
                 self._cpu[name] = cpu
@@ -124,3 +127,11 @@ class ProcessWatch:
 
     def peak_mb(self) -> dict[str, float]:
         return {name: round(kb / 1024, 1) for name, kb in self.peak_kb.items()}
+
+    def peak_during(self) -> dict[str, str | None]:
+        """The last noted moment before each process's peak was first seen."""
+        during: dict[str, str | None] = {}
+        for name, seen in self.peak_seen_at.items():
+            before = [(m.at, moment) for moment, m in self.moments.items() if m.at <= seen]
+            during[name] = f"after {max(before)[1]}" if before else None
+        return during

@@ -553,6 +553,7 @@ class Bench:
             "run": report,
             "quickbooks_calls": calls,
             "peak_memory_mb": peak,
+            "peak_memory_reached": watch.peak_during(),
             "stages": {name: asdict(stage) for name, stage in stages.items()},
             "rss_mb_at": {name: moment.rss_mb for name, moment in watch.moments.items()},
             "checks": checks,

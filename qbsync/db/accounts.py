@@ -105,6 +105,14 @@ async def unlinked_account_names(db: Db, firm_id: str) -> list[Named]:
     return [Named(r["account_id"], r["name"]) for r in rows]
 
 
+async def linked_account_ids(db: Db, firm_id: str) -> list[str]:
+    """Every linked account of the firm, in account order."""
+    rows = await db.fetch(
+        "SELECT account_id FROM links WHERE firm_id = $1 ORDER BY account_id", firm_id
+    )
+    return [r["account_id"] for r in rows]
+
+
 async def accounts_awaiting_first_sync(db: Db, firm_id: str) -> list[str]:
     """Accounts whose link has not had its first sync yet (new, or interrupted before)."""
     rows = await db.fetch(

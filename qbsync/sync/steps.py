@@ -18,7 +18,11 @@ from typing import TypeVar
 
 import asyncpg
 
-from qbsync.db.accounts import accounts_awaiting_first_sync, unlinked_account_names
+from qbsync.db.accounts import (
+    accounts_awaiting_first_sync,
+    linked_account_ids,
+    unlinked_account_names,
+)
 from qbsync.db.connections import get_connection
 from qbsync.db.customers import unlinked_customer_names
 from qbsync.db.links import mark_first_synced, replace_ambiguities
@@ -232,21 +236,37 @@ async def push_firm(
     quickbooks: CustomerGateway,
     firm_id: str,
     run_id: str | None,
+    *,
+    chunk: int = 500,
+    workers: int = WORKERS,
 ) -> PushOutcome:
-    pairs = await load_pairs(pool, firm_id)
-    delinked = 0
-    for pair in pairs:
-        reason = delink_reason(pair.account.archived, pair.customer.active, pair.customer.deleted)
-        if reason is None:
-            continue
-        async with pool.acquire() as conn, conn.transaction():
-            await lock_accounts(conn, firm_id, [pair.link.account_id])
-            if await remove_link(conn, firm_id, pair.link.account_id, reason=reason, run_id=run_id):
-                delinked += 1
-    keep = [
-        p.link.account_id
-        for p in pairs
-        if delink_reason(p.account.archived, p.customer.active, p.customer.deleted) is None
-    ]
-    synced = await sync_accounts(pool, quickbooks, firm_id, keep, reason="Sync Now", run_id=run_id)
+    """Every linked pair, a chunk at a time (several chunks at once; a firm's pairs are
+    never all in memory): a pair whose account was archived or whose customer went away is
+    delinked, every other pair gets the subsequent-sync rules (`sync_accounts`)."""
+
+    async def push(ids: Sequence[str]) -> tuple[int, SyncCounts]:
+        delinked, keep = 0, []
+        for pair in await load_pairs(pool, firm_id, ids):
+            reason = delink_reason(
+                pair.account.archived, pair.customer.active, pair.customer.deleted
+            )
+            if reason is None:
+                keep.append(pair.link.account_id)
+                continue
+            async with pool.acquire() as conn, conn.transaction():
+                await lock_accounts(conn, firm_id, [pair.link.account_id])
+                if await remove_link(
+                    conn, firm_id, pair.link.account_id, reason=reason, run_id=run_id
+                ):
+                    delinked += 1
+        synced = await sync_accounts(
+            pool, quickbooks, firm_id, keep, reason="Sync Now", run_id=run_id
+        )
+        return delinked, synced
+
+    linked = await linked_account_ids(pool, firm_id)
+    delinked, synced = 0, SyncCounts()
+    for chunk_delinked, chunk_synced in await _in_parallel(push, _chunks(linked, chunk), workers):
+        delinked += chunk_delinked
+        synced.add(chunk_synced)
     return PushOutcome(delinked, synced)
