@@ -61,6 +61,9 @@ bench-client: venv
 bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench
 
+bench-pusher: venv services-up
+	$(BIN)/python -m bench.pusher_bench
+
 bench-sync: venv services-up
 	$(BIN)/python -m bench.sync_bench
 
