@@ -30,6 +30,7 @@ from bench.client_analysis import Arrival, percentile, summarise
 from bench.recording_proxy import RecordedWrite
 
 WRITE = "customer.write"
+LATENCY_SLICE_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,22 @@ def lost_accounts(
 
 
 def duplicated_writes(writes: Sequence[AppliedWrite]) -> int:
-    """Applied writes beyond the first of one requestid or of one value to one customer."""
-    by_request = Counter(w.request_id for w in writes if w.request_id is not None)
-    by_content = Counter((w.realm_id, w.customer_id, w.phone) for w in writes if w.phone)
-    return sum(n - 1 for n in by_request.values()) + sum(n - 1 for n in by_content.values())
+    """Applied writes that repeat an earlier one's requestid or its value for its customer
+    (each such write counted once)."""
+    seen_ids: set[str] = set()
+    seen_values: set[tuple[str, str | None, str]] = set()
+    repeated = 0
+    for write in writes:
+        value = (write.realm_id, write.customer_id, write.phone) if write.phone else None
+        if (write.request_id is not None and write.request_id in seen_ids) or (
+            value is not None and value in seen_values
+        ):
+            repeated += 1
+        if write.request_id is not None:
+            seen_ids.add(write.request_id)
+        if value is not None:
+            seen_values.add(value)
+    return repeated
 
 
 def realm_burst(
@@ -202,11 +215,15 @@ def latency_figures(
         first_write.setdefault((write.customer_id, write.phone), write)
     to_start: list[float] = []
     to_finish: list[float] = []
+    by_slice: dict[int, list[float]] = defaultdict(list)
+    began = min((e.occurred_at for e in events), default=0.0)
     for event in events:
-        write = first_write.get((event.customer_id, event.phone))
-        if write is not None:
-            to_start.append(write.started_at - event.occurred_at)
-            to_finish.append(write.finished_at - event.occurred_at)
+        carrier = first_write.get((event.customer_id, event.phone))
+        if carrier is not None:
+            to_start.append(carrier.started_at - event.occurred_at)
+            to_finish.append(carrier.finished_at - event.occurred_at)
+            slice_index = int((event.occurred_at - began) // LATENCY_SLICE_SECONDS)
+            by_slice[slice_index].append(carrier.finished_at - event.occurred_at)
     return {
         "events": len(events),
         "events_written": len(to_finish),
@@ -215,6 +232,10 @@ def latency_figures(
         "duplicated_writes": duplicated_writes(writes),
         "to_write_finished_ms": milliseconds(to_finish),
         "to_write_started_ms": milliseconds(to_start),
+        # When in the phase the slow ones were: p99 of each successive slice of events.
+        f"p99_ms_per_{LATENCY_SLICE_SECONDS}s": [
+            round(percentile(by_slice[k], 0.99) * 1000, 1) for k in sorted(by_slice)
+        ],
     }
 
 

@@ -6,24 +6,33 @@
   status (then it is created as above) or an earlier create is unfinished;
 - archived: delinked; the customer stays in QuickBooks;
 - firms without a usable connection: counted and skipped (Sync Now catches up later).
+
+Updates of linked accounts, the bulk of the traffic, are handled a firm's queue at a time:
+one transaction, one call per account whose synced fields differ (all calls concurrent,
+paced by the realm's limiter), a few statements to record them all. Everything else takes
+the one-by-one path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from qbsync import metrics
 from qbsync.db.accounts import record_pushed_status, status_last_pushed, store_accounts
 from qbsync.db.connections import get_connection
 from qbsync.db.links import link_of_account
+from qbsync.db.pairs import load_pairs
 from qbsync.db.pending_creates import unfinished_creates
 from qbsync.db.pool import Pool
 from qbsync.db.processed import already_processed, mark_processed
 from qbsync.domain.accounts import is_prospect, may_create_in_quickbooks
-from qbsync.quickbooks.errors import NeedsReconnectError
+from qbsync.quickbooks.errors import NeedsReconnectError, QuickBooksError
 from qbsync.sync.creating import create_or_link
-from qbsync.sync.pairs import sync_account
+from qbsync.sync.locks import lock_accounts
+from qbsync.sync.pairs import apply_plans, calling_transaction, plan_for, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_account
 from schemas import AccountEvent
@@ -50,12 +59,117 @@ def superseded(events: Sequence[AccountEvent]) -> list[tuple[AccountEvent, list[
 async def handle_account_events(
     pool: Pool, quickbooks: CustomerGateway, events: Sequence[AccountEvent]
 ) -> None:
+    """Events of any accounts, in order per account. The accounts of a firm that are linked
+    and got only updates are synced together (`sync_linked_updates`); every other account's
+    events take the one-by-one path, accounts concurrently. An account whose QuickBooks call
+    failed is left unprocessed (the others are done) and the failure is raised at the end."""
+    by_account: dict[tuple[str, str], list[AccountEvent]] = {}
+    for event in events:
+        by_account.setdefault((event.firm_id, event.account.id), []).append(event)
+    updates_by_firm: dict[str, dict[str, list[AccountEvent]]] = {}
+    one_by_one: list[list[AccountEvent]] = []
+    for (firm_id, account_id), queued in by_account.items():
+        if all(event.type == "account.updated" for event in queued):
+            updates_by_firm.setdefault(firm_id, {})[account_id] = queued
+        else:
+            one_by_one.append(queued)
+    failures: list[Exception] = []
+    for firm_id, updates in updates_by_firm.items():
+        batch = await sync_linked_updates(pool, quickbooks, firm_id, updates)
+        one_by_one.extend(batch.not_linked)
+        failures.extend(batch.failures)
+    results = await asyncio.gather(
+        *(_handle_in_order(pool, quickbooks, queued) for queued in one_by_one),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result
+        if isinstance(result, Exception):
+            failures.append(result)
+    if failures:
+        # QuickBooks being unavailable first: the caller waits that out and tries again.
+        failures.sort(key=lambda exc: not isinstance(exc, QuickBooksError))
+        raise failures[0]
+
+
+async def _handle_in_order(
+    pool: Pool, quickbooks: CustomerGateway, events: Sequence[AccountEvent]
+) -> None:
+    """One account's events, one at a time (consecutive updates: only the last)."""
     for event, redundant in superseded(events):
         outcome = await handle_account_event(pool, quickbooks, event)
         metrics.PUSHER_EVENTS.labels(outcome).inc()
         if redundant:
             await mark_processed(pool, CONSUMER, redundant)
             metrics.PUSHER_EVENTS.labels("superseded").inc(len(redundant))
+
+
+@dataclass
+class LinkedBatch:
+    not_linked: list[list[AccountEvent]] = field(default_factory=list)  # for the other path
+    failures: list[Exception] = field(default_factory=list)
+
+
+async def sync_linked_updates(
+    pool: Pool,
+    quickbooks: CustomerGateway,
+    firm_id: str,
+    updates: Mapping[str, Sequence[AccountEvent]],
+) -> LinkedBatch:
+    """Updates of a firm's accounts (each account's in order): for the linked ones, one
+    transaction locks them all, stores each one's latest state, applies the
+    subsequent-sync rules with the QuickBooks calls running concurrently (so the realm's
+    quota is used as fast as its limiter allows) and marks the events processed. Accounts
+    that are not linked (or a firm that is not connected) are returned for the one-by-one
+    path, untouched, so that it sees the account as it was (a Prospect leaving that status
+    is created there)."""
+    batch = LinkedBatch()
+    async with calling_transaction(pool) as conn:
+        connection = await get_connection(conn, firm_id)
+        if connection is None or connection.status != "connected":
+            batch.not_linked.extend(list(queued) for queued in updates.values())
+            return batch
+        # Each event carries the account's whole state and an account's events are handled
+        # in order, so when its last queued event was processed every earlier one was too
+        # (redelivery); otherwise only that last state matters. One look per account.
+        fresh: dict[str, Sequence[AccountEvent]] = {}
+        duplicates = 0
+        for account_id, queued in updates.items():
+            if await already_processed(conn, CONSUMER, queued[-1].event_id):
+                duplicates += len(queued)
+            else:
+                fresh[account_id] = queued
+        if duplicates:
+            metrics.PUSHER_EVENTS.labels("duplicate").inc(duplicates)
+        await lock_accounts(conn, firm_id, list(fresh))
+        linked = {pair.link.account_id for pair in await load_pairs(conn, firm_id, list(fresh))}
+        batch.not_linked.extend(list(q) for a, q in fresh.items() if a not in linked)
+        mine = {a: q for a, q in fresh.items() if a in linked}
+        if not mine:
+            return batch
+        await store_accounts(conn, [queued[-1] for queued in mine.values()])
+        pairs = await load_pairs(conn, firm_id, list(mine))
+        outcomes = await apply_plans(
+            conn,
+            quickbooks,
+            [(pair, plan_for(pair)) for pair in pairs],
+            reason="Liscio account changed",
+        )
+        done: list[str] = []
+        for outcome in outcomes:
+            if outcome.failure is not None:
+                batch.failures.append(outcome.failure)
+                continue
+            queued = mine[outcome.account_id]
+            done.extend(event.event_id for event in queued)
+            await record_pushed_status(conn, firm_id, outcome.account_id, queued[-1].account.status)
+            written = outcome.counts.quickbooks_writes
+            metrics.PUSHER_EVENTS.labels("written" if written else "unchanged").inc()
+            if len(queued) > 1:
+                metrics.PUSHER_EVENTS.labels("superseded").inc(len(queued) - 1)
+        await mark_processed(conn, CONSUMER, done)
+    return batch
 
 
 async def handle_account_event(pool: Pool, quickbooks: CustomerGateway, event: AccountEvent) -> str:

@@ -30,7 +30,13 @@ from qbsync.quickbooks.errors import DuplicateNameError, QuickBooksValidationErr
 from qbsync.quickbooks.mapping import customer_record, new_customer_body
 from qbsync.sync.linking import How, create_links
 from qbsync.sync.locks import lock_accounts
-from qbsync.sync.pairs import apply_plan, plan_for, stable_id, sync_account
+from qbsync.sync.pairs import (
+    apply_plan,
+    calling_transaction,
+    plan_for,
+    stable_id,
+    sync_account,
+)
 from qbsync.sync.ports import CustomerGateway
 
 log = logging.getLogger("qbsync.sync.creating")
@@ -60,7 +66,7 @@ async def create_or_link(
     if pending.state == "done":
         return CreateOutcome("already_linked", pending.customer_id)
 
-    async with pool.acquire() as conn, conn.transaction():
+    async with calling_transaction(pool) as conn:
         await lock_accounts(conn, firm_id, [account_id])
         if await link_of_account(conn, firm_id, account_id) is not None:
             return CreateOutcome("already_linked")

@@ -12,11 +12,14 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from qbsync import metrics
 from qbsync.db.accounts import mark_for_attention
@@ -24,7 +27,7 @@ from qbsync.db.customers import store_customers
 from qbsync.db.links import AuditEntry, mark_first_synced, record_audit
 from qbsync.db.outbox import enqueue
 from qbsync.db.pairs import LinkedPair, load_pairs
-from qbsync.db.pool import Connection
+from qbsync.db.pool import Connection, Pool
 from qbsync.domain.fields import to_json
 from qbsync.domain.rules import SyncPlan, first_sync, subsequent_sync
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS
@@ -36,7 +39,7 @@ from qbsync.quickbooks.errors import (
 from qbsync.quickbooks.mapping import customer_record, fields_to_qbo
 from qbsync.sync.locks import lock_accounts
 from qbsync.sync.ports import CustomerGateway
-from schemas import AccountCommand, AccountFields
+from schemas import AccountCommand, AccountFields, CustomerRecord
 from schemas.messages import CommandSource
 
 log = logging.getLogger("qbsync.sync.pairs")
@@ -44,6 +47,26 @@ log = logging.getLogger("qbsync.sync.pairs")
 # QuickBooks answers that concern this one record: recorded on the account for a person,
 # never retried and never blocking other accounts.
 RECORD_ERRORS = (QuickBooksValidationError, DuplicateNameError, ObjectNotFoundError)
+
+
+# A transaction that spans a QuickBooks call holds its connection while the call waits for
+# the realm's limiter and for QuickBooks, and the call may itself need a connection (the
+# token store reading or refreshing the realm's access token). If such transactions held
+# every connection of the pool, that call would wait for itself forever; so they may hold
+# all but RESERVED_CONNECTIONS of it.
+RESERVED_CONNECTIONS = 4
+_calling_gates: dict[Pool, asyncio.Semaphore] = {}  # a process has one pool or very few
+
+
+@asynccontextmanager
+async def calling_transaction(pool: Pool) -> AsyncIterator[Connection]:
+    """A connection in a transaction, for work that calls QuickBooks inside it."""
+    gate = _calling_gates.get(pool)
+    if gate is None:
+        allowed = max(1, pool.get_max_size() - RESERVED_CONNECTIONS)
+        gate = _calling_gates[pool] = asyncio.Semaphore(allowed)
+    async with gate, pool.acquire() as conn, conn.transaction():
+        yield conn
 
 
 def plan_for(pair: LinkedPair) -> SyncPlan:
@@ -87,6 +110,17 @@ def stable_id(*parts: object) -> str:
     return digest[:32]
 
 
+@dataclass
+class PairOutcome:
+    """What became of one pair's plan. `failure`: its QuickBooks call failed for a reason
+    other than the record itself (QuickBooks unavailable after retries, a bug); nothing was
+    recorded for it and the caller decides what to do."""
+
+    account_id: str
+    counts: SyncCounts
+    failure: Exception | None = None
+
+
 async def apply_plan(
     conn: Connection,
     quickbooks: CustomerGateway,
@@ -97,68 +131,129 @@ async def apply_plan(
     run_id: str | None = None,
 ) -> SyncCounts:
     """Carry out `plan` for `pair` inside the caller's transaction, which holds the
-    account's lock."""
-    link, customer = pair.link, pair.customer
-    counts = SyncCounts(pairs=1)
-    if not plan:
-        counts.unchanged = 1
-    if plan.to_quickbooks:
-        changes = fields_to_qbo(plan.to_quickbooks)
-        try:
-            updated = await quickbooks.update_customer(
-                link.realm_id,
-                link.customer_id,
-                customer.sync_token,
-                changes,
-                request_id=stable_id(
-                    "update", link.realm_id, link.customer_id, customer.sync_token, changes
-                ),
-            )
-        except RECORD_ERRORS as exc:
-            await mark_for_attention(conn, link.firm_id, link.account_id, str(exc))
-            counts.attention = 1
-            return counts
-        record = customer_record(link.realm_id, updated, source="write", firm_id=link.firm_id)
-        await store_customers(conn, [record])
-        await enqueue(conn, [(QBO_CUSTOMERS, f"{link.realm_id}:{link.customer_id}", record)])
-        counts.quickbooks_writes = 1
-    if plan.to_liscio:
-        fill = {name: to_json(value) for name, value in plan.to_liscio.items()}
-        command = AccountCommand(
-            command_id=stable_id("fill", link.firm_id, link.account_id, link.customer_id, fill),
-            type="account.fill_fields",
-            firm_id=link.firm_id,
-            account_id=link.account_id,
-            fields=AccountFields.model_validate(fill),
-            source=CommandSource(realm_id=link.realm_id, customer_id=link.customer_id),
-            issued_at=datetime.now(UTC),
-        )
-        await enqueue(conn, [(ACCOUNT_COMMANDS, f"{link.firm_id}:{link.account_id}", command)])
-        counts.liscio_fills = 1
-    await record_audit(
-        conn,
-        [
-            AuditEntry(
-                firm_id=link.firm_id,
-                action="field.written",
-                reason=f"{reason}: {write.reason}",
-                account_id=link.account_id,
-                realm_id=link.realm_id,
-                customer_id=link.customer_id,
-                side=write.side,
-                field=write.field,
-                old_value=to_json(write.old),
-                new_value=to_json(write.new),
-                run_id=run_id,
-            )
-            for write in plan.writes
-        ],
+    account's lock. A failed QuickBooks call (other than one about the record) is raised."""
+    (outcome,) = await apply_plans(conn, quickbooks, [(pair, plan)], reason=reason, run_id=run_id)
+    if outcome.failure is not None:
+        raise outcome.failure
+    return outcome.counts
+
+
+async def apply_plans(
+    conn: Connection,
+    quickbooks: CustomerGateway,
+    planned: Sequence[tuple[LinkedPair, SyncPlan]],
+    *,
+    reason: str,
+    run_id: str | None = None,
+) -> list[PairOutcome]:
+    """Carry out the plans of many pairs inside the caller's transaction, which holds their
+    accounts' locks. The QuickBooks calls run concurrently (the realm's limiter paces them:
+    a realm's quota is used as fast as it allows); then what they returned is recorded for
+    all pairs at once, a handful of statements however many pairs there are."""
+    answers = await asyncio.gather(
+        *(_write_to_quickbooks(quickbooks, pair, plan) for pair, plan in planned),
+        return_exceptions=True,
     )
-    for write in plan.writes:
-        metrics.FIELDS_WRITTEN.labels(write.side, write.field).inc()
-    if link.first_synced_at is None:
-        await mark_first_synced(conn, link.firm_id, [link.account_id])
-    return counts
+    outcomes: list[PairOutcome] = []
+    records: list[CustomerRecord] = []
+    messages: list[tuple[str, str, BaseModel]] = []
+    entries: list[AuditEntry] = []
+    first_synced: dict[str, list[str]] = {}
+    for (pair, plan), answer in zip(planned, answers, strict=True):
+        link = pair.link
+        counts = SyncCounts(pairs=1)
+        if isinstance(answer, RECORD_ERRORS):
+            await mark_for_attention(conn, link.firm_id, link.account_id, str(answer))
+            counts.attention = 1
+            outcomes.append(PairOutcome(link.account_id, counts))
+            continue
+        if isinstance(answer, Exception):
+            outcomes.append(PairOutcome(link.account_id, SyncCounts(), failure=answer))
+            continue
+        if isinstance(answer, BaseException):  # cancellation and the like: not ours to keep
+            raise answer
+        if not plan:
+            counts.unchanged = 1
+        if answer is not None:
+            record = customer_record(link.realm_id, answer, source="write", firm_id=link.firm_id)
+            records.append(record)
+            messages.append((QBO_CUSTOMERS, f"{link.realm_id}:{link.customer_id}", record))
+            counts.quickbooks_writes = 1
+        if plan.to_liscio:
+            messages.append(
+                (ACCOUNT_COMMANDS, f"{link.firm_id}:{link.account_id}", _fill_command(pair, plan))
+            )
+            counts.liscio_fills = 1
+        entries.extend(_audit_entries(pair, plan, reason, run_id))
+        for write in plan.writes:
+            metrics.FIELDS_WRITTEN.labels(write.side, write.field).inc()
+        if link.first_synced_at is None:
+            first_synced.setdefault(link.firm_id, []).append(link.account_id)
+        outcomes.append(PairOutcome(link.account_id, counts))
+    if records:
+        await store_customers(conn, records)
+    if messages:
+        await enqueue(conn, messages)
+    await record_audit(conn, entries)
+    for firm_id, account_ids in first_synced.items():
+        await mark_first_synced(conn, firm_id, account_ids)
+    return outcomes
+
+
+async def _write_to_quickbooks(
+    quickbooks: CustomerGateway, pair: LinkedPair, plan: SyncPlan
+) -> dict[str, Any] | None:
+    """The plan's sparse update (None when QuickBooks gets nothing), its requestid derived
+    from what it writes over, so a retry after a crash is answered, not applied again."""
+    if not plan.to_quickbooks:
+        return None
+    link, customer = pair.link, pair.customer
+    changes = fields_to_qbo(plan.to_quickbooks)
+    return await quickbooks.update_customer(
+        link.realm_id,
+        link.customer_id,
+        customer.sync_token,
+        changes,
+        request_id=stable_id(
+            "update", link.realm_id, link.customer_id, customer.sync_token, changes
+        ),
+    )
+
+
+def _fill_command(pair: LinkedPair, plan: SyncPlan) -> AccountCommand:
+    link = pair.link
+    fill = {name: to_json(value) for name, value in plan.to_liscio.items()}
+    return AccountCommand(
+        command_id=stable_id("fill", link.firm_id, link.account_id, link.customer_id, fill),
+        type="account.fill_fields",
+        firm_id=link.firm_id,
+        account_id=link.account_id,
+        fields=AccountFields.model_validate(fill),
+        source=CommandSource(realm_id=link.realm_id, customer_id=link.customer_id),
+        issued_at=datetime.now(UTC),
+    )
+
+
+def _audit_entries(
+    pair: LinkedPair, plan: SyncPlan, reason: str, run_id: str | None
+) -> list[AuditEntry]:
+    link = pair.link
+    return [
+        AuditEntry(
+            firm_id=link.firm_id,
+            action="field.written",
+            reason=f"{reason}: {write.reason}",
+            account_id=link.account_id,
+            realm_id=link.realm_id,
+            customer_id=link.customer_id,
+            side=write.side,
+            field=write.field,
+            old_value=to_json(write.old),
+            new_value=to_json(write.new),
+            run_id=run_id,
+        )
+        for write in plan.writes
+    ]
 
 
 async def sync_account(
@@ -171,7 +266,7 @@ async def sync_account(
     run_id: str | None = None,
 ) -> SyncCounts:
     """Lock the account, read both sides afresh, apply the rules that are due."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with calling_transaction(pool) as conn:
         await lock_accounts(conn, firm_id, [account_id])
         pairs = await load_pairs(conn, firm_id, [account_id])
         if not pairs:
