@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,8 +26,9 @@ from qbsync.db.accounts import (
 )
 from qbsync.db.connections import get_connection
 from qbsync.db.customers import unlinked_customer_names
-from qbsync.db.links import mark_first_synced, replace_ambiguities
+from qbsync.db.links import replace_ambiguities
 from qbsync.db.pairs import load_pairs
+from qbsync.db.pool import Connection
 from qbsync.domain.accounts import customer_may_be_linked, delink_reason
 from qbsync.domain.matching import Named, match_by_name
 from qbsync.kafka.producer import Producer
@@ -34,7 +36,13 @@ from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.mapping import customer_record
 from qbsync.sync.linking import create_links, remove_link
 from qbsync.sync.locks import lock_accounts
-from qbsync.sync.pairs import SyncCounts, apply_plan, plan_for, sync_accounts
+from qbsync.sync.pairs import (
+    SyncCounts,
+    apply_plans,
+    calling_transaction,
+    plan_for,
+    sync_accounts,
+)
 from qbsync.sync.ports import CustomerGateway
 
 log = logging.getLogger("qbsync.sync.steps")
@@ -46,6 +54,9 @@ FIRST_SYNC = "first sync"
 # Chunks worked on at once (a connection each): enough to keep PostgreSQL busy while this
 # process prepares the next chunk, few enough to leave the pool to the consumers.
 WORKERS = 4
+# Pairs that write to QuickBooks per transaction: about one round of the realm's requests
+# in flight, so locks are held for a round trip or three, not for a long queue.
+WRITING_CHUNK = 30
 
 
 class StepFailed(Exception):
@@ -156,53 +167,68 @@ async def first_sync(
     keep_alive: KeepAlive,
     *,
     chunk: int = 500,
+    writing_chunk: int = WRITING_CHUNK,
     workers: int = WORKERS,
 ) -> SyncCounts:
-    """The first sync of many new links, with the same rules and effects as
-    `sync_accounts`, in far fewer transactions: a pair that needs no QuickBooks call
-    (nothing to write, or values for Liscio only) is settled in its chunk's transaction,
-    which holds the chunk's account locks. A pair that writes to QuickBooks gets a
-    transaction of its own (`sync_accounts`), so no lock waits on many HTTP calls; so does
-    every pair of a chunk that failed, one pair's failure never stopping the others."""
+    """The first sync of many new links: the rules and effects of `sync_accounts`, with
+    each chunk's effects recorded at once (`apply_plans`), under the chunk's account locks.
+    Pairs that write to QuickBooks are set aside and go in small chunks of their own, so a
+    transaction holds few locks while it waits for QuickBooks (whose calls run concurrently
+    within the realm's limiter). A chunk that fails as a whole is retried pair by pair
+    (`sync_accounts`), where one pair's failure never stops the others."""
 
-    async def settle(ids: Sequence[str]) -> tuple[SyncCounts, list[str]]:
-        counts, later, untouched = SyncCounts(), [], []
+    async def settle(ids: Sequence[str], calls_quickbooks: bool) -> tuple[SyncCounts, list[str]]:
+        counts, later = SyncCounts(), []
+        transaction = calling_transaction(pool) if calls_quickbooks else _transaction(pool)
         try:
-            async with pool.acquire() as conn, conn.transaction():
+            async with transaction as conn:
                 await lock_accounts(conn, firm_id, ids)
+                planned = []
                 for pair in await load_pairs(conn, firm_id, ids):
                     plan = plan_for(pair)
-                    if plan.to_quickbooks:
+                    if plan.to_quickbooks and not calls_quickbooks:
                         later.append(pair.link.account_id)
-                    elif not plan:
-                        untouched.append(pair.link.account_id)
                     else:
-                        counts.add(
-                            await apply_plan(
-                                conn, quickbooks, pair, plan, reason=FIRST_SYNC, run_id=run_id
-                            )
-                        )
-                await mark_first_synced(conn, firm_id, untouched)
+                        planned.append((pair, plan))
+                outcomes = await apply_plans(
+                    conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
+                )
         except Exception as exc:  # retried pair by pair below, where failures are counted
             log.warning(
                 "first sync of a chunk failed; syncing its pairs one by one",
                 extra={"firm_id": firm_id, "error": str(exc)},
             )
             return SyncCounts(), list(ids)
-        counts.pairs += len(untouched)
-        counts.unchanged += len(untouched)
+        for outcome in outcomes:
+            if outcome.failure is None:
+                counts.add(outcome.counts)
+            else:  # nothing was recorded for it: its first sync is still owed
+                error = f"{outcome.account_id}: {outcome.failure}"
+                counts.add(SyncCounts(pairs=1, errors=[error]))
         await keep_alive()
         return counts, later
 
-    total = SyncCounts()
-    one_by_one: list[str] = []
-    for counts, later in await _in_parallel(settle, _chunks(account_ids, chunk), workers):
+    total, writing, failed = SyncCounts(), [], []
+    for counts, later in await _in_parallel(
+        lambda ids: settle(ids, calls_quickbooks=False), _chunks(account_ids, chunk), workers
+    ):
         total.add(counts)
-        one_by_one.extend(later)
+        writing.extend(later)
+    for counts, retry in await _in_parallel(
+        lambda ids: settle(ids, calls_quickbooks=True), _chunks(writing, writing_chunk), workers
+    ):
+        total.add(counts)
+        failed.extend(retry)
     total.add(
-        await sync_accounts(pool, quickbooks, firm_id, one_by_one, reason=FIRST_SYNC, run_id=run_id)
+        await sync_accounts(pool, quickbooks, firm_id, failed, reason=FIRST_SYNC, run_id=run_id)
     )
     return total
+
+
+@asynccontextmanager
+async def _transaction(pool: asyncpg.Pool) -> AsyncIterator[Connection]:
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
