@@ -95,8 +95,17 @@ def spawn(service_env: dict[str, str]) -> Iterator[Callable[..., ServiceProcess]
         return process
 
     yield start
+    # Signal every process first (one leaving a consumer group rebalances the others), then
+    # wait for each; one that does not stop is killed, and none is ever left running.
     for process in started:
-        process.stop()
+        process.terminate()
+    failures = []
+    for process in started:
+        try:
+            process.stop()
+        except AssertionError as exc:
+            failures.append(str(exc))
+    assert not failures, failures
 
 
 def unique(prefix: str) -> str:

@@ -216,10 +216,19 @@ class System:
     async def close(self) -> None:
         self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        # Services first: the emulator they call goes last.
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+        # Services first, all signalled at once; the emulator they call goes last. A process
+        # that does not stop is killed: none is left running.
+        ordered = list(reversed(self.processes.values()))
+        for process in ordered[:-1]:
+            process.terminate()
+        failures = []
+        for process in ordered:
+            try:
+                process.stop()
+            except AssertionError as exc:
+                failures.append(str(exc))
         await self.admin.aclose()
+        assert not failures, failures
 
 
 @asynccontextmanager
