@@ -13,7 +13,10 @@ customers; each firm's Liscio accounts (same names and fields) arrive as `accoun
 events and the pusher links each to its customer by name (no write: the fields agree).
 
 (a) burst: 5,000 `account.updated` events per firm, all sent at once, each setting a phone
-number no other event uses, dealt round-robin over the firm's accounts. Reported per realm
+number no other event uses, dealt round-robin over the firm's 250 accounts (20 each: a few
+hundred accounts, so that an account's later states can supersede earlier ones still
+waiting, which is what the pusher's coalescing is for; one event per account would need
+100,000 linked accounts and 100,000 writes, ten windows per realm). Reported per realm
 and overall: applied writes per window as a fraction of the limit, calls per event and per
 effective change (see bench/pusher_analysis.py for the definitions), lost and duplicated
 writes (every account's final phone in QuickBooks must be its last event's).
@@ -25,6 +28,8 @@ value (the write's arrival and its completion), p50 and p99.
     .venv/bin/python -m bench.pusher_bench --rate-window 6 --firms 20 --events 5000
 
 Writes bench/results/pusher.json and prints a summary with ratios to the targets.
+`cpu_seconds` per phase (pusher, emulator, this process with the proxy) tells what the
+machine could give; `--profile-pusher FILE` writes a CPU profile of the pusher.
 """
 
 from __future__ import annotations
@@ -541,7 +546,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate-window", type=float, default=6.0, help="seconds (60 in reality)")
     parser.add_argument("--limit", type=int, default=500, help="requests per window")
     parser.add_argument("--in-flight", type=int, default=10)
-    parser.add_argument("--setup-timeout", type=float, default=120.0)
+    parser.add_argument("--setup-timeout", type=float, default=600.0)
     parser.add_argument("--burst-timeout", type=float, default=1500.0)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--profile-pusher", type=Path, help="write a CPU profile of the pusher")
