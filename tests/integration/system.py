@@ -83,7 +83,8 @@ async def wait_until_ready(processes: dict[str, ServiceProcess], admin: Emulator
     async def started(name: str, process: ServiceProcess) -> bool:
         if process.process.poll() is not None:
             raise AssertionError(f"{name} exited:\n{process.output()[-3000:]}")
-        return '"started"' in process.output()
+        # faust services say "ready" once their agents consume; the importer "started".
+        return ('"ready"' if name in ("matcher", "pusher") else '"started"') in process.output()
 
     for name, process in processes.items():
         await eventually(
