@@ -46,14 +46,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.pusher_analysis import SentEvent, burst_figures, latency_figures
 from bench.recording_proxy import RecordingProxy, free_port
+from bench.scratch import create_database, drop_database
 from qbsync.crypto import TokenCipher
 from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import store_connection
@@ -311,23 +310,6 @@ async def steady(bench: Bench) -> dict[str, Any]:
 
 def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
     return {k: int(v - before.get(k, 0)) for k, v in sorted(after.items()) if v - before.get(k, 0)}
-
-
-async def create_database(server_url: str, name: str) -> str:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
-async def drop_database(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:

@@ -39,11 +39,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from bench.proc_watch import ProcessWatch
+from bench.scratch import create_database, drop_database
 from bench.sync_report import Figure, rate, seconds_between, table
 from bench.sync_scenario import CUSTOMER_PREFIX, Scenario, account_event, customer_name
 from qbsync.crypto import TokenCipher
@@ -81,23 +79,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-async def create_database(server_url: str, name: str) -> str:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
-async def drop_database(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
