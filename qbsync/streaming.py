@@ -1,8 +1,10 @@
 """Faust apps for the matcher and the pusher, set up one way.
 
 Each service builds its app with `create_app`, declares its topics with `input_topic`
-and runs with `run_worker`, which starts the shared Runtime first (so a missing
-database gives one clear line, not a faust traceback) and stops it with the worker.
+(read by faust agents, message by message) or names them as `BatchInput`s (read by a
+`BatchConsumer` in the same worker, a batch at a time: qbsync/kafka/batches.py), and runs
+with `run_worker`, which starts the shared Runtime first (so a missing database gives one
+clear line, not a faust traceback) and stops it with the worker.
 """
 
 from __future__ import annotations
@@ -11,30 +13,37 @@ import asyncio
 import logging
 import signal
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-import asyncpg
 import faust
+from faust.app.base import BootStrategy
 from mode import Service
-from pydantic import BaseModel, ValidationError
 
-from qbsync import metrics
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
+from qbsync.kafka.batches import BatchConsumer, BatchInput
 from qbsync.kafka.topics import spec_of
 from qbsync.runtime import Runtime, exit_on_dependency_failure
 
 log = logging.getLogger("qbsync.streaming")
 
 
-def create_app(service: str, settings: Settings) -> faust.App:
+def group_of(service: str, settings: Settings) -> str:
+    """The service's consumer group: `{prefix}qbsync-{service}` (what `qbsync lag` shows
+    and `qbsync rewind --group` names)."""
+    return f"{settings.QBSYNC_TOPIC_PREFIX}qbsync-{service}"
+
+
+def create_app(service: str, settings: Settings, *, with_agents: bool = True) -> faust.App:
+    """`with_agents=False`: the app only runs timers and tasks (its inputs are read by a
+    BatchConsumer), so faust starts no consumer of its own, which would otherwise fail to
+    subscribe to nothing, and would join the service's group with faust's own protocol."""
     brokers = ";".join(
         f"kafka://{server.strip()}" for server in settings.KAFKA_BOOTSTRAP_SERVERS.split(",")
     )
-    return faust.App(
-        f"{settings.QBSYNC_TOPIC_PREFIX}qbsync-{service}",  # the consumer group
+    app = faust.App(
+        group_of(service, settings),  # the consumer group of its agents
         broker=brokers,
         key_serializer="raw",
         value_serializer="raw",
@@ -49,6 +58,9 @@ def create_app(service: str, settings: Settings) -> faust.App:
         stream_wait_empty=False,
         producer_acks=-1,
     )
+    if not with_agents:
+        app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
+    return app
 
 
 def input_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
@@ -83,8 +95,12 @@ def run_worker(
     app: faust.App,
     runtime: Runtime,
     on_started: Callable[[], Awaitable[None]] | None = None,
+    batch_inputs: Sequence[BatchInput[Any]] = (),
 ) -> None:
-    """Start the runtime, then the faust worker; returns when SIGTERM/SIGINT stopped it."""
+    """Start the runtime, then the faust worker (and a BatchConsumer of `batch_inputs` in
+    the service's group, if any); returns when SIGTERM/SIGINT stopped it. The worker stops
+    the app first, then the batch consumer (its batch in hand finishes and is committed),
+    then the runtime."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     # A signal before faust installs its own handlers must still stop us cleanly.
@@ -102,9 +118,23 @@ def run_worker(
     if stop_requested.is_set():
         loop.run_until_complete(runtime.stop())
         return
+    services: list[Service] = [_RuntimeStopper(runtime, loop=loop)]
+    if batch_inputs:
+        settings = runtime.settings
+        services.append(
+            BatchConsumer(
+                settings.KAFKA_BOOTSTRAP_SERVERS,
+                settings.QBSYNC_TOPIC_PREFIX,
+                group_of(runtime.service, settings),
+                batch_inputs,
+                runtime.dead_letters,
+                connect_attempts=settings.QBSYNC_CONNECT_ATTEMPTS,
+                loop=loop,
+            )
+        )
     worker = _Worker(
         app,
-        _RuntimeStopper(runtime, loop=loop),
+        *services,  # started in this order before the app, stopped after it in reverse
         loop=loop,
         loglevel=runtime.settings.QBSYNC_LOG_LEVEL,
         override_logging=False,
@@ -116,85 +146,3 @@ def run_worker(
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise
-
-
-M = TypeVar("M", bound=BaseModel)
-BatchHandler = Callable[[list[M]], Awaitable[None]]
-
-# Errors that say "try again later" (the database restarting, a network blip): the batch
-# is retried until it goes through, so nothing is lost while a dependency is down.
-TRANSIENT = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-)
-
-
-async def consume_in_batches(
-    stream: Any,  # a faust stream; StreamT does not declare take_events
-    topic: str,
-    model: type[M],
-    handle: BatchHandler[M],
-    runtime: Runtime,
-    *,
-    max_batch: int = 1000,
-    within: float = 0.05,
-) -> None:
-    """The body of a batching agent: parse each message (invalid ones go to the dead-letter
-    topic), hand the valid ones to `handle` as one batch. A batch that keeps failing for a
-    reason other than a dependency being down is retried one message at a time, and the
-    message that fails goes to the dead-letter topic with the error: the partition moves on."""
-    async for events in stream.take_events(max_batch, within):
-        started = time.perf_counter()
-        parsed: list[tuple[Any, M]] = []
-        for event in events:
-            message = event.message
-            try:
-                parsed.append((message, model.model_validate_json(message.value)))
-            except ValidationError as exc:
-                metrics.MESSAGES_FAILED.labels(topic).inc()
-                await runtime.dead_letters.send(
-                    topic, message.partition, message.offset, message.key, message.value, exc
-                )
-        if parsed:
-            await _handle_or_isolate(parsed, topic, handle, runtime)
-        metrics.MESSAGES_CONSUMED.labels(topic).inc(len(events))
-        metrics.PROCESSING_SECONDS.labels(topic).observe(
-            (time.perf_counter() - started) / max(len(events), 1)
-        )
-
-
-async def _handle_or_isolate(
-    parsed: list[tuple[Any, M]], topic: str, handle: BatchHandler[M], runtime: Runtime
-) -> None:
-    delay, attempt = 0.2, 0
-    while True:
-        attempt += 1
-        try:
-            await handle([value for _, value in parsed])
-            return
-        except TRANSIENT as exc:
-            log.warning(
-                "batch failed, will retry: %s", exc, extra={"topic": topic, "attempt": attempt}
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        except Exception as exc:
-            metrics.MESSAGES_FAILED.labels(topic).inc(len(parsed))
-            if len(parsed) == 1:
-                message, _ = parsed[0]
-                log.error(
-                    "message failed: %s", exc, extra={"topic": topic, "offset": message.offset}
-                )
-                await runtime.dead_letters.send(
-                    topic, message.partition, message.offset, message.key, message.value, exc
-                )
-                return
-            log.warning(
-                "batch failed, isolating the failing message: %s", exc, extra={"topic": topic}
-            )
-            for one in parsed:
-                await _handle_or_isolate([one], topic, handle, runtime)
-            return

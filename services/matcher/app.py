@@ -1,8 +1,10 @@
 """The matcher: keeps each firm's accounts and customers, links them by name during a
 Sync Now, and delinks pairs whose account or customer went away.
 
-Agents: one per input stream. A timer moves Sync Now runs through their match and push
-steps; a task publishes the outbox (link events, fill-field commands).
+A faust service. Its two bulk input topics are read a batch at a time by the worker's
+BatchConsumer (qbsync/kafka/batches.py: faust's per-message path alone costs more CPU per
+record than the matcher can afford). A timer moves Sync Now runs through their match and
+push steps; a task publishes the outbox (link events, fill-field commands).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections import defaultdict
 
 from qbsync.db.accounts import store_accounts
 from qbsync.db.customers import store_customers
+from qbsync.kafka.batches import BatchInput
 from qbsync.kafka.topics import ACCOUNT_EVENTS, QBO_CUSTOMERS
 from qbsync.runtime import Runtime, settings_or_exit
-from qbsync.streaming import consume_in_batches, create_app, input_topic, run_worker
+from qbsync.streaming import create_app, run_worker
 from qbsync.sync.advance import RunAdvancer
 from qbsync.sync.removal import delink_account, delink_gone_customers
 from schemas import AccountEvent, CustomerRecord
@@ -24,9 +27,7 @@ log = logging.getLogger("qbsync.matcher")
 
 settings = settings_or_exit(SERVICE)
 runtime = Runtime(SERVICE, settings)
-app = create_app(SERVICE, settings)
-account_events = input_topic(app, settings, ACCOUNT_EVENTS)
-qbo_customers = input_topic(app, settings, QBO_CUSTOMERS)
+app = create_app(SERVICE, settings, with_agents=False)
 advancer: RunAdvancer | None = None
 
 
@@ -49,14 +50,10 @@ async def keep_customers(records: list[CustomerRecord]) -> None:
         await delink_gone_customers(runtime.pool, realm_id, customer_ids)
 
 
-@app.agent(account_events)
-async def account_event_agent(stream: object) -> None:
-    await consume_in_batches(stream, ACCOUNT_EVENTS, AccountEvent, keep_accounts, runtime)
-
-
-@app.agent(qbo_customers)
-async def customer_agent(stream: object) -> None:
-    await consume_in_batches(stream, QBO_CUSTOMERS, CustomerRecord, keep_customers, runtime)
+BATCH_INPUTS = (
+    BatchInput(ACCOUNT_EVENTS, AccountEvent, keep_accounts),
+    BatchInput(QBO_CUSTOMERS, CustomerRecord, keep_customers),
+)
 
 
 @app.timer(interval=0.5)
@@ -73,4 +70,4 @@ async def publish_outbox() -> None:
 
 
 def main() -> None:
-    run_worker(app, runtime)
+    run_worker(app, runtime, batch_inputs=BATCH_INPUTS)

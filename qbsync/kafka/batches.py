@@ -1,0 +1,246 @@
+"""Consuming bulk topics a batch at a time, hosted in a faust worker.
+
+faust hands a stream one message at a time: on this machine a faust agent that does
+nothing with its messages costs ≈100 µs of CPU per message, against ≈4 µs for aiokafka's
+`getmany` (`bench/consumer_ceiling.py`, bench/README.md). The matcher's two bulk topics
+(`liscio.account-events`, `qbo.customers`) are therefore read by a `BatchConsumer`: one
+aiokafka consumer in the service's group (`{prefix}qbsync-{service}`, the group that
+`qbsync lag` and `qbsync rewind` name), started and stopped with the faust worker.
+
+Each poll's records of one topic are parsed, invalid ones go to the dead-letter topic, and
+the valid ones are handed to the topic's handler as one batch; a batch that keeps failing
+for a reason other than a dependency being down is retried one message at a time, and the
+message that fails goes to the dead-letter topic with the error: the partition moves on.
+Offsets are committed only once a batch's effects are stored (at-least-once; handlers are
+idempotent), and a rebalance waits for the batch in hand, so revoked partitions are left
+with everything done committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeAlias, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import OffsetAndMetadata
+from mode import Service
+from pydantic import BaseModel, ValidationError
+
+from qbsync import metrics
+from qbsync.kafka.dead_letters import DeadLetterSink
+from qbsync.kafka.topics import spec_of
+from qbsync.retry import with_backoff
+
+log = logging.getLogger("qbsync.kafka.batches")
+
+M = TypeVar("M", bound=BaseModel)
+BatchHandler = Callable[[list[M]], Awaitable[None]]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+# Errors that say "try again later" (the database restarting, a network blip): the batch
+# is retried until it goes through, so nothing is lost while a dependency is down.
+TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+# Records per poll across the assigned partitions: one upsert per topic per poll. Larger
+# polls cost no less per record (the upsert is linear) and hold more in memory.
+MAX_RECORDS = 2000
+# How long a stopping worker lets the batch in hand finish before cancelling it (it is
+# then read again after the restart: at-least-once).
+STOP_GRACE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class BatchInput(Generic[M]):
+    """One input topic (its catalogue name), the model of its values and its handler."""
+
+    topic: str
+    model: type[M]
+    handle: BatchHandler[M]
+
+
+async def process_batch(
+    records: Sequence[Record],
+    source: BatchInput[Any],
+    dead_letters: DeadLetterSink,
+) -> None:
+    """Parse `records` (invalid ones to the dead-letter topic), then handle the valid ones
+    as one batch, isolating a message that fails on its own."""
+    started = time.perf_counter()
+    topic, model = source.topic, source.model
+    parsed: list[tuple[Record, Any]] = []
+    for record in records:
+        try:
+            parsed.append((record, model.model_validate_json(record.value or b"")))
+        except ValidationError as exc:
+            metrics.MESSAGES_FAILED.labels(topic).inc()
+            await dead_letters.send(
+                topic, record.partition, record.offset, record.key, record.value, exc
+            )
+    if parsed:
+        await _handle_or_isolate(parsed, source, dead_letters)
+    metrics.MESSAGES_CONSUMED.labels(topic).inc(len(records))
+    metrics.PROCESSING_SECONDS.labels(topic).observe(
+        (time.perf_counter() - started) / max(len(records), 1)
+    )
+
+
+async def _handle_or_isolate(
+    parsed: list[tuple[Record, Any]], source: BatchInput[Any], dead_letters: DeadLetterSink
+) -> None:
+    topic = source.topic
+    delay, attempt = 0.2, 0
+    while True:
+        attempt += 1
+        try:
+            await source.handle([value for _, value in parsed])
+            return
+        except TRANSIENT as exc:
+            log.warning(
+                "batch failed, will retry: %s", exc, extra={"topic": topic, "attempt": attempt}
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        except Exception as exc:
+            metrics.MESSAGES_FAILED.labels(topic).inc(len(parsed))
+            if len(parsed) == 1:
+                record, _ = parsed[0]
+                log.error(
+                    "message failed: %s", exc, extra={"topic": topic, "offset": record.offset}
+                )
+                await dead_letters.send(
+                    topic, record.partition, record.offset, record.key, record.value, exc
+                )
+                return
+            log.warning(
+                "batch failed, isolating the failing message: %s", exc, extra={"topic": topic}
+            )
+            for one in parsed:
+                await _handle_or_isolate([one], source, dead_letters)
+            return
+
+
+class BatchConsumer(Service):
+    """Reads `inputs` in the consumer group `group` (already prefixed) with aiokafka; a
+    mode Service, so a faust worker starts and stops it with the app."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        group: str,
+        inputs: Sequence[BatchInput[Any]],
+        dead_letters: DeadLetterSink,
+        *,
+        connect_attempts: int = 10,
+        max_records: int = MAX_RECORDS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for source in inputs:
+            spec_of(source.topic)  # only catalogued topics may be consumed
+        self.prefix = prefix
+        self.inputs = {prefix + source.topic: source for source in inputs}
+        self.dead_letters = dead_letters
+        self.connect_attempts = connect_attempts
+        self.max_records = max_records
+        self.bootstrap = bootstrap
+        self.group = group
+        self._consumer: AIOKafkaConsumer | None = None
+        # Held while a batch is handled and committed; a rebalance waits for it.
+        self._batch_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        consumer = self._consumer = AIOKafkaConsumer(  # made here: it needs the running loop
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_records,
+        )
+
+        async def attempt() -> None:
+            await consumer.start()
+
+        await with_backoff("Kafka", attempt, self.connect_attempts)
+        consumer.subscribe(list(self.inputs), listener=_CommitBeforeRevoke(self))
+        self._loop_task = asyncio.ensure_future(self._consume(consumer))
+
+    async def on_stop(self) -> None:
+        self._stopping.set()
+        if self._loop_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                log.warning("batch still in hand at stop: it will be read again")
+                self._loop_task.cancel()
+                await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            while not self._stopping.is_set():
+                fetched = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+                if not fetched:
+                    continue
+                async with self._batch_lock:
+                    await self._process(consumer, fetched)
+        except Exception as exc:
+            # Not consuming any more must not go unnoticed: the worker stops (exit code 1).
+            log.exception("batch consumer failed")
+            await self.crash(exc)
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Record]]
+    ) -> None:
+        # A rebalance may have taken partitions away while this poll waited for the lock:
+        # their records are now another member's to read.
+        assigned = consumer.assignment()
+        by_topic: dict[str, list[Record]] = {}
+        done: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, records in fetched.items():
+            if tp not in assigned or not records:
+                continue
+            # Partitions one after another, each in order: an account's events stay in order.
+            by_topic.setdefault(tp.topic, []).extend(records)
+            done[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+        for topic, records in by_topic.items():
+            await process_batch(records, self.inputs[topic], self.dead_letters)
+        if not done:
+            return
+        try:
+            await consumer.commit(done)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced under us: the new owner reads these records again.
+            log.warning("commit refused after a rebalance: %s", exc)
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions are given up only after the batch in hand is handled and committed."""
+
+    def __init__(self, consumer: BatchConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.consumer._batch_lock:
+            pass  # each batch commits its own offsets before releasing the lock
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info(
+            "partitions assigned",
+            extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)},
+        )
