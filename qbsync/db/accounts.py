@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from qbsync.db.pool import Db
 from qbsync.domain.fields import SyncedFields, to_json
@@ -70,7 +70,7 @@ async def store_accounts(db: Db, events: Sequence[AccountEvent]) -> None:
         [e.account.name for e, _ in rows],
         [fold(e.account.name) for e, _ in rows],
         [e.account.status for e, _ in rows],
-        [json.dumps(to_json(f.address)) if f.address else None for _, f in rows],
+        [orjson.dumps(to_json(f.address)).decode() if f.address else None for _, f in rows],
         [f.phone for _, f in rows],
         [f.website for _, f in rows],
         [e.type == "account.archived" for e, _ in rows],

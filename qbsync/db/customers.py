@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +91,7 @@ async def store_customers(db: Db, records: Sequence[CustomerRecord]) -> None:
         [r.deleted for r in rows],
         [r.parent_id for r in rows],
         [r.sync_token for r in rows],
-        [json.dumps(r.address.model_dump()) if r.address else None for r in rows],
+        [r.address.model_dump_json() if r.address else None for r in rows],
         [r.phone for r in rows],
         [r.website for r in rows],
         [r.last_updated for r in rows],
