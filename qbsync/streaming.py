@@ -88,7 +88,7 @@ class _RuntimeStopper(Service):
 class _Worker(faust.Worker):
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
-        log.info("ready")  # the agents are subscribed and consuming
+        log.info("ready")  # the agents (or the batch consumer) are subscribed and consuming
 
 
 def run_worker(

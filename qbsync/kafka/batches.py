@@ -191,6 +191,12 @@ class BatchConsumer(Service):
         if self._consumer is not None:
             await self._consumer.stop()
 
+    async def batch_in_hand_committed(self) -> None:
+        """Returns once no batch is being handled: each batch commits its own offsets
+        before it lets go of the lock."""
+        async with self._batch_lock:
+            pass
+
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         try:
             while not self._stopping.is_set():
@@ -236,8 +242,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self.consumer._batch_lock:
-            pass  # each batch commits its own offsets before releasing the lock
+        await self.consumer.batch_in_hand_committed()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info(
