@@ -150,7 +150,6 @@ class BatchConsumer(Service):
         super().__init__(**kwargs)
         for source in inputs:
             spec_of(source.topic)  # only catalogued topics may be consumed
-        self.prefix = prefix
         self.inputs = {prefix + source.topic: source for source in inputs}
         self.dead_letters = dead_letters
         self.connect_attempts = connect_attempts
@@ -206,8 +205,8 @@ class BatchConsumer(Service):
                 async with self._batch_lock:
                     await self._process(consumer, fetched)
         except Exception as exc:
-            # Not consuming any more must not go unnoticed: the worker stops (exit code 1).
-            log.exception("batch consumer failed")
+            # Not consuming any more must not go unnoticed: crashing (logged) makes the
+            # worker stop and re-raise, so the process exits with an error.
             await self.crash(exc)
 
     async def _process(
