@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from qbsync.db.pool import Connection, Db
+from qbsync.db.pool import Connection, Db, EncodedJson
 from qbsync.domain.matching import Ambiguity
 
 
@@ -137,16 +137,29 @@ class AuditEntry:
     run_id: str | None = None
 
 
+_AUDIT_COLUMNS = (
+    "firm_id",
+    "account_id",
+    "realm_id",
+    "customer_id",
+    "action",
+    "side",
+    "field",
+    "old_value",
+    "new_value",
+    "reason",
+    "run_id",
+)
+
+
 async def record_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    """Append the entries to the audit log inside the caller's transaction (one COPY)."""
     if not entries:
         return
-    await conn.executemany(
-        """
-        INSERT INTO audit_log (firm_id, account_id, realm_id, customer_id, action, side, field,
-                               old_value, new_value, reason, run_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9::text::jsonb, $10, $11)
-        """,
-        [
+    await conn.copy_records_to_table(
+        "audit_log",
+        columns=_AUDIT_COLUMNS,
+        records=[
             (
                 e.firm_id,
                 e.account_id,
@@ -155,8 +168,8 @@ async def record_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
                 e.action,
                 e.side,
                 e.field,
-                json.dumps(e.old_value),
-                json.dumps(e.new_value),
+                EncodedJson(json.dumps(e.old_value)),  # None is audited as JSON null
+                EncodedJson(json.dumps(e.new_value)),
                 e.reason,
                 e.run_id,
             )
