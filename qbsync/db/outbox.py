@@ -58,9 +58,13 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            by_topic: dict[str, list[tuple[str, bytes]]] = {}
+            for _, topic, key, value in rows:  # in id order, so each key's order is kept
+                by_topic.setdefault(topic, []).append((key, value.encode()))
             pending = [
-                await self.producer.send_soon(topic, key, value.encode())
-                for _, topic, key, value in rows
+                delivery
+                for topic, messages in by_topic.items()
+                for delivery in await self.producer.send_batch(topic, messages)
             ]
             await asyncio.gather(*pending)
             await conn.execute(
