@@ -3,13 +3,13 @@ ambiguities left for a person, and the audit log of both."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from qbsync.db.pool import Connection, Db, EncodedJson
 from qbsync.domain.matching import Ambiguity
@@ -168,8 +168,8 @@ async def record_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
                 e.action,
                 e.side,
                 e.field,
-                EncodedJson(json.dumps(e.old_value)),  # None is audited as JSON null
-                EncodedJson(json.dumps(e.new_value)),
+                EncodedJson(orjson.dumps(e.old_value).decode()),  # None: JSON null
+                EncodedJson(orjson.dumps(e.new_value).decode()),
                 e.reason,
                 e.run_id,
             )
