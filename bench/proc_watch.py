@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,23 @@ def process_cpu_seconds(pid: int) -> float | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 is fields[0]
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+
+
+def database_backends(database: str) -> list[int]:
+    """PIDs of the PostgreSQL backends serving `database`, when the server runs on this
+    machine (a backend's process title names its database: "postgres: user database ...")."""
+    title = f" {database} ".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if command.startswith(b"postgres: ") and title in command:
+            pids.append(int(entry.name))
+    return pids
 
 
 def machine_cpu_seconds() -> tuple[float, float]:
@@ -71,14 +89,20 @@ class Stage:
 
 
 class ProcessWatch:
-    """Samples the processes' peak memory until stopped, and notes moments on request."""
+    """Samples the processes' peak memory until stopped, and notes moments on request.
+    `groups`: CPU time only, summed over processes that come and go (a database's
+    backends), each found anew at every sample; an ended one keeps its last reading."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(
+        self, pids: dict[str, int], groups: dict[str, Callable[[], Iterable[int]]] | None = None
+    ) -> None:
         self.pids = pids
+        self.groups = groups or {}
         self.peak_kb: dict[str, int] = dict.fromkeys(pids, 0)
         self.peak_seen_at: dict[str, float] = dict.fromkeys(pids, 0.0)  # when it last grew
         self.moments: dict[str, Moment] = {}
-        self._cpu: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self._cpu: dict[str, float] = dict.fromkeys([*pids, *self.groups], 0.0)
+        self._group_cpu: dict[str, dict[int, float]] = {name: {} for name in self.groups}
 
     def sample(self) -> None:
         for name, pid in self.pids.items():
@@ -88,6 +112,13 @@ class ProcessWatch:
             cpu = process_cpu_seconds(pid)
             if cpu is not None:  # an ended process keeps its last reading
                 self._cpu[name] = cpu
+        for name, find in self.groups.items():
+            readings = self._group_cpu[name]
+            for pid in find():
+                cpu = process_cpu_seconds(pid)
+                if cpu is not None:
+                    readings[pid] = cpu
+            self._cpu[name] = sum(readings.values())
 
     def note(self, moment: str) -> Moment:
         self.sample()
@@ -112,7 +143,8 @@ class ProcessWatch:
         return Stage(
             wall_seconds=round(b.at - a.at, 3),
             cpu_seconds={
-                name: round(b.cpu_seconds[name] - a.cpu_seconds[name], 2) for name in self.pids
+                name: round(b.cpu_seconds[name] - a.cpu_seconds[name], 2)
+                for name in [*self.pids, *self.groups]
             },
             machine_busy_share=round((b.machine_busy - a.machine_busy) / total, 3)
             if total > 0

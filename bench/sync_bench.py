@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.proc_watch import ProcessWatch
+from bench.proc_watch import ProcessWatch, database_backends
 from bench.scratch import create_database, drop_database
 from bench.sync_report import Figure, rate, seconds_between, table
 from bench.sync_scenario import CUSTOMER_PREFIX, Scenario, account_event, customer_name
@@ -123,13 +123,13 @@ class Bench:
     def start_service(
         self, module: str, env: dict[str, str], name: str | None = None
     ) -> ServiceProcess:
-        """`python -m <module>`, or under cProfile with --profile (the profile is written
-        when the service stops: read it with pstats)."""
+        """`python -m <module>`, or under cProfile counting CPU time with --profile (the
+        profile is written when the service stops: read it with pstats)."""
         if self.args.profile is None:
             return ServiceProcess(module, env)
         self.args.profile.mkdir(parents=True, exist_ok=True)
         output = self.args.profile / f"{name or module.split('.')[1]}.prof"
-        argv = [sys.executable, "-m", "cProfile", "-o", str(output), "-m", module]
+        argv = [sys.executable, "-m", "bench.cpu_profile", str(output), module]
         return ServiceProcess(module, env, argv)
 
     def service_env(self, database_url: str, base_url: str) -> dict[str, str]:
@@ -345,7 +345,11 @@ class Bench:
             for n in range(1, args.matchers + 1):  # one consumer group: partitions are shared
                 name = "matcher" if n == 1 else f"matcher-{n}"
                 self.processes[name] = self.start_service("services.matcher", env, name)
-            watch = ProcessWatch({n: p.process.pid for n, p in self.processes.items()})
+            watch = ProcessWatch(
+                {n: p.process.pid for n, p in self.processes.items()},
+                # PostgreSQL's share of each stage, when it runs on this machine.
+                groups={"postgres": lambda: database_backends(self.database)},
+            )
             watcher = asyncio.create_task(watch.run(stopping))
             await self.wait_started(admin)
 
@@ -430,8 +434,10 @@ class Bench:
                 if name == process or name.startswith(f"{process}-")
             )
             busy = stages[stage].machine_busy_share
+            postgres = stages[stage].cpu_seconds.get("postgres", 0.0)
             return (
                 f"; {process} CPU {seconds:.1f} s ({seconds / records * 1e6:.0f} µs/record),"
+                f" PostgreSQL CPU {postgres:.1f} s (this run's backends),"
                 f" both cores {busy:.0%} busy"
             )
 

@@ -3,15 +3,15 @@ ambiguities left for a person, and the audit log of both."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
-from qbsync.db.pool import Connection, Db
+from qbsync.db.pool import Connection, Db, EncodedJson
 from qbsync.domain.matching import Ambiguity
 
 
@@ -137,16 +137,29 @@ class AuditEntry:
     run_id: str | None = None
 
 
+_AUDIT_COLUMNS = (
+    "firm_id",
+    "account_id",
+    "realm_id",
+    "customer_id",
+    "action",
+    "side",
+    "field",
+    "old_value",
+    "new_value",
+    "reason",
+    "run_id",
+)
+
+
 async def record_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    """Append the entries to the audit log inside the caller's transaction (one COPY)."""
     if not entries:
         return
-    await conn.executemany(
-        """
-        INSERT INTO audit_log (firm_id, account_id, realm_id, customer_id, action, side, field,
-                               old_value, new_value, reason, run_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9::text::jsonb, $10, $11)
-        """,
-        [
+    await conn.copy_records_to_table(
+        "audit_log",
+        columns=_AUDIT_COLUMNS,
+        records=[
             (
                 e.firm_id,
                 e.account_id,
@@ -155,8 +168,8 @@ async def record_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
                 e.action,
                 e.side,
                 e.field,
-                json.dumps(e.old_value),
-                json.dumps(e.new_value),
+                EncodedJson(orjson.dumps(e.old_value).decode()),  # None: JSON null
+                EncodedJson(orjson.dumps(e.new_value).decode()),
                 e.reason,
                 e.run_id,
             )

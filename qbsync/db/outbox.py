@@ -6,10 +6,8 @@ already tolerate (every message carries its own unique id)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
@@ -26,12 +24,17 @@ _RELAY_LOCK = 0x4F5554424F58  # "OUTBOX"
 
 
 async def enqueue(conn: Connection, messages: Sequence[tuple[str, str, BaseModel]]) -> None:
-    """(topic, key, value) rows to publish once the caller's transaction commits."""
+    """(topic, key, value) rows to publish once the caller's transaction commits (one COPY).
+    Each value is stored as the JSON that will be published."""
     if not messages:
         return
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3::text::jsonb)",
-        [(topic, key, value.model_dump_json(exclude_unset=True)) for topic, key, value in messages],
+    await conn.copy_records_to_table(
+        "outbox",
+        columns=("topic", "key", "value"),
+        records=[
+            (topic, key, value.model_dump_json(exclude_unset=True))
+            for topic, key, value in messages
+        ],
     )
 
 
@@ -46,7 +49,7 @@ class OutboxRelay:
         """Publish soon: something was just enqueued."""
         self._wake.set()
 
-    async def publish_once(self, limit: int = 2000) -> int:
+    async def publish_once(self, limit: int = 5000) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
                 return 0
@@ -55,13 +58,17 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            by_topic: dict[str, list[tuple[str, bytes]]] = {}
+            for _, topic, key, value in rows:  # in id order, so each key's order is kept
+                by_topic.setdefault(topic, []).append((key, value.encode()))
             pending = [
-                await self.producer.send_soon(r["topic"], r["key"], _as_dict(r["value"]))
-                for r in rows
+                delivery
+                for topic, messages in by_topic.items()
+                for delivery in await self.producer.send_batch(topic, messages)
             ]
             await asyncio.gather(*pending)
             await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row[0] for row in rows]
             )
             return len(rows)
 
@@ -79,7 +86,3 @@ class OutboxRelay:
             self._wake.clear()
             await wait_for_event(self._wake, self.interval)
         await self.publish_once()
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else dict(json.loads(value))

@@ -13,10 +13,33 @@ from qbsync.retry import with_backoff
 Pool = asyncpg.Pool
 
 
+# jsonb's binary form: a version byte, then the JSON text.
+_JSONB_VERSION = b"\x01"
+
+
+class EncodedJson(str):
+    """JSON text written to a jsonb column as it is (`None` would be SQL NULL; this
+    can be the JSON `null`)."""
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    text = value if isinstance(value, EncodedJson) else json.dumps(value)
+    return _JSONB_VERSION + text.encode()
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
-    # jsonb columns come back as Python values, and go in as them.
+    # jsonb columns come back as Python values, and go in as them. In binary form, so that
+    # rows with jsonb columns can be written with COPY (`copy_records_to_table`).
     await connection.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        "jsonb",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        schema="pg_catalog",
+        format="binary",
     )
 
 

@@ -8,7 +8,7 @@ same trimming, so a stray space is never a change.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 FieldName = Literal["address", "phone", "website"]
@@ -38,10 +38,19 @@ class Address:
         if not raw:
             return None
         address = cls(**{f.name: text_value(raw.get(f.name)) for f in fields(cls)})
-        return address if any(asdict(address).values()) else None
+        return address if any(address.as_dict().values()) else None
 
     def as_dict(self) -> dict[str, str | None]:
-        return asdict(self)
+        # Spelled out: dataclasses.asdict deep-copies field by field, a cost paid for every
+        # address audited or sent during a first sync.
+        return {
+            "line1": self.line1,
+            "line2": self.line2,
+            "city": self.city,
+            "state": self.state,
+            "postal_code": self.postal_code,
+            "country": self.country,
+        }
 
 
 FieldValue = Address | str | None

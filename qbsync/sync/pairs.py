@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from qbsync.db.links import AuditEntry, mark_first_synced, record_audit
 from qbsync.db.outbox import enqueue
 from qbsync.db.pairs import LinkedPair, load_pairs
 from qbsync.db.pool import Connection, Pool
-from qbsync.domain.fields import to_json
+from qbsync.domain.fields import FieldName, FieldValue, to_json
 from qbsync.domain.rules import SyncPlan, first_sync, subsequent_sync
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS
 from qbsync.quickbooks.errors import (
@@ -159,6 +160,7 @@ async def apply_plans(
     messages: list[tuple[str, str, BaseModel]] = []
     entries: list[AuditEntry] = []
     first_synced: dict[str, list[str]] = {}
+    written: Counter[tuple[str, str]] = Counter()  # (side, field): counted once per call
     for (pair, plan), answer in zip(planned, answers, strict=True):
         link = pair.link
         counts = SyncCounts(pairs=1)
@@ -179,17 +181,18 @@ async def apply_plans(
             records.append(record)
             messages.append((QBO_CUSTOMERS, f"{link.realm_id}:{link.customer_id}", record))
             counts.quickbooks_writes = 1
-        if plan.to_liscio:
-            messages.append(
-                (ACCOUNT_COMMANDS, f"{link.firm_id}:{link.account_id}", _fill_command(pair, plan))
-            )
+        to_liscio = plan.to_liscio
+        if to_liscio:
+            command = _fill_command(pair, to_liscio)
+            messages.append((ACCOUNT_COMMANDS, f"{link.firm_id}:{link.account_id}", command))
             counts.liscio_fills = 1
         entries.extend(_audit_entries(pair, plan, reason, run_id))
-        for write in plan.writes:
-            metrics.FIELDS_WRITTEN.labels(write.side, write.field).inc()
+        written.update((write.side, write.field) for write in plan.writes)
         if link.first_synced_at is None:
             first_synced.setdefault(link.firm_id, []).append(link.account_id)
         outcomes.append(PairOutcome(link.account_id, counts))
+    for (side, name), count in written.items():
+        metrics.FIELDS_WRITTEN.labels(side, name).inc(count)
     if records:
         await store_customers(conn, records)
     if messages:
@@ -220,9 +223,9 @@ async def _write_to_quickbooks(
     )
 
 
-def _fill_command(pair: LinkedPair, plan: SyncPlan) -> AccountCommand:
+def _fill_command(pair: LinkedPair, to_liscio: dict[FieldName, FieldValue]) -> AccountCommand:
     link = pair.link
-    fill = {name: to_json(value) for name, value in plan.to_liscio.items()}
+    fill = {name: to_json(value) for name, value in to_liscio.items()}
     return AccountCommand(
         command_id=stable_id("fill", link.firm_id, link.account_id, link.customer_id, fill),
         type="account.fill_fields",

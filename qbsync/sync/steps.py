@@ -209,16 +209,29 @@ async def first_sync(
         return counts, later
 
     total, writing, failed = SyncCounts(), [], []
-    for counts, later in await _in_parallel(
-        lambda ids: settle(ids, calls_quickbooks=False), _chunks(account_ids, chunk), workers
-    ):
-        total.add(counts)
-        writing.extend(later)
-    for counts, retry in await _in_parallel(
-        lambda ids: settle(ids, calls_quickbooks=True), _chunks(writing, writing_chunk), workers
-    ):
+    writers = asyncio.Semaphore(workers)
+
+    async def write(ids: Sequence[str]) -> None:
+        async with writers:
+            counts, retry = await settle(ids, calls_quickbooks=True)
         total.add(counts)
         failed.extend(retry)
+
+    # The pairs that write to QuickBooks go as soon as a writing chunk of them is known,
+    # so QuickBooks' answers come while the other chunks are recorded, not after them all.
+    async with asyncio.TaskGroup() as calls:
+
+        async def record(ids: Sequence[str]) -> None:
+            counts, later = await settle(ids, calls_quickbooks=False)
+            total.add(counts)
+            writing.extend(later)
+            while len(writing) >= writing_chunk:
+                calls.create_task(write(writing[:writing_chunk]))
+                del writing[:writing_chunk]
+
+        await _in_parallel(record, _chunks(account_ids, chunk), workers)
+        for ids in _chunks(writing, writing_chunk):
+            calls.create_task(write(ids))
     total.add(
         await sync_accounts(pool, quickbooks, firm_id, failed, reason=FIRST_SYNC, run_id=run_id)
     )

@@ -12,6 +12,7 @@ from typing import Any
 from qbsync.db.accounts import store_accounts
 from qbsync.db.customers import store_customers
 from qbsync.db.links import insert_links
+from qbsync.db.pairs import load_pairs
 from qbsync.db.pool import Pool
 from qbsync.quickbooks.errors import ServerError
 from qbsync.sync.steps import first_sync, match_firm
@@ -189,3 +190,19 @@ async def test_a_failed_quickbooks_call_leaves_that_first_sync_owed_and_no_other
     assert sorted(quickbooks.updates) == sorted(str(100 + n) for n in writes if n != 1)
     fills = [n for n in range(PAIRS) if kind(n) in ("fill", "both")]
     assert sorted(await fill_commands(pool, firm_id)) == [f"a{n:03d}" for n in fills if n != 1]
+
+
+async def test_pairs_of_given_accounts_are_each_loaded_once_in_account_order(pool: Pool) -> None:
+    firm_id, realm_id = unique("firm"), unique("realm")
+    await seed(pool, firm_id, realm_id)
+    async with pool.acquire() as conn:
+        await insert_links(conn, firm_id, realm_id, [("a002", "102"), ("a001", "101")], "auto")
+
+    # Duplicates and accounts without a link (a003 has none, "nobody" does not exist).
+    pairs = await load_pairs(pool, firm_id, ["a002", "a003", "a001", "a002", "nobody"])
+
+    assert [(p.link.account_id, p.customer.customer_id) for p in pairs] == [
+        ("a001", "101"),
+        ("a002", "102"),
+    ]
+    assert [p.link.account_id for p in await load_pairs(pool, firm_id)] == ["a001", "a002"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -121,3 +122,9 @@ class TestNoValue:
     def test_case_differences_in_values_are_changes(self) -> None:
         plan = subsequent_sync(SyncedFields(website="https://A"), SyncedFields(website="https://a"))
         assert plan.to_quickbooks == {"website": "https://A"}
+
+
+def test_an_address_as_a_dict_has_every_field_in_order() -> None:
+    address = Address(line1="1 Main St", city="Austin", postal_code="78701")
+    assert address.as_dict() == dataclasses.asdict(address)
+    assert list(address.as_dict()) == [f.name for f in dataclasses.fields(Address)]
