@@ -18,7 +18,7 @@ REALM = "9341455000000001"
 FULL: dict[str, Any] = {
     "Id": "42",
     "SyncToken": "3",
-    "DisplayName": "Ocean's \"Best\" Café / 海 😀",
+    "DisplayName": 'Ocean\'s "Best" Café / 海 😀',
     "CompanyName": "Ocean",
     "Active": True,
     "Job": False,
