@@ -13,8 +13,8 @@ key lands on the same partition whichever producer sent it and per-key order hol
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections import Counter
 
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as LibrdkafkaProducer
@@ -39,6 +39,7 @@ class BulkProducer:
     def __init__(self, bootstrap: str, prefix: str = "") -> None:
         self.prefix = prefix
         self.failures = 0  # messages never acknowledged, since the start
+        self._failures_lock = threading.Lock()
         self.last_failure: KafkaError | None = None
         self._producer = LibrdkafkaProducer(
             {
@@ -55,13 +56,14 @@ class BulkProducer:
         )
 
     def _delivered(self, error: KafkaError | None, _message: Message) -> None:
-        # Runs in the thread that polls or flushes (see BulkBatch.confirm).
+        # Runs in whichever thread polls or flushes: two overlapping batches may be both.
         if error is not None:
-            self.failures += 1
-            self.last_failure = error
+            with self._failures_lock:
+                self.failures += 1
+                self.last_failure = error
 
-    def batch(self) -> BulkBatch:
-        return BulkBatch(self)
+    def batch(self, topic: str) -> BulkBatch:
+        return BulkBatch(self, topic)
 
     def produce(self, topic: str, key: bytes, value: bytes) -> None:
         """Queue one message (prefixed topic name). Blocks only when librdkafka's queue is
@@ -89,18 +91,18 @@ class BulkProducer:
 
 
 class BulkBatch:
-    """Messages that are confirmed together. Failures are counted producer-wide, so when
-    batches overlap, one batch's failure fails the others too: never the other way round."""
+    """Messages to one topic that are confirmed together. Failures are counted producer-wide,
+    so when batches overlap, one batch's failure fails the others too: never the other way
+    round."""
 
-    def __init__(self, producer: BulkProducer) -> None:
+    def __init__(self, producer: BulkProducer, topic: str) -> None:
         self._producer = producer
+        self._topic = topic
         self._failures_before = producer.failures
-        self._sent: Counter[str] = Counter()
         self._queued = 0
 
-    def send(self, topic: str, key: str, value: bytes) -> None:
-        self._producer.produce(topic, key.encode(), value)
-        self._sent[topic] += 1
+    def send(self, key: str, value: bytes) -> None:
+        self._producer.produce(self._topic, key.encode(), value)
         self._queued += 1
         if self._queued % 1000 == 0:
             self._producer.serve_callbacks()
@@ -114,6 +116,5 @@ class BulkBatch:
             raise DeliveryFailed(
                 f"{failed} message(s) not acknowledged by Kafka: {self._producer.last_failure}"
             )
-        for topic, count in self._sent.items():
-            MESSAGES_PRODUCED.labels(topic).inc(count)
-        self._sent.clear()
+        MESSAGES_PRODUCED.labels(self._topic).inc(self._queued)
+        self._queued = 0

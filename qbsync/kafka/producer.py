@@ -52,12 +52,13 @@ class Producer:
             await self._bulk.close()
         await self._producer.stop()
 
-    def batch(self) -> BulkBatch:
-        """A batch of many messages, confirmed as a whole (an import: see kafka/bulk.py).
+    def batch(self, topic: str) -> BulkBatch:
+        """A batch of many messages to `topic`, confirmed as a whole (an import: see
+        kafka/bulk.py).
         Its producer is made on first use, so processes that never import have none."""
         if self._bulk is None:
             self._bulk = BulkProducer(self._bootstrap, self.prefix)
-        return self._bulk.batch()
+        return self._bulk.batch(topic)
 
     async def send(self, topic: str, key: str, value: BaseModel | dict[str, Any] | bytes) -> None:
         """Send and wait for the broker's acknowledgement."""

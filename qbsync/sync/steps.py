@@ -88,12 +88,12 @@ async def import_customers(
     Returns only once Kafka acknowledged every one of them (raises DeliveryFailed if not),
     so a step marked done after it was really delivered."""
     sent: set[str] = set()
-    batch = producer.batch()
+    batch = producer.batch(QBO_CUSTOMERS)
     async for customer in quickbooks.customers(realm_id, include_inactive=True):
         key, value = customer_message(
             realm_id, customer, source=source, firm_id=firm_id, run_id=run_id
         )
-        batch.send(QBO_CUSTOMERS, key, value)
+        batch.send(key, value)
         sent.add(key)
     await batch.confirm()
     return len(sent)

@@ -53,9 +53,9 @@ async def test_a_key_lands_on_the_same_partition_through_either_producer(
     keys = [f"{realm}:{n}" for n in range(1, 301)]
     deliveries = [await producer.send_soon(QBO_CUSTOMERS, key, b'"aiokafka"') for key in keys]
     await asyncio.gather(*deliveries)
-    batch = producer.batch()
+    batch = producer.batch(QBO_CUSTOMERS)
     for key in keys:
-        batch.send(QBO_CUSTOMERS, key, b'"bulk"')
+        batch.send(key, b'"bulk"')
     await batch.confirm()
 
     found = await partitions_by_key(
@@ -86,15 +86,15 @@ async def test_a_message_the_broker_refuses_fails_the_confirm(
                 )
             ]
         )
-        batch = producer.batch()
-        batch.send(name, "small", b"{}")
-        batch.send(name, "too-large", b'"' + b"x" * 10_000 + b'"')
+        batch = producer.batch(name)
+        batch.send("small", b"{}")
+        batch.send("too-large", b'"' + b"x" * 10_000 + b'"')
         # The broker refuses the record batch holding it (with the small one, sent together).
         with pytest.raises(DeliveryFailed, match="MSG_SIZE_TOO_LARGE"):
             await batch.confirm()
         # A later batch is judged on its own messages only.
-        later = producer.batch()
-        later.send(name, "small", b"{}")
+        later = producer.batch(name)
+        later.send("small", b"{}")
         await later.confirm()
     finally:
         await admin.delete_topics([topics + name])
