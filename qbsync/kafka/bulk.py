@@ -27,6 +27,7 @@ MESSAGE_TIMEOUT_MS = 60_000
 # A full local queue (librdkafka holds up to 100,000 messages) is drained this long at a
 # time before produce() is tried again.
 FULL_QUEUE_WAIT_SECONDS = 0.05
+CLOSE_WAIT_SECONDS = 5.0
 
 
 class DeliveryFailed(Exception):
@@ -87,7 +88,9 @@ class BulkProducer:
                 raise DeliveryFailed("messages still queued after the delivery timeout")
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._producer.flush, MESSAGE_TIMEOUT_MS / 1000)
+        # Messages still queued belong to a batch nobody confirmed, whose work is done again
+        # (its step was not marked done): a short courtesy wait, not the delivery timeout.
+        await asyncio.to_thread(self._producer.flush, CLOSE_WAIT_SECONDS)
 
 
 class BulkBatch:
