@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 
+import orjson
 from aiohttp import web
 
 from qbsync.emulator import api, clock, faults
@@ -30,10 +31,14 @@ STORE_KEY = web.AppKey("emulator_store", Store)
 
 
 def encode(body: dict[str, object], at: float | None = None) -> bytes:
-    """A JSON answer with QuickBooks' `time` field last."""
-    return json.dumps(
-        {**body, "time": clock.response_time(clock.now() if at is None else at)}
-    ).encode()
+    """A JSON answer with QuickBooks' `time` field last. orjson: a page of 1000 customers
+    costs it about 1 ms, json 10 (the emulator serves an import's pages beside the
+    importer). What orjson refuses (an integer beyond 64 bits someone wrote) json encodes."""
+    answer = {**body, "time": clock.response_time(clock.now() if at is None else at)}
+    try:
+        return orjson.dumps(answer)
+    except orjson.JSONEncodeError:
+        return json.dumps(answer).encode()
 
 
 def json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:

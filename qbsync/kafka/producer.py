@@ -1,4 +1,4 @@
-"""One JSON producer per process."""
+"""One JSON producer per process (and, for batches of many messages, a librdkafka one)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from qbsync.kafka.bulk import BulkBatch, BulkProducer
 from qbsync.metrics import MESSAGES_PRODUCED
 from qbsync.retry import with_backoff
 
@@ -31,6 +32,8 @@ class Producer:
 
     def __init__(self, bootstrap: str, prefix: str = "") -> None:
         self.prefix = prefix
+        self._bootstrap = bootstrap
+        self._bulk: BulkProducer | None = None
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
@@ -46,7 +49,17 @@ class Producer:
         await with_backoff("Kafka", attempt, attempts)
 
     async def stop(self) -> None:
+        if self._bulk is not None:
+            await self._bulk.close()
         await self._producer.stop()
+
+    def batch(self, topic: str) -> BulkBatch:
+        """A batch of many messages to `topic`, confirmed as a whole (an import: see
+        kafka/bulk.py).
+        Its producer is made on first use, so processes that never import have none."""
+        if self._bulk is None:
+            self._bulk = BulkProducer(self._bootstrap, self.prefix)
+        return self._bulk.batch(topic)
 
     async def send(self, topic: str, key: str, value: BaseModel | dict[str, Any] | bytes) -> None:
         """Send and wait for the broker's acknowledgement."""

@@ -14,7 +14,7 @@ from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.errors import ObjectNotFoundError
-from qbsync.quickbooks.mapping import customer_record
+from qbsync.quickbooks.mapping import customer_message
 from qbsync.sync.steps import import_customers
 from schemas import CustomerRecord, QboChangeNotice
 
@@ -23,9 +23,12 @@ log = logging.getLogger("qbsync.sync.freshness")
 CDC_LOOKBACK = timedelta(days=30)
 
 
-def tombstone(realm_id: str, customer_id: str, firm_id: str | None, source: str) -> CustomerRecord:
-    """A customer QuickBooks deleted or merged away: no fields, only that it is gone."""
-    return CustomerRecord(
+def tombstone_message(
+    realm_id: str, customer_id: str, firm_id: str | None, source: str
+) -> tuple[str, CustomerRecord]:
+    """The `qbo.customers` key and record of a customer QuickBooks deleted or merged away:
+    no fields, only that it is gone."""
+    record = CustomerRecord(
         realm_id=realm_id,
         customer_id=customer_id,
         display_name="",
@@ -34,6 +37,7 @@ def tombstone(realm_id: str, customer_id: str, firm_id: str | None, source: str)
         firm_id=firm_id,
         source=source,
     )
+    return f"{realm_id}:{record.customer_id}", record
 
 
 async def apply_change_notice(
@@ -50,19 +54,19 @@ async def apply_change_notice(
         )
         return
     realm, firm = notice.realm_id, connection.firm_id
-    records: list[CustomerRecord] = []
+    messages: list[tuple[str, CustomerRecord | bytes]] = []
     if notice.operation == "Merge" and notice.deleted_id:
-        records.append(tombstone(realm, notice.deleted_id, firm, "webhook"))
+        messages.append(tombstone_message(realm, notice.deleted_id, firm, "webhook"))
     if notice.operation == "Delete":
-        records.append(tombstone(realm, notice.entity_id, firm, "webhook"))
+        messages.append(tombstone_message(realm, notice.entity_id, firm, "webhook"))
     else:
         try:
             customer = await quickbooks.read_customer(realm, notice.entity_id)
-            records.append(customer_record(realm, customer, source="webhook", firm_id=firm))
+            messages.append(customer_message(realm, customer, source="webhook", firm_id=firm))
         except ObjectNotFoundError:
-            records.append(tombstone(realm, notice.entity_id, firm, "webhook"))
-    for record in records:
-        await producer.send(QBO_CUSTOMERS, f"{realm}:{record.customer_id}", record)
+            messages.append(tombstone_message(realm, notice.entity_id, firm, "webhook"))
+    for key, value in messages:
+        await producer.send(QBO_CUSTOMERS, key, value)
 
 
 def _next_mark(customers: list[dict[str, Any]], server_time: datetime, truncated: bool) -> datetime:
@@ -103,12 +107,12 @@ async def poll_realm(
         else:
             changes = await quickbooks.customer_changes(realm_id, mark)
             for customer in changes.customers:
-                record = (
-                    tombstone(realm_id, str(customer["Id"]), firm_id, "cdc")
+                key, value = (
+                    tombstone_message(realm_id, str(customer["Id"]), firm_id, "cdc")
                     if customer.get("status") == "Deleted"
-                    else customer_record(realm_id, customer, source="cdc", firm_id=firm_id)
+                    else customer_message(realm_id, customer, source="cdc", firm_id=firm_id)
                 )
-                await producer.send_soon(QBO_CUSTOMERS, f"{realm_id}:{record.customer_id}", record)
+                await producer.send_soon(QBO_CUSTOMERS, key, value)
             await producer.flush()
             published = len(changes.customers)
             next_mark = _next_mark(changes.customers, changes.time, changes.maybe_truncated)

@@ -33,7 +33,7 @@ from qbsync.domain.accounts import customer_may_be_linked, delink_reason
 from qbsync.domain.matching import Named, match_by_name
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
-from qbsync.quickbooks.mapping import customer_record
+from qbsync.quickbooks.mapping import customer_message
 from qbsync.sync.linking import create_links, remove_link
 from qbsync.sync.locks import lock_accounts
 from qbsync.sync.pairs import (
@@ -84,21 +84,18 @@ async def import_customers(
     source: str = "import",
 ) -> int:
     """Stream every customer of the realm to `qbo.customers`; returns how many distinct
-    customers were sent (the matcher waits until it has stored that many of this run)."""
+    customers were sent (the matcher waits until it has stored that many of this run).
+    Returns only once Kafka acknowledged every one of them (raises DeliveryFailed if not),
+    so a step marked done after it was really delivered."""
     sent: set[str] = set()
-    pending = []
+    batch = producer.batch(QBO_CUSTOMERS)
     async for customer in quickbooks.customers(realm_id, include_inactive=True):
-        record = customer_record(realm_id, customer, source=source, firm_id=firm_id, run_id=run_id)
-        pending.append(
-            await producer.send_soon(QBO_CUSTOMERS, f"{realm_id}:{record.customer_id}", record)
+        key, value = customer_message(
+            realm_id, customer, source=source, firm_id=firm_id, run_id=run_id
         )
-        sent.add(record.customer_id)
-        if len(pending) >= 5000:
-            for future in pending:
-                await future
-            pending.clear()
-    for future in pending:
-        await future
+        batch.send(key, value)
+        sent.add(key)
+    await batch.confirm()
     return len(sent)
 
 
