@@ -13,6 +13,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from qbsync.db.pool import Connection
+from qbsync.kafka.bulk import BulkBatch
 from qbsync.kafka.producer import Producer
 from qbsync.waiting import wait_for_event
 
@@ -58,15 +59,13 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            by_topic: dict[str, list[tuple[str, bytes]]] = {}
+            batches: dict[str, BulkBatch] = {}
             for _, topic, key, value in rows:  # in id order, so each key's order is kept
-                by_topic.setdefault(topic, []).append((key, value.encode()))
-            pending = [
-                delivery
-                for topic, messages in by_topic.items()
-                for delivery in await self.producer.send_batch(topic, messages)
-            ]
-            await asyncio.gather(*pending)
+                if topic not in batches:
+                    batches[topic] = self.producer.batch(topic)
+                batches[topic].send(key, value.encode())
+            for batch in batches.values():
+                await batch.confirm()
             await conn.execute(
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row[0] for row in rows]
             )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -54,8 +53,8 @@ class Producer:
         await self._producer.stop()
 
     def batch(self, topic: str) -> BulkBatch:
-        """A batch of many messages to `topic`, confirmed as a whole (an import: see
-        kafka/bulk.py).
+        """A batch of many messages to `topic`, confirmed as a whole (an import, the outbox
+        relay: see kafka/bulk.py).
         Its producer is made on first use, so processes that never import have none."""
         if self._bulk is None:
             self._bulk = BulkProducer(self._bootstrap, self.prefix)
@@ -74,46 +73,6 @@ class Producer:
         data = value if isinstance(value, bytes) else encode(value)
         delivery = await self._producer.send(self.prefix + topic, data, key=key.encode())
         delivery.add_done_callback(lambda done: _count_delivery(topic, done))
-        return delivery
-
-    async def send_batch(
-        self, topic: str, messages: Sequence[tuple[str, bytes]]
-    ) -> list[asyncio.Future[Any]]:
-        """Queue many pre-encoded (key, value) messages of one topic as whole record
-        batches, one per partition (more when one fills up), instead of one `send` each,
-        which costs far more per message. Each key goes to the partition `send` would pick
-        (the same partitioner), in the given order. Returns futures that resolve once the
-        broker acknowledged their batch."""
-        name = self.prefix + topic
-        # As `send` lists them for its partitioner (which, given a key, uses only these).
-        partitions = list(await self._producer.partitions_for(name))
-        choose = self._producer._partitioner
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-        for key, value in messages:
-            encoded = key.encode()
-            partition = choose(encoded, partitions, partitions)
-            by_partition.setdefault(partition, []).append((encoded, value))
-        deliveries = []
-        for partition, records in by_partition.items():
-            batch, count = self._producer.create_batch(), 0
-            for key_bytes, value in records:
-                # None: the batch is full (its first message always fits).
-                while batch.append(key=key_bytes, value=value, timestamp=None) is None:
-                    deliveries.append(await self._send_batch(batch, name, partition, count))
-                    batch, count = self._producer.create_batch(), 0
-                count += 1
-            deliveries.append(await self._send_batch(batch, name, partition, count))
-        return deliveries
-
-    async def _send_batch(
-        self, batch: Any, name: str, partition: int, count: int
-    ) -> asyncio.Future[Any]:
-        batch.close()  # nothing else joins it: its messages are exactly the ones counted
-        delivery: asyncio.Future[Any] = await self._producer.send_batch(
-            batch, name, partition=partition
-        )
-        topic = name.removeprefix(self.prefix)
-        delivery.add_done_callback(lambda done: _count_delivery(topic, done, count))
         return delivery
 
     async def flush(self) -> None:

@@ -1,12 +1,10 @@
-"""The outbox on the real stack: rows written with COPY, published by the relay as whole
-record batches (`Producer.send_batch`) on the partition each key would get from `send`, in
-order, and deleted once the broker acknowledged them; audit rows written with COPY keep a
-missing value as JSON null."""
+"""The outbox on the real stack: rows written with COPY, published by the relay as one
+confirmed batch per topic (`Producer.batch`, whose partitioning test_bulk_producer.py
+checks against `send`) and deleted once the broker acknowledged them; audit rows written
+with COPY keep a missing value as JSON null."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from datetime import UTC, datetime
 
@@ -43,38 +41,6 @@ async def records_of(
     finally:
         await consumer.stop()
     return found
-
-
-async def test_send_batch_puts_each_key_where_send_would_in_order(
-    stack: Stack, producer: Producer
-) -> None:
-    firm = unique("firm")
-    keys = [f"{firm}:a{n}" for n in range(40)]
-    reference = await asyncio.gather(
-        *[await producer.send_soon(SYNC_LINKS, key, b'{"n":-1}') for key in keys]
-    )
-    partition_of_send = {key: sent.partition for key, sent in zip(keys, reference, strict=True)}
-    # Three rounds over every key; the large values fill several record batches.
-    filler = "x" * 100_000
-    batch = [
-        (key, json.dumps({"n": n, "round": r, "filler": filler if n % 7 == 0 else ""}).encode())
-        for r in range(3)
-        for n, key in enumerate(keys)
-    ]
-
-    await asyncio.gather(*await producer.send_batch(SYNC_LINKS, batch))
-
-    found = await records_of(
-        stack.kafka_bootstrap,
-        producer.prefix + SYNC_LINKS,
-        set(keys),
-        expect=len(keys) + len(batch),
-    )
-    assert len(found) == len(keys) + len(batch)
-    assert all(partition == partition_of_send[key] for key, partition, _ in found)
-    for key in keys:
-        values = [value for k, _, value in found if k == key and value != b'{"n":-1}']
-        assert values == [value for k, value in batch if k == key]
 
 
 def link_event(firm: str, account: str) -> LinkEvent:
