@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from qbsync import metrics
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
+from qbsync.eventloop import new_event_loop
 from qbsync.kafka.topics import spec_of
 from qbsync.runtime import Runtime, exit_on_dependency_failure
 
@@ -85,7 +86,7 @@ def run_worker(
     on_started: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Start the runtime, then the faust worker; returns when SIGTERM/SIGINT stopped it."""
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)
     # A signal before faust installs its own handlers must still stop us cleanly.
     stop_requested = asyncio.Event()
