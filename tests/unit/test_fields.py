@@ -8,7 +8,7 @@ from qbsync.domain.fields import ADDRESS_PARTS, Address
 
 
 def test_address_parts_are_the_address_fields_in_order() -> None:
-    assert ADDRESS_PARTS == tuple(field.name for field in fields(Address))
+    assert tuple(field.name for field in fields(Address)) == ADDRESS_PARTS
 
 
 def test_an_address_round_trips_and_a_blank_one_is_no_value() -> None:
