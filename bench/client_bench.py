@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from bench.client_analysis import Arrival, percentile, summarise
@@ -50,22 +51,28 @@ def free_port() -> int:
 
 
 @dataclass
-class TimingTransport(httpx.AsyncBaseTransport):
-    """Times each HTTP round trip (answer read in full), apart from waits in the limiter."""
+class RequestTiming:
+    """Times each API round trip (request sent to answer headers received), apart from waits in
+    the limiter: an aiohttp trace on the client's session."""
 
-    inner: httpx.AsyncBaseTransport
     seconds: list[float] = field(default_factory=list)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        began = time.perf_counter()
-        response = await self.inner.handle_async_request(request)
-        await response.aread()
-        if request.url.path.startswith("/v3/"):
-            self.seconds.append(time.perf_counter() - began)
-        return response
+    def trace(self) -> aiohttp.TraceConfig:
+        config = aiohttp.TraceConfig()
+        config.on_request_start.append(self._started)
+        config.on_request_end.append(self._ended)
+        return config
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    async def _started(
+        self, _: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        context.began = time.perf_counter()
+
+    async def _ended(
+        self, _: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.url.path.startswith("/v3/"):
+            self.seconds.append(time.perf_counter() - context.began)
 
 
 class Emulator:
@@ -152,7 +159,7 @@ async def drive(
         max_in_flight=args.in_flight,
         safety_margin_seconds=args.margin,
     )
-    timing = TimingTransport(httpx.AsyncHTTPTransport())
+    timing = RequestTiming()
     client = QuickBooksClient(
         base_url=emulator.base_url,
         token_url=emulator.base_url + "/oauth2/v1/tokens/bearer",
@@ -160,7 +167,7 @@ async def drive(
         client_secret=CLIENT_SECRET,
         tokens=InMemoryTokenStore({REALM: REFRESH_TOKEN}),
         limits=limits,
-        transport=timing,
+        trace_configs=[timing.trace()],
     )
     # Each worker owns its customers, so it always holds the current SyncToken: one call per
     # change, as a caller that caches SyncTokens makes.

@@ -2,8 +2,8 @@
 
 Inputs: the events the benchmark sent (each sets a phone number no other event uses, so a
 value in QuickBooks names the event it came from), the emulator's request log (arrival,
-finish and answer of every API request), the proxy's notes of what each write carried
-(requestid -> customer and phone) and the customers' final state.
+finish, answer and, for writes, the body: which customer and phone each write carried)
+and the customers' final state.
 
 Definitions:
 - a *call* is any QuickBooks API request of the realm the emulator saw: writes, reads,
@@ -27,7 +27,6 @@ from statistics import fmean
 from typing import Any
 
 from bench.client_analysis import Arrival, percentile, summarise
-from bench.recording_proxy import RecordedWrite
 
 WRITE = "customer.write"
 LATENCY_SLICE_SECONDS = 10
@@ -45,28 +44,38 @@ class SentEvent:
 class AppliedWrite:
     realm_id: str
     request_id: str | None
-    customer_id: str | None  # None when the proxy saw no body for this requestid
+    customer_id: str | None  # None for a create
     phone: str | None
     started_at: float
     finished_at: float
 
 
-def applied_writes(
-    log: Iterable[Mapping[str, Any]], recorded: Iterable[RecordedWrite]
-) -> list[AppliedWrite]:
+def carried(entry: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The customer Id and phone number a logged write's body carried (pure)."""
+    body = entry.get("write_body")
+    if not isinstance(body, dict):
+        return None, None
+    customer_id = body.get("Id")
+    phone = (body.get("PrimaryPhone") or {}).get("FreeFormNumber")
+    return (
+        str(customer_id) if customer_id is not None else None,
+        phone if isinstance(phone, str) else None,
+    )
+
+
+def applied_writes(log: Iterable[Mapping[str, Any]]) -> list[AppliedWrite]:
     """The customer writes QuickBooks carried out, with what each one carried."""
-    carried = {note.request_id: note for note in recorded if note.request_id is not None}
     writes: list[AppliedWrite] = []
     for entry in log:
         if entry["operation"] != WRITE or entry["status"] != 200:
             continue
-        note = carried.get(entry["request_id"])
+        customer_id, phone = carried(entry)
         writes.append(
             AppliedWrite(
                 realm_id=str(entry["realm_id"]),
                 request_id=entry["request_id"],
-                customer_id=note.customer_id if note else None,
-                phone=note.phone if note else None,
+                customer_id=customer_id,
+                phone=phone,
                 started_at=float(entry["started_at"]),
                 finished_at=float(entry["finished_at"]),
             )
@@ -153,13 +162,12 @@ def realm_burst(
 def burst_figures(
     events: Sequence[SentEvent],
     log: Sequence[Mapping[str, Any]],
-    recorded: Sequence[RecordedWrite],
     final_phones: Mapping[tuple[str, str], str | None],
     *,
     window: float,
     limit: int,
 ) -> dict[str, Any]:
-    writes = applied_writes(log, recorded)
+    writes = applied_writes(log)
     events_of: dict[str, list[SentEvent]] = defaultdict(list)
     for event in events:
         events_of[event.realm_id].append(event)
@@ -205,11 +213,10 @@ def burst_figures(
 def latency_figures(
     events: Sequence[SentEvent],
     log: Sequence[Mapping[str, Any]],
-    recorded: Sequence[RecordedWrite],
 ) -> dict[str, Any]:
     """From each event's occurred_at to the QuickBooks write that carried its value: to the
     write's arrival (started_at) and to its completion (finished_at)."""
-    writes = applied_writes(log, recorded)
+    writes = applied_writes(log)
     first_write: dict[tuple[str | None, str | None], AppliedWrite] = {}
     for write in sorted(writes, key=lambda w: w.started_at):
         first_write.setdefault((write.customer_id, write.phone), write)

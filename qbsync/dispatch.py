@@ -4,7 +4,8 @@ The pusher's events of one account must be applied in order, but one slow or thr
 realm must not hold up every other firm. Items are queued per key; each key with work has
 one worker; at most `capacity` items wait in all (the consumer pauses beyond that).
 A worker hands its handler everything queued for its key at once, so a handler may skip
-states that a later one supersedes.
+states that a later one supersedes. `GroupedRunner` then lets the handlers of keys that
+belong together (one firm's accounts) share one call when they are ready at once.
 """
 
 from __future__ import annotations
@@ -53,3 +54,85 @@ class KeyedDispatcher(Generic[T]):
         for task in list(self._workers.values()):
             task.cancel()
         await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+
+class GroupedRunner(Generic[T]):
+    """Items of one group that are ready at about the same time are handled together.
+
+    `run(group, item)` returns once `item` has been handled. While fewer than `concurrency`
+    handler calls of its group are running, one starts at once with everything of the
+    group then waiting (at most `max_items`); otherwise the item waits and goes with the
+    next. So a lone item never waits for a batch in flight, and under a backlog each call
+    takes many items. When a call over several items fails, each item is handled again on
+    its own, so only the failing ones see an error (handlers must make that repeat safe).
+    """
+
+    def __init__(
+        self,
+        handle: Callable[[list[T]], Awaitable[None]],
+        *,
+        concurrency: int,
+        max_items: int,
+    ) -> None:
+        if concurrency < 1 or max_items < 1:
+            raise ValueError("concurrency and max_items must be at least 1")
+        self._handle = handle
+        self._concurrency = concurrency
+        self._max_items = max_items
+        self._waiting: dict[str, list[tuple[T, asyncio.Future[None]]]] = {}
+        self._running: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, group: str, item: T) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(group, []).append((item, future))
+        running = self._running.get(group, 0)
+        if running < self._concurrency:
+            self._running[group] = running + 1
+            task = asyncio.create_task(self._drain(group))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await future
+
+    async def _drain(self, group: str) -> None:
+        try:
+            while waiting := self._waiting.pop(group, None):
+                taken, rest = waiting[: self._max_items], waiting[self._max_items :]
+                if rest:
+                    self._waiting[group] = rest
+                await self._handle_together(taken)
+        finally:
+            self._running[group] -= 1
+            if not self._running[group]:
+                del self._running[group]
+
+    async def _handle_together(self, taken: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            await self._handle([item for item, _ in taken])
+        except Exception as exc:
+            if len(taken) == 1:
+                _settle(taken[0][1], exc)
+                return
+            alone = await asyncio.gather(
+                *(self._handle([item]) for item, _ in taken), return_exceptions=True
+            )
+            for (_, future), result in zip(taken, alone, strict=True):
+                _settle(future, result)
+        except BaseException:
+            for _, future in taken:
+                future.cancel()
+            raise
+        else:
+            for _, future in taken:
+                _settle(future, None)
+
+
+def _settle(future: asyncio.Future[None], outcome: BaseException | None) -> None:
+    if future.done():  # its caller was cancelled meanwhile
+        return
+    if outcome is None:
+        future.set_result(None)
+    elif isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.cancel()

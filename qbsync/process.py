@@ -7,6 +7,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from qbsync.errors import DependencyUnavailable
+from qbsync.eventloop import new_event_loop
 from qbsync.runtime import Runtime, exit_on_dependency_failure
 
 
@@ -29,4 +30,5 @@ def run_until_signalled(
         finally:
             await runtime.stop()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())

@@ -153,11 +153,15 @@ async def status_last_pushed(db: Db, firm_id: str, account_id: str) -> str | Non
     return status
 
 
-async def record_pushed_status(db: Db, firm_id: str, account_id: str, status: str | None) -> None:
+async def record_pushed_statuses(db: Db, firm_id: str, statuses: Mapping[str, str | None]) -> None:
+    """Each account's status as the pusher handled it (account id -> status), at once."""
+    if not statuses:
+        return
     await db.execute(
-        "UPDATE accounts SET pushed_status = $3, pushed_at = now()"
-        " WHERE firm_id = $1 AND account_id = $2",
+        "UPDATE accounts AS a SET pushed_status = s.status, pushed_at = now()"
+        "  FROM unnest($2::text[], $3::text[]) AS s(account_id, status)"
+        " WHERE a.firm_id = $1 AND a.account_id = s.account_id",
         firm_id,
-        account_id,
-        status,
+        list(statuses),
+        list(statuses.values()),
     )

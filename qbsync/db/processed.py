@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from qbsync.db.pool import Db
 
 
-async def already_processed(db: Db, consumer: str, message_id: str) -> bool:
-    return bool(
-        await db.fetchval(
-            "SELECT true FROM processed_messages WHERE consumer = $1 AND message_id = $2",
-            consumer,
-            message_id,
-        )
+async def processed_among(db: Db, consumer: str, message_ids: Sequence[str]) -> set[str]:
+    """Which of `message_ids` the consumer has processed (one round trip for many)."""
+    rows = await db.fetch(
+        "SELECT message_id FROM processed_messages"
+        " WHERE consumer = $1 AND message_id = ANY($2::text[])",
+        consumer,
+        list(message_ids),
     )
+    return {row["message_id"] for row in rows}
 
 
 async def mark_processed(db: Db, consumer: str, message_ids: Sequence[str]) -> None:

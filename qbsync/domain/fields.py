@@ -8,7 +8,7 @@ same trimming, so a stray space is never a change.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 FieldName = Literal["address", "phone", "website"]
@@ -37,22 +37,16 @@ class Address:
         """An address from its Liscio-shaped mapping, or None when it has no value."""
         if not raw:
             return None
-        address = cls(**{f.name: text_value(raw.get(f.name)) for f in fields(cls)})
-        return address if any(address.as_dict().values()) else None
+        # Plain field access, not dataclasses.fields/asdict: this runs for every account
+        # and customer the services read, and asdict copies recursively.
+        parts = {name: text_value(raw.get(name)) for name in ADDRESS_PARTS}
+        return cls(**parts) if any(parts.values()) else None
 
     def as_dict(self) -> dict[str, str | None]:
-        # Spelled out: dataclasses.asdict deep-copies field by field, a cost paid for every
-        # address audited or sent during a first sync.
-        return {
-            "line1": self.line1,
-            "line2": self.line2,
-            "city": self.city,
-            "state": self.state,
-            "postal_code": self.postal_code,
-            "country": self.country,
-        }
+        return {name: getattr(self, name) for name in ADDRESS_PARTS}
 
 
+ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
 FieldValue = Address | str | None
 
 

@@ -71,6 +71,8 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
         in_flight_at_arrival=state.limiter.in_flight if state else 0,
     )
     entry.cost = operation.cost
+    if operation.write and operation.body_error is None:
+        entry.write_body = operation.body
     try:
         refused = _authenticate(request, store, realm_id, state, arrived)
         if refused is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 KEPT_ENTRIES = 200_000
@@ -23,9 +23,14 @@ class LoggedRequest:
     finished_at: float | None = None
     dropped: bool = False  # the connection was closed instead of answering
     cost: int = 1  # units counted against the rate window (batch items)
+    # A write's JSON body as received (what it asked QuickBooks to store), so a test or a
+    # benchmark can tie each write to the change it carried; None for reads.
+    write_body: Any = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # A shallow copy: dataclasses.asdict deep-copies every write body, and the admin
+        # API serialises up to KEPT_ENTRIES of these at once.
+        return dict(vars(self))
 
 
 class RequestLog:

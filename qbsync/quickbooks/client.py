@@ -17,7 +17,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-import httpx
+import aiohttp
 
 from qbsync.config import Settings
 from qbsync.metrics import QBO_RETRIES
@@ -27,6 +27,7 @@ from qbsync.quickbooks.limiter import Limiters, Limits
 from qbsync.quickbooks.oauth import TokenManager
 from qbsync.quickbooks.session import ApiSession
 from qbsync.quickbooks.tokens import TokenStore
+from qbsync.quickbooks.transport import ConnectorFactory, HttpClient
 
 log = logging.getLogger("qbsync.quickbooks")
 
@@ -95,7 +96,8 @@ class QuickBooksClient:
         minor_version: int = 75,
         limits: Limits = Limits(),  # noqa: B008 (frozen dataclass: a shared default is safe)
         timeout: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        connector: ConnectorFactory | None = None,
+        trace_configs: list[aiohttp.TraceConfig] | None = None,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008
         revoke_url: str | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -103,11 +105,7 @@ class QuickBooksClient:
         self.base_url = base_url
         self.minor_version = minor_version
         self.limits = limits
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        )
+        self._http = HttpClient(timeout=timeout, connector=connector, trace_configs=trace_configs)
         self.tokens = TokenManager(
             http=self._http,
             token_url=token_url,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
 from qbsync.metrics import QBO_REQUESTS, QBO_RETRIES
 from qbsync.quickbooks.backoff import RetryPolicy, Sleep, parse_retry_after
@@ -30,8 +30,8 @@ from qbsync.quickbooks.errors import (
     error_from_response,
     parse_fault,
 )
-from qbsync.quickbooks.responses import RETRYABLE_TRANSPORT_ERRORS, json_or_none
 from qbsync.quickbooks.tokens import StoredTokens, TokenStore
+from qbsync.quickbooks.transport import RETRYABLE_TRANSPORT_ERRORS, HttpClient
 
 log = logging.getLogger("qbsync.quickbooks.oauth")
 
@@ -66,7 +66,7 @@ class TokenManager:
     def __init__(
         self,
         *,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         token_url: str,
         client_id: str,
         client_secret: str,
@@ -155,9 +155,10 @@ class TokenManager:
             failure: QuickBooksError
             retry_after: float | None = None
             try:
-                response = await self._http.post(
+                response = await self._http.request(
+                    "POST",
                     self._token_url,
-                    data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                    form={"grant_type": "refresh_token", "refresh_token": refresh_token},
                     auth=self._auth,
                     headers={"Accept": "application/json"},
                 )
@@ -170,13 +171,13 @@ class TokenManager:
                     detail=str(exc),
                 )
             else:
-                QBO_REQUESTS.labels(REFRESH, str(response.status_code)).inc()
+                QBO_REQUESTS.labels(REFRESH, str(response.status)).inc()
                 self.refreshes += 1
-                body = json_or_none(response)
-                if response.status_code == 200 and isinstance(body, dict):
+                body = response.json()
+                if response.status == 200 and isinstance(body, dict):
                     return tokens_from_grant(body, self._now(), self._expiry_margin)
-                failure = self._grant_failure(realm_id, response.status_code, body)
-                if not isinstance(failure, ServerError) and response.status_code != 429:
+                failure = self._grant_failure(realm_id, response.status, body)
+                if not isinstance(failure, ServerError) and response.status != 429:
                     raise failure
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if attempt == self._retry.attempts:
@@ -216,22 +217,23 @@ class TokenManager:
         """Best effort: ask the OAuth server to revoke the realm's refresh token."""
         try:
             stored = await self._store.load(realm_id)
-            response = await self._http.post(
+            response = await self._http.request(
+                "POST",
                 self._revoke_url,
-                json={"token": stored.refresh_token},
+                json_body={"token": stored.refresh_token},
                 auth=self._auth,
                 headers={"Accept": "application/json"},
             )
-        except (QuickBooksError, httpx.HTTPError) as exc:
+        except (TimeoutError, QuickBooksError, aiohttp.ClientError) as exc:
             log.warning("could not revoke QuickBooks tokens: %s", exc, extra={"realm_id": realm_id})
             return False
         finally:
             self._cache.pop(realm_id, None)
-        QBO_REQUESTS.labels("revoke", str(response.status_code)).inc()
-        if response.status_code != 200:
+        QBO_REQUESTS.labels("revoke", str(response.status)).inc()
+        if response.status != 200:
             log.warning(
                 "QuickBooks refused to revoke tokens (HTTP %d)",
-                response.status_code,
+                response.status,
                 extra={"realm_id": realm_id},
             )
-        return response.status_code == 200
+        return response.status == 200

@@ -14,8 +14,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from qbsync.metrics import QBO_LIMITER_WAIT_SECONDS, QBO_REQUESTS, QBO_RETRIES, QBO_THROTTLED
 from qbsync.quickbooks.backoff import RetryPolicy, Sleep, parse_retry_after
 from qbsync.quickbooks.errors import (
@@ -26,7 +24,7 @@ from qbsync.quickbooks.errors import (
 )
 from qbsync.quickbooks.limiter import Limiters
 from qbsync.quickbooks.oauth import TokenManager
-from qbsync.quickbooks.responses import RETRYABLE_TRANSPORT_ERRORS, json_or_none
+from qbsync.quickbooks.transport import RETRYABLE_TRANSPORT_ERRORS, HttpAnswer, HttpClient
 
 log = logging.getLogger("qbsync.quickbooks")
 
@@ -35,7 +33,7 @@ class ApiSession:
     def __init__(
         self,
         *,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         base_url: str,
         tokens: TokenManager,
         limiters: Limiters,
@@ -75,8 +73,8 @@ class ApiSession:
         attempt = 1
         while True:
             token = await self._tokens.access_token(realm_id)
-            response: httpx.Response | None = None
-            transport_error: httpx.HTTPError | None = None
+            response: HttpAnswer | None = None
+            transport_error: Exception | None = None
             async with limiter.slot(weight, batch=batch) as waited:
                 QBO_LIMITER_WAIT_SECONDS.observe(waited)
                 try:
@@ -84,7 +82,7 @@ class ApiSession:
                         method,
                         url,
                         params=query,
-                        json=json_body,
+                        json_body=json_body,
                         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
                     )
                 except RETRYABLE_TRANSPORT_ERRORS as exc:
@@ -95,9 +93,7 @@ class ApiSession:
             if response is None:
                 QBO_REQUESTS.labels(operation, "error").inc()
                 reason = (
-                    "timeout"
-                    if isinstance(transport_error, httpx.TimeoutException)
-                    else "connection"
+                    "timeout" if isinstance(transport_error, asyncio.TimeoutError) else "connection"
                 )
                 failure = TransportError(
                     realm_id=realm_id,
@@ -106,9 +102,9 @@ class ApiSession:
                     detail=str(transport_error),
                 )
             else:
-                status = response.status_code
+                status = response.status
                 QBO_REQUESTS.labels(operation, str(status)).inc()
-                body = json_or_none(response)
+                body = response.json()
                 if 200 <= status < 300:
                     return self._success(realm_id, operation, status, body)
                 if status == 401 and not refreshed:

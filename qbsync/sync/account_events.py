@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from qbsync import metrics
-from qbsync.db.accounts import record_pushed_status, status_last_pushed, store_accounts
+from qbsync.db.accounts import record_pushed_statuses, status_last_pushed, store_accounts
 from qbsync.db.connections import get_connection
 from qbsync.db.links import link_of_account
 from qbsync.db.pairs import load_pairs
 from qbsync.db.pending_creates import unfinished_creates
 from qbsync.db.pool import Pool
-from qbsync.db.processed import already_processed, mark_processed
+from qbsync.db.processed import mark_processed, processed_among
 from qbsync.domain.accounts import is_prospect, may_create_in_quickbooks
 from qbsync.quickbooks.errors import NeedsReconnectError, QuickBooksError
 from qbsync.sync.creating import create_or_link
@@ -133,10 +133,11 @@ async def sync_linked_updates(
         # Each event carries the account's whole state and an account's events are handled
         # in order, so when its last queued event was processed every earlier one was too
         # (redelivery); otherwise only that last state matters. One look per account.
+        seen = await processed_among(conn, CONSUMER, [q[-1].event_id for q in updates.values()])
         fresh: dict[str, Sequence[AccountEvent]] = {}
         duplicates = 0
         for account_id, queued in updates.items():
-            if await already_processed(conn, CONSUMER, queued[-1].event_id):
+            if queued[-1].event_id in seen:
                 duplicates += len(queued)
             else:
                 fresh[account_id] = queued
@@ -157,30 +158,32 @@ async def sync_linked_updates(
             reason="Liscio account changed",
         )
         done: list[str] = []
+        pushed: dict[str, str | None] = {}
         for outcome in outcomes:
             if outcome.failure is not None:
                 batch.failures.append(outcome.failure)
                 continue
             queued = mine[outcome.account_id]
             done.extend(event.event_id for event in queued)
-            await record_pushed_status(conn, firm_id, outcome.account_id, queued[-1].account.status)
+            pushed[outcome.account_id] = queued[-1].account.status
             written = outcome.counts.quickbooks_writes
             metrics.PUSHER_EVENTS.labels("written" if written else "unchanged").inc()
             if len(queued) > 1:
                 metrics.PUSHER_EVENTS.labels("superseded").inc(len(queued) - 1)
+        await record_pushed_statuses(conn, firm_id, pushed)
         await mark_processed(conn, CONSUMER, done)
     return batch
 
 
 async def handle_account_event(pool: Pool, quickbooks: CustomerGateway, event: AccountEvent) -> str:
     """Apply one event; returns its outcome (a metric label)."""
-    if await already_processed(pool, CONSUMER, event.event_id):
+    if await processed_among(pool, CONSUMER, [event.event_id]):
         return "duplicate"
     firm_id, account_id = event.firm_id, event.account.id
     status_before = await status_last_pushed(pool, firm_id, account_id)
     await store_accounts(pool, [event])
     outcome = await _apply(pool, quickbooks, event, status_before)
-    await record_pushed_status(pool, firm_id, account_id, event.account.status)
+    await record_pushed_statuses(pool, firm_id, {account_id: event.account.status})
     await mark_processed(pool, CONSUMER, [event.event_id])
     return outcome
 

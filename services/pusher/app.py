@@ -6,9 +6,15 @@ accounts (and so different firms and realms) concurrently, and an event's offset
 committed only after it was applied. Events of an account that arrive while its earlier
 ones are being applied wait, and consecutive updates among them collapse into the last:
 under a backlog (a burst, a throttled realm) superseded states are never written.
-(Keying by firm and applying a firm's whole queue in one transaction was measured too: no
-less CPU per write, and every event then also waited for its firm's batch in flight, which
-tripled the steady-state p99; see bench/README.md.)
+
+Accounts of one firm that are ready at the same time are applied together
+(`GroupedRunner`): one transaction and a few statements for all of them, their QuickBooks
+calls concurrent. A firm may have FIRM_BATCHES_IN_FLIGHT such transactions at once, so an
+event arriving while its firm's batch is in flight starts another instead of waiting for it
+(keying the dispatcher itself by firm made every event wait for that batch: three times the
+steady-state p99, see bench/README.md). It also bounds what one throttled realm holds: its
+transactions wait in its limiter holding a database connection each, and the pool is
+shared by every firm.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qbsync.dispatch import KeyedDispatcher
+from qbsync.dispatch import GroupedRunner, KeyedDispatcher
 from qbsync.kafka.topics import ACCOUNT_EVENTS
 from qbsync.observability import observe_message
 from qbsync.quickbooks.errors import QuickBooksError
@@ -42,6 +48,9 @@ RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 # throttled realm) a deeper queue lets more of an account's superseded states collapse into
 # one write; an event costs a few KB while it waits, and a crash re-reads what waited.
 READ_AHEAD_EVENTS = 20_000
+# Transactions one firm may have in flight, and accounts in each (bounding its locks).
+FIRM_BATCHES_IN_FLIGHT = 2
+ACCOUNTS_PER_BATCH = 250
 
 
 async def apply_events(key: str, events: list[tuple[AccountEvent, Any]]) -> None:
@@ -69,7 +78,7 @@ async def apply_with_retries(key: str, values: list[AccountEvent]) -> Exception 
     for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
         try:
             with observe_message(ACCOUNT_EVENTS):
-                await handle_account_events(runtime.pool, runtime.quickbooks, values)
+                await firm_batches.run(values[0].firm_id, values)
             return None
         except QuickBooksError as exc:
             if delay is None:
@@ -92,6 +101,15 @@ async def dead_letter(events: list[tuple[AccountEvent, Any]], error: Exception) 
         )
 
 
+async def apply_account_queues(queues: list[list[AccountEvent]]) -> None:
+    """The queued events of several accounts of one firm, together."""
+    events = [event for queued in queues for event in queued]
+    await handle_account_events(runtime.pool, runtime.quickbooks, events)
+
+
+firm_batches: GroupedRunner[list[AccountEvent]] = GroupedRunner(
+    apply_account_queues, concurrency=FIRM_BATCHES_IN_FLIGHT, max_items=ACCOUNTS_PER_BATCH
+)
 dispatcher: KeyedDispatcher[tuple[AccountEvent, Any]] = KeyedDispatcher(
     apply_events, capacity=READ_AHEAD_EVENTS
 )

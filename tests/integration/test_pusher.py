@@ -171,6 +171,28 @@ async def test_bursts_of_429_and_5xx_lose_and_duplicate_nothing(system: System) 
         assert customer["PrimaryPhone"]["FreeFormNumber"] == str(i)
 
 
+async def test_a_firms_accounts_updated_at_once_are_each_written_once(system: System) -> None:
+    # The pusher applies a firm's ready accounts together; with 5xx answers some of those
+    # shared transactions fail and each account is applied again on its own.
+    firm = await system.new_firm()
+    ids = [f"a-t{i}" for i in range(20)]
+    for i, account_id in enumerate(ids):
+        await firm.liscio.create(LiscioAccount(account_id, f"Together {i} LLC", phone="0"))
+    links = {account_id: await wait_link(firm, account_id, timeout=60) for account_id in ids}
+    await system.admin.set_faults(firm.realm_id, fault_5xx_rate=0.4)
+    updates = [await firm.liscio.update(account_id, phone="1") for account_id in ids]
+    await eventually(
+        lambda: processed_by_pusher(system, [u.event_id for u in updates]),
+        timeout=120,
+        what="updates handled",
+    )
+    await system.admin.set_faults(firm.realm_id, fault_5xx_rate=0.0)
+    for account_id, link in links.items():
+        customer = await firm.customer(str(link["customer_id"]))
+        assert customer["PrimaryPhone"]["FreeFormNumber"] == "1", account_id
+    assert len(await firm.writes()) == 2 * len(ids)  # one create and one update each
+
+
 async def test_a_pusher_killed_between_the_call_and_the_commit_creates_once(system: System) -> None:
     firm = await system.new_firm()
     # The emulator applies the create, then holds the answer: the pusher dies waiting.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import httpx
 import pytest
 
 from qbsync.crypto import TokenCipher
@@ -17,7 +16,14 @@ from qbsync.quickbooks.errors import NeedsReconnectError
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
 from qbsync.quickbooks.tokens import StoredTokens
 from tests.conftest import unique
-from tests.support.fake_quickbooks import BASE_URL, TOKEN_URL, FakeQuickBooks, customer
+from tests.support.fake_quickbooks import (
+    BASE_URL,
+    TOKEN_URL,
+    Answer,
+    FakeQuickBooks,
+    SeenRequest,
+    customer,
+)
 
 CIPHER = TokenCipher("test-secret")
 
@@ -36,14 +42,14 @@ def client_for(fake: FakeQuickBooks, store: PostgresTokenStore) -> QuickBooksCli
         client_secret="secret",
         tokens=store,
         retry=RetryPolicy(attempts=2, base_delay=0),
-        transport=fake.transport(),
+        connector=fake.connector,
     )
 
 
 async def test_a_rotated_refresh_token_is_stored_encrypted(pool: Pool) -> None:
     realm = await connected_realm(pool)
     fake = FakeQuickBooks()
-    fake.script(httpx.Response(200, json={"Customer": customer("1")}))
+    fake.script(Answer(200, json={"Customer": customer("1")}))
     async with client_for(fake, PostgresTokenStore(pool, CIPHER)) as client:
         await client.read_customer(realm, "1")
 
@@ -64,8 +70,8 @@ async def test_refreshes_from_many_processes_collapse_into_one(pool: Pool) -> No
     realm = await connected_realm(pool)
     fake = FakeQuickBooks(token_delay=0.1)
 
-    async def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"Customer": customer("1")})
+    async def answer(request: SeenRequest) -> Answer:
+        return Answer(200, json={"Customer": customer("1")})
 
     fake.api = answer
     # Three clients with their own stores and locks stand for three processes.

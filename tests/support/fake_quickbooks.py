@@ -1,28 +1,64 @@
-"""A scriptable QuickBooks stand-in on httpx.MockTransport, for the client's unit tests.
+"""A scriptable QuickBooks stand-in for the client's unit tests: an aiohttp server on a
+Unix socket of its own, reached through `connector()` whatever host a URL names.
 
 It plays the OAuth token endpoint itself (rotating refresh tokens, invalid_grant for old
 ones) and hands every authenticated API request to the test's `api` handler; an unknown
-or expired access token gets QuickBooks' 401 Fault.
+or expired access token gets QuickBooks' 401 Fault. A handler answers with an `Answer`,
+or raises (`Dropped`, say) to have the connection closed without one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import os
+import socket
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
+import aiohttp
+from aiohttp import web
 
-TOKEN_URL = "https://oauth.test/oauth2/v1/tokens/bearer"
-BASE_URL = "https://qbo.test"
+TOKEN_URL = "http://oauth.test/oauth2/v1/tokens/bearer"
+BASE_URL = "http://qbo.test"
 REALM = "9130"
 
-ApiHandler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+@dataclass(frozen=True)
+class Answer:
+    """What the stand-in answers: a status, a JSON body or a text one (or none), headers."""
+
+    status: int
+    json: Any = None
+    text: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def fault(code: str, message: str = "", detail: str = "", status: int = 400) -> httpx.Response:
+class Dropped(Exception):
+    """Raised by a handler: the connection is closed without an answer."""
+
+
+@dataclass(frozen=True)
+class SeenUrl:
+    path: str
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    method: str
+    url: SeenUrl
+    headers: Mapping[str, str]
+    content: bytes
+
+
+ApiHandler = Callable[[SeenRequest], Awaitable[Answer]]
+
+
+def fault(code: str, message: str = "", detail: str = "", status: int = 400) -> Answer:
     body = {
         "Fault": {
             "Error": [{"Message": message, "Detail": detail, "code": code, "element": ""}],
@@ -30,18 +66,18 @@ def fault(code: str, message: str = "", detail: str = "", status: int = 400) -> 
         },
         "time": "2026-11-25T08:00:00.000-08:00",
     }
-    return httpx.Response(status, json=body)
+    return Answer(status, json=body)
 
 
 def customer(customer_id: str, sync_token: str = "0", **fields: Any) -> dict[str, Any]:
     return {"Id": customer_id, "SyncToken": sync_token, "DisplayName": f"C{customer_id}", **fields}
 
 
-def query_of(request: httpx.Request) -> str:
+def query_of(request: SeenRequest) -> str:
     return request.url.params["query"]
 
 
-def body_of(request: httpx.Request) -> Any:
+def body_of(request: SeenRequest) -> Any:
     return json.loads(request.content)
 
 
@@ -54,23 +90,60 @@ class FakeQuickBooks:
         self.access_tokens: set[str] = set()
         self.expires_in = expires_in
         self.token_requests = 0
-        self.token_answers: list[httpx.Response] = []  # scripted token endpoint answers first
+        self.token_answers: list[Answer] = []  # scripted token endpoint answers first
         self.revoked: list[str] = []
-        self.api_requests: list[httpx.Request] = []
+        self.api_requests: list[SeenRequest] = []
         self.api: ApiHandler = self._no_api
+        self._socket_path = ""
+        self._runner: web.AppRunner | None = None
 
     @staticmethod
-    async def _no_api(request: httpx.Request) -> httpx.Response:
+    async def _no_api(request: SeenRequest) -> Answer:
         raise AssertionError(f"unexpected API request {request.method} {request.url}")
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self._handle)
+    def connector(self) -> aiohttp.BaseConnector:
+        """A connector to this stand-in (its server starts with the first one made)."""
+        if not self._socket_path:
+            self._socket_path = os.path.join(tempfile.mkdtemp(prefix="fake-qbo-"), "socket")
+            listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listening.bind(self._socket_path)
+            listening.listen(128)  # requests made before serving starts wait in the backlog
+            self._serving = asyncio.get_running_loop().create_task(self._serve(listening))
+        return aiohttp.UnixConnector(path=self._socket_path)
 
-    def script(self, *answers: httpx.Response | Exception) -> None:
-        """Answer the next API requests in order (an exception is raised as the transport's)."""
+    async def _serve(self, listening: socket.socket) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._http_handler)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, listening).start()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _http_handler(self, request: web.Request) -> web.StreamResponse:
+        seen = SeenRequest(
+            method=request.method,
+            url=SeenUrl(request.path, dict(request.query)),
+            headers=dict(request.headers),
+            content=await request.read(),
+        )
+        try:
+            answer = await self._handle(seen)
+        except Exception:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never sent: the connection is gone
+        if answer.json is None:
+            return web.Response(status=answer.status, text=answer.text, headers=answer.headers)
+        return web.json_response(answer.json, status=answer.status, headers=answer.headers)
+
+    def script(self, *answers: Answer | Exception) -> None:
+        """Answer the next API requests in order (an exception drops the connection)."""
         queue = list(answers)
 
-        async def scripted(request: httpx.Request) -> httpx.Response:
+        async def scripted(request: SeenRequest) -> Answer:
             answer = queue.pop(0)
             if isinstance(answer, Exception):
                 raise answer
@@ -81,17 +154,17 @@ class FakeQuickBooks:
     def expire_access_tokens(self) -> None:
         self.access_tokens.clear()
 
-    async def _handle(self, request: httpx.Request) -> httpx.Response:
+    async def _handle(self, request: SeenRequest) -> Answer:
         if request.url.path == "/oauth2/v1/tokens/bearer":
             if self.token_delay:
                 await asyncio.sleep(self.token_delay)
             return self._token(request)
         if request.url.path == "/oauth2/v1/tokens/revoke":
             self.revoked.append(body_of(request)["token"])
-            return httpx.Response(200)
+            return Answer(200)
         auth = request.headers.get("Authorization", "")
         if auth.removeprefix("Bearer ") not in self.access_tokens:
-            return httpx.Response(
+            return Answer(
                 401,
                 json={
                     "fault": {
@@ -110,21 +183,21 @@ class FakeQuickBooks:
         self.api_requests.append(request)
         return await self.api(request)
 
-    def _token(self, request: httpx.Request) -> httpx.Response:
+    def _token(self, request: SeenRequest) -> Answer:
         self.token_requests += 1
         if self.token_answers:
             return self.token_answers.pop(0)
         form = {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
         if form.get("grant_type") != "refresh_token":
-            return httpx.Response(400, json={"error": "unsupported_grant_type"})
+            return Answer(400, json={"error": "unsupported_grant_type"})
         if form.get("refresh_token") not in self.refresh_tokens:
-            return httpx.Response(400, json={"error": "invalid_grant"})
+            return Answer(400, json={"error": "invalid_grant"})
         self.refresh_tokens.discard(form["refresh_token"])
         new_refresh = f"rt-{self.token_requests}"
         access = f"at-{self.token_requests}"
         self.refresh_tokens.add(new_refresh)
         self.access_tokens.add(access)
-        return httpx.Response(
+        return Answer(
             200,
             json={
                 "access_token": access,

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from qbsync.emulator import query
@@ -15,7 +14,15 @@ from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.errors import QuickBooksValidationError
 from qbsync.quickbooks.limiter import Limits
 from qbsync.quickbooks.tokens import InMemoryTokenStore
-from tests.support.fake_quickbooks import BASE_URL, REALM, TOKEN_URL, FakeQuickBooks, query_of
+from tests.support.fake_quickbooks import (
+    BASE_URL,
+    REALM,
+    TOKEN_URL,
+    Answer,
+    FakeQuickBooks,
+    SeenRequest,
+    query_of,
+)
 
 
 class PagedRealm:
@@ -28,7 +35,7 @@ class PagedRealm:
         self.most_in_flight = 0
         self.positions: list[int] = []
 
-    async def answer(self, request: httpx.Request) -> httpx.Response:
+    async def answer(self, request: SeenRequest) -> Answer:
         words = query_of(request).split()
         start = int(words[words.index("STARTPOSITION") + 1])
         size = int(words[words.index("MAXRESULTS") + 1])
@@ -40,7 +47,7 @@ class PagedRealm:
         finally:
             self.in_flight -= 1
         page = self.rows[start - 1 : start - 1 + size]
-        return httpx.Response(200, json={"QueryResponse": {"Customer": page} if page else {}})
+        return Answer(200, json={"QueryResponse": {"Customer": page} if page else {}})
 
 
 @pytest.fixture
@@ -53,7 +60,7 @@ async def client() -> AsyncIterator[tuple[QuickBooksClient, FakeQuickBooks]]:
         client_secret="secret",
         tokens=InMemoryTokenStore({REALM: "rt-0"}),
         limits=Limits(max_per_window=10_000, max_in_flight=10),
-        transport=fake.transport(),
+        connector=fake.connector,
     )
     yield made, fake
     await made.aclose()
@@ -108,9 +115,9 @@ async def test_a_failed_page_fails_the_import_and_leaves_nothing_running(
     qb, fake = client
     realm = PagedRealm(total=100)
 
-    async def third_page_refused(request: httpx.Request) -> httpx.Response:
+    async def third_page_refused(request: SeenRequest) -> Answer:
         if "STARTPOSITION 21 " in query_of(request):
-            return httpx.Response(400, json={"Fault": {"Error": [{"code": "4000"}]}})
+            return Answer(400, json={"Fault": {"Error": [{"code": "4000"}]}})
         return await realm.answer(request)
 
     fake.api = third_page_refused

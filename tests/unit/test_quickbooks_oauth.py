@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from qbsync.quickbooks.backoff import RetryPolicy
 from qbsync.quickbooks.oauth import TokenManager, revoke_url_for, tokens_from_grant
 from qbsync.quickbooks.tokens import InMemoryTokenStore, StoredTokens
+from qbsync.quickbooks.transport import HttpClient
 from tests.support.fake_quickbooks import REALM, TOKEN_URL, FakeQuickBooks
 
 T0 = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
@@ -26,13 +26,15 @@ class Clock:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[tuple[httpx.AsyncClient, FakeQuickBooks]]:
+async def http() -> AsyncIterator[tuple[HttpClient, FakeQuickBooks]]:
     fake = FakeQuickBooks(expires_in=3600)
-    async with httpx.AsyncClient(transport=fake.transport()) as client:
-        yield client, fake
+    client = HttpClient(timeout=30.0, connector=fake.connector)
+    yield client, fake
+    await client.aclose()
+    await fake.close()
 
 
-def manager(http: httpx.AsyncClient, store: InMemoryTokenStore, clock: Clock) -> TokenManager:
+def manager(http: HttpClient, store: InMemoryTokenStore, clock: Clock) -> TokenManager:
     return TokenManager(
         http=http,
         token_url=TOKEN_URL,
@@ -55,7 +57,7 @@ def test_an_access_token_is_used_until_a_margin_before_expiry() -> None:
 
 
 async def test_tokens_are_reused_until_expiry_then_refreshed_and_rotated(
-    http: tuple[httpx.AsyncClient, FakeQuickBooks],
+    http: tuple[HttpClient, FakeQuickBooks],
 ) -> None:
     client, fake = http
     store = InMemoryTokenStore({REALM: "rt-0"})
@@ -73,7 +75,7 @@ async def test_tokens_are_reused_until_expiry_then_refreshed_and_rotated(
 
 
 async def test_a_fresh_token_stored_by_another_process_is_used_without_refreshing(
-    http: tuple[httpx.AsyncClient, FakeQuickBooks],
+    http: tuple[HttpClient, FakeQuickBooks],
 ) -> None:
     client, fake = http
     store = InMemoryTokenStore()
@@ -84,7 +86,7 @@ async def test_a_fresh_token_stored_by_another_process_is_used_without_refreshin
 
 
 async def test_after_a_401_a_token_someone_else_already_renewed_is_taken(
-    http: tuple[httpx.AsyncClient, FakeQuickBooks],
+    http: tuple[HttpClient, FakeQuickBooks],
 ) -> None:
     client, fake = http
     store = InMemoryTokenStore({REALM: "rt-0"})
@@ -117,7 +119,7 @@ class CountingStore(InMemoryTokenStore):
 
 
 async def test_concurrent_callers_in_one_process_queue_on_one_rotation(
-    http: tuple[httpx.AsyncClient, FakeQuickBooks],
+    http: tuple[HttpClient, FakeQuickBooks],
 ) -> None:
     client, fake = http
     store = CountingStore()
