@@ -91,12 +91,21 @@ async def links_of_firm(db: Db, firm_id: str) -> list[Link]:
 
 
 async def mark_first_synced(conn: Connection, firm_id: str, account_ids: Sequence[str]) -> None:
-    await conn.execute(
-        "UPDATE links SET first_synced_at = now()"
-        " WHERE firm_id = $1 AND account_id = ANY($2::text[]) AND first_synced_at IS NULL",
-        firm_id,
-        list(account_ids),
-    )
+    await conn.execute(_MARK_FIRST_SYNCED, firm_id, list(account_ids))
+
+
+# Each link found by its key (a LATERAL subquery with a LIMIT runs once per account), then
+# updated by its row id: `account_id = ANY($2)` is planned as a scan of every link of the
+# firm, a cost per chunk that grows with the firm (≈3 ms a chunk at 15,000 links).
+_MARK_FIRST_SYNCED = """
+UPDATE links SET first_synced_at = now()
+  FROM (SELECT DISTINCT unnest($2::text[]) AS account_id) AS wanted
+ CROSS JOIN LATERAL (
+       SELECT l.ctid AS row_id FROM links l
+        WHERE l.firm_id = $1 AND l.account_id = wanted.account_id LIMIT 1
+ ) AS found
+ WHERE links.ctid = found.row_id AND links.first_synced_at IS NULL
+"""
 
 
 async def replace_ambiguities(

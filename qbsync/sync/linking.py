@@ -13,23 +13,9 @@ from qbsync.db.links import AuditEntry, Link, delete_link, insert_links, record_
 from qbsync.db.outbox import enqueue
 from qbsync.db.pool import Connection
 from qbsync.kafka.topics import SYNC_LINKS
-from schemas import LinkEvent
+from qbsync.sync.encoded import link_event_json
 
 How = Literal["auto", "manual", "created"]
-
-
-def _event(link: Link, change: Literal["link.created", "link.removed"], reason: str) -> LinkEvent:
-    return LinkEvent(
-        event_id=str(uuid.uuid4()),
-        type=change,
-        firm_id=link.firm_id,
-        account_id=link.account_id,
-        realm_id=link.realm_id,
-        customer_id=link.customer_id,
-        how=link.how,
-        reason=reason,
-        at=datetime.now(UTC),
-    )
 
 
 async def _announce(
@@ -55,10 +41,15 @@ async def _announce(
             for link in links
         ],
     )
+    at = datetime.now(UTC)
     await enqueue(
         conn,
         [
-            (SYNC_LINKS, f"{link.firm_id}:{link.account_id}", _event(link, change, reason))
+            (
+                SYNC_LINKS,
+                f"{link.firm_id}:{link.account_id}",
+                link_event_json(link, str(uuid.uuid4()), change, reason, at),
+            )
             for link in links
         ],
     )

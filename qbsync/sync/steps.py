@@ -37,6 +37,7 @@ from qbsync.quickbooks.mapping import customer_record
 from qbsync.sync.linking import create_links, remove_link
 from qbsync.sync.locks import lock_accounts
 from qbsync.sync.pairs import (
+    PairOutcome,
     SyncCounts,
     apply_plans,
     calling_transaction,
@@ -135,7 +136,7 @@ async def match_firm(
     async with pool.acquire() as conn, conn.transaction():
         await replace_ambiguities(conn, firm_id, result.ambiguities, run_id)
 
-    async def link(pairs: Sequence[tuple[str, str]]) -> int:
+    async def link(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
         # Chunks hold disjoint accounts and customers, so they may commit in any order.
         async with pool.acquire() as conn, conn.transaction():
             await lock_accounts(conn, firm_id, [a for a, _ in pairs])
@@ -148,14 +149,71 @@ async def match_firm(
                 reason="Sync Now: names equal ignoring case",
                 run_id=run_id,
             )
+            # The first sync of the new links in the same transaction, under the same locks:
+            # no second lock and lookup of the same pairs. Those that write to QuickBooks
+            # are left owed (a transaction of 1,000 links must not wait for QuickBooks) and
+            # so is the whole chunk's if recording it fails: `first_sync` below does them.
+            try:
+                async with conn.transaction():  # a savepoint: the links stay either way
+                    outcomes, _ = await _first_sync_recorded(
+                        conn, quickbooks, firm_id, [c.account_id for c in created], run_id
+                    )
+                counts = _counted(outcomes)
+            except Exception as exc:
+                log.warning(
+                    "first sync of new links failed; left owed",
+                    extra={"firm_id": firm_id, "error": str(exc)},
+                )
+                counts = SyncCounts()
         await keep_alive()
-        return len(created)
+        return len(created), counts
 
-    linked = sum(await _in_parallel(link, _chunks(result.pairs, chunk), workers))
-    # The first sync of every link still owed one: the new ones, and any interrupted before.
+    linked, first = 0, SyncCounts()
+    chunks = _chunks(result.pairs, chunk)
+    for chunk_linked, chunk_first in await _in_parallel(link, chunks, workers):
+        linked += chunk_linked
+        first.add(chunk_first)
+    # The first sync of every link still owed one: those that write to QuickBooks, and any
+    # left over from before (interrupted, or whose QuickBooks call failed).
     owed = await accounts_awaiting_first_sync(pool, firm_id)
-    first = await first_sync(pool, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers)
+    first.add(
+        await first_sync(pool, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers)
+    )
     return MatchOutcome(linked, len(result.ambiguities), first)
+
+
+async def _first_sync_recorded(
+    conn: Connection,
+    quickbooks: CustomerGateway,
+    firm_id: str,
+    account_ids: Sequence[str],
+    run_id: str | None,
+    *,
+    calls_quickbooks: bool = False,
+) -> tuple[list[PairOutcome], list[str]]:
+    """The first sync of the given accounts' pairs inside the caller's transaction, which
+    holds their locks; pairs that write to QuickBooks are left out and returned unless
+    `calls_quickbooks`."""
+    planned, later = [], []
+    for pair in await load_pairs(conn, firm_id, account_ids):
+        plan = plan_for(pair)
+        if plan.to_quickbooks and not calls_quickbooks:
+            later.append(pair.link.account_id)
+        else:
+            planned.append((pair, plan))
+    outcomes = await apply_plans(conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id)
+    return outcomes, later
+
+
+def _counted(outcomes: Sequence[PairOutcome]) -> SyncCounts:
+    counts = SyncCounts()
+    for outcome in outcomes:
+        if outcome.failure is None:
+            counts.add(outcome.counts)
+        else:  # nothing was recorded for it: its first sync is still owed
+            error = f"{outcome.account_id}: {outcome.failure}"
+            counts.add(SyncCounts(pairs=1, errors=[error]))
+    return counts
 
 
 async def first_sync(
@@ -178,20 +236,12 @@ async def first_sync(
     (`sync_accounts`), where one pair's failure never stops the others."""
 
     async def settle(ids: Sequence[str], calls_quickbooks: bool) -> tuple[SyncCounts, list[str]]:
-        counts, later = SyncCounts(), []
         transaction = calling_transaction(pool) if calls_quickbooks else _transaction(pool)
         try:
             async with transaction as conn:
                 await lock_accounts(conn, firm_id, ids)
-                planned = []
-                for pair in await load_pairs(conn, firm_id, ids):
-                    plan = plan_for(pair)
-                    if plan.to_quickbooks and not calls_quickbooks:
-                        later.append(pair.link.account_id)
-                    else:
-                        planned.append((pair, plan))
-                outcomes = await apply_plans(
-                    conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
+                outcomes, later = await _first_sync_recorded(
+                    conn, quickbooks, firm_id, ids, run_id, calls_quickbooks=calls_quickbooks
                 )
         except Exception as exc:  # retried pair by pair below, where failures are counted
             log.warning(
@@ -199,14 +249,8 @@ async def first_sync(
                 extra={"firm_id": firm_id, "error": str(exc)},
             )
             return SyncCounts(), list(ids)
-        for outcome in outcomes:
-            if outcome.failure is None:
-                counts.add(outcome.counts)
-            else:  # nothing was recorded for it: its first sync is still owed
-                error = f"{outcome.account_id}: {outcome.failure}"
-                counts.add(SyncCounts(pairs=1, errors=[error]))
         await keep_alive()
-        return counts, later
+        return _counted(outcomes), later
 
     total, writing, failed = SyncCounts(), [], []
     writers = asyncio.Semaphore(workers)
