@@ -4,6 +4,7 @@ event (through the outbox, in the same transaction), so Liscio and auditors see 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
@@ -53,8 +54,8 @@ async def _announce(
             for link in links
         ],
     )
-    for link in links:
-        metrics.LINKS_CHANGED.labels(change.removeprefix("link."), link.how).inc()
+    for how, count in Counter(link.how for link in links).items():
+        metrics.LINKS_CHANGED.labels(change.removeprefix("link."), how).inc(count)
 
 
 async def create_links(
@@ -66,10 +67,13 @@ async def create_links(
     how: How,
     reason: str,
     run_id: str | None = None,
+    first_synced: Sequence[bool] | None = None,
 ) -> list[Link]:
     """Link (account_id, customer_id) pairs inside the caller's transaction (which must hold
-    the accounts' locks). Pairs whose account or customer is already linked are skipped."""
-    links = await insert_links(conn, firm_id, realm_id, pairs, how)
+    the accounts' locks). Pairs whose account or customer is already linked are skipped.
+    `first_synced` (see `insert_links`): the caller records those links' first sync in the
+    same transaction."""
+    links = await insert_links(conn, firm_id, realm_id, pairs, how, first_synced)
     await _announce(conn, links, "link.created", reason, run_id)
     return links
 

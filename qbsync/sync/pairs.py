@@ -170,16 +170,16 @@ async def apply_plans(
     for (pair, plan), answer in zip(planned, answers, strict=True):
         link = pair.link
         counts = SyncCounts(pairs=1)
-        if isinstance(answer, RECORD_ERRORS):
-            await mark_for_attention(conn, link.firm_id, link.account_id, str(answer))
-            counts.attention = 1
-            outcomes.append(PairOutcome(link.account_id, counts))
-            continue
-        if isinstance(answer, Exception):
-            outcomes.append(PairOutcome(link.account_id, SyncCounts(), failure=answer))
-            continue
-        if isinstance(answer, BaseException):  # cancellation and the like: not ours to keep
-            raise answer
+        if isinstance(answer, BaseException):
+            if isinstance(answer, RECORD_ERRORS):
+                await mark_for_attention(conn, link.firm_id, link.account_id, str(answer))
+                counts.attention = 1
+                outcomes.append(PairOutcome(link.account_id, counts))
+                continue
+            if isinstance(answer, Exception):
+                outcomes.append(PairOutcome(link.account_id, SyncCounts(), failure=answer))
+                continue
+            raise answer  # cancellation and the like: not ours to keep
         if not plan:
             counts.unchanged = 1
         if answer is not None:

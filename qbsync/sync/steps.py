@@ -27,10 +27,11 @@ from qbsync.db.accounts import (
 from qbsync.db.connections import get_connection
 from qbsync.db.customers import unlinked_customer_names
 from qbsync.db.links import replace_ambiguities
-from qbsync.db.pairs import load_pairs
+from qbsync.db.pairs import LinkedPair, load_pairs, load_sides
 from qbsync.db.pool import Connection
 from qbsync.domain.accounts import customer_may_be_linked, delink_reason
 from qbsync.domain.matching import Named, match_by_name
+from qbsync.domain.rules import first_sync as first_sync_rules
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.mapping import customer_record
@@ -136,37 +137,58 @@ async def match_firm(
     async with pool.acquire() as conn, conn.transaction():
         await replace_ambiguities(conn, firm_id, result.ambiguities, run_id)
 
-    async def link(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
-        # Chunks hold disjoint accounts and customers, so they may commit in any order.
+    reason = "Sync Now: names equal ignoring case"
+
+    async def link_and_first_sync(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
+        """A chunk's links, and the first sync of those that write nothing to QuickBooks,
+        in one transaction under the same locks: their pairs are read once and their links
+        are inserted first-synced (no second lock, lookup and update of the same rows).
+        Those that write to QuickBooks are left owed: a transaction of 1,000 links must not
+        wait for QuickBooks (`first_sync` below does them)."""
         async with pool.acquire() as conn, conn.transaction():
             await lock_accounts(conn, firm_id, [a for a, _ in pairs])
+            sides = await load_sides(conn, firm_id, realm_id, pairs)
+            plans = {
+                account_id: first_sync_rules(account.fields, customer.fields)
+                for account_id, (account, customer) in sides.items()
+            }
             created = await create_links(
                 conn,
                 firm_id,
                 realm_id,
                 pairs,
                 how="auto",
-                reason="Sync Now: names equal ignoring case",
+                reason=reason,
                 run_id=run_id,
+                first_synced=[a in plans and not plans[a].to_quickbooks for a, _ in pairs],
             )
-            # The first sync of the new links in the same transaction, under the same locks:
-            # no second lock and lookup of the same pairs. Those that write to QuickBooks
-            # are left owed (a transaction of 1,000 links must not wait for QuickBooks) and
-            # so is the whole chunk's if recording it fails: `first_sync` below does them.
-            try:
-                async with conn.transaction():  # a savepoint: the links stay either way
-                    outcomes, _ = await _first_sync_recorded(
-                        conn, quickbooks, firm_id, [c.account_id for c in created], run_id
-                    )
-                counts = _counted(outcomes)
-            except Exception as exc:
-                log.warning(
-                    "first sync of new links failed; left owed",
-                    extra={"firm_id": firm_id, "error": str(exc)},
+            planned = [
+                (LinkedPair(link, *sides[link.account_id]), plans[link.account_id])
+                for link in created
+                if link.first_synced_at is not None
+            ]
+            outcomes = await apply_plans(
+                conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
+            )
+        return len(created), _counted(outcomes)
+
+    async def link(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
+        # Chunks hold disjoint accounts and customers, so they may commit in any order.
+        try:
+            linked, counts = await link_and_first_sync(pairs)
+        except Exception as exc:  # nothing of it was kept: linked alone, first syncs owed
+            log.warning(
+                "linking with first sync failed; linking the chunk alone",
+                extra={"firm_id": firm_id, "error": str(exc)},
+            )
+            async with pool.acquire() as conn, conn.transaction():
+                await lock_accounts(conn, firm_id, [a for a, _ in pairs])
+                created = await create_links(
+                    conn, firm_id, realm_id, pairs, how="auto", reason=reason, run_id=run_id
                 )
-                counts = SyncCounts()
+            linked, counts = len(created), SyncCounts()
         await keep_alive()
-        return len(created), counts
+        return linked, counts
 
     linked, first = 0, SyncCounts()
     chunks = _chunks(result.pairs, chunk)
@@ -189,7 +211,7 @@ async def _first_sync_recorded(
     account_ids: Sequence[str],
     run_id: str | None,
     *,
-    calls_quickbooks: bool = False,
+    calls_quickbooks: bool,
 ) -> tuple[list[PairOutcome], list[str]]:
     """The first sync of the given accounts' pairs inside the caller's transaction, which
     holds their locks; pairs that write to QuickBooks are left out and returned unless
