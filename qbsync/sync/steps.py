@@ -3,7 +3,8 @@
 import (importer): every customer of the realm, active and inactive, to `qbo.customers`,
                    tagged with the run.
 match  (matcher):  once every imported customer is stored, link unlinked accounts to
-                   unlinked customers by name, then the first sync of each new link.
+                   unlinked customers by name, with the first sync of each new link in the
+                   transaction that makes it (those that write to QuickBooks after).
 push   (matcher):  the subsequent-sync rules for every linked pair; links whose account
                    was archived or whose customer was deactivated or merged are removed.
 """
@@ -204,29 +205,6 @@ async def match_firm(
     return MatchOutcome(linked, len(result.ambiguities), first)
 
 
-async def _first_sync_recorded(
-    conn: Connection,
-    quickbooks: CustomerGateway,
-    firm_id: str,
-    account_ids: Sequence[str],
-    run_id: str | None,
-    *,
-    calls_quickbooks: bool,
-) -> tuple[list[PairOutcome], list[str]]:
-    """The first sync of the given accounts' pairs inside the caller's transaction, which
-    holds their locks; pairs that write to QuickBooks are left out and returned unless
-    `calls_quickbooks`."""
-    planned, later = [], []
-    for pair in await load_pairs(conn, firm_id, account_ids):
-        plan = plan_for(pair)
-        if plan.to_quickbooks and not calls_quickbooks:
-            later.append(pair.link.account_id)
-        else:
-            planned.append((pair, plan))
-    outcomes = await apply_plans(conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id)
-    return outcomes, later
-
-
 def _counted(outcomes: Sequence[PairOutcome]) -> SyncCounts:
     counts = SyncCounts()
     for outcome in outcomes:
@@ -262,8 +240,15 @@ async def first_sync(
         try:
             async with transaction as conn:
                 await lock_accounts(conn, firm_id, ids)
-                outcomes, later = await _first_sync_recorded(
-                    conn, quickbooks, firm_id, ids, run_id, calls_quickbooks=calls_quickbooks
+                planned, later = [], []
+                for pair in await load_pairs(conn, firm_id, ids):
+                    plan = plan_for(pair)
+                    if plan.to_quickbooks and not calls_quickbooks:
+                        later.append(pair.link.account_id)
+                    else:
+                        planned.append((pair, plan))
+                outcomes = await apply_plans(
+                    conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
                 )
         except Exception as exc:  # retried pair by pair below, where failures are counted
             log.warning(
