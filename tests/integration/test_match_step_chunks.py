@@ -259,3 +259,37 @@ async def test_pairs_of_given_accounts_are_each_loaded_once_in_account_order(poo
         ("a002", "102"),
     ]
     assert [p.link.account_id for p in await load_pairs(pool, firm_id)] == ["a001", "a002"]
+
+
+async def test_links_owed_from_before_get_their_first_sync_with_the_new_ones(pool: Pool) -> None:
+    firm_id, realm_id = unique("firm"), unique("realm")
+    await seed(pool, firm_id, realm_id)
+    earlier = [(f"a{n:03d}", str(100 + n)) for n in range(0, PAIRS, 3)]  # linked, not synced
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_links(conn, firm_id, realm_id, earlier, "manual")
+    quickbooks = ScriptedQuickBooks(realm_id)
+    _, keep_alive = counter()
+
+    outcome = await match_firm(
+        pool, quickbooks, firm_id, realm_id, None, keep_alive, chunk=5, workers=2
+    )
+
+    assert outcome.linked == PAIRS - len(earlier)
+    first = outcome.first_sync
+    assert (first.pairs, first.errors) == (PAIRS, [])
+    fills = [n for n in range(PAIRS) if kind(n) in ("fill", "both")]
+    writes = [n for n in range(PAIRS) if kind(n) in ("write", "both")]
+    assert (first.liscio_fills, first.quickbooks_writes) == (len(fills), len(writes))
+    assert sorted(quickbooks.updates) == sorted(str(100 + n) for n in writes)
+    assert await fill_commands(pool, firm_id) == {
+        f"a{n:03d}": {"phone": f"512-555-{n:04d}"} for n in fills
+    }
+    commands = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE topic = 'liscio.account-commands' AND key LIKE $1",
+        f"{firm_id}:%",
+    )
+    assert commands == len(fills)  # each once
+    owed = await pool.fetchval(
+        "SELECT count(*) FROM links WHERE firm_id = $1 AND first_synced_at IS NULL", firm_id
+    )
+    assert owed == 0
