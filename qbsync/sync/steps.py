@@ -139,18 +139,13 @@ async def match_firm(
         await replace_ambiguities(conn, firm_id, result.ambiguities, run_id)
 
     reason = "Sync Now: names equal ignoring case"
-    # Links owed their first sync from before this step (interrupted, or a QuickBooks call
-    # that failed): the links made below get theirs as they are made.
-    earlier = await accounts_awaiting_first_sync(pool, firm_id)
 
-    async def link_and_first_sync(
-        pairs: Sequence[tuple[str, str]], syncs: _FirstSyncs
-    ) -> tuple[int, list[str]]:
+    async def link_and_first_sync(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
         """A chunk's links, and the first sync of those that write nothing to QuickBooks,
         in one transaction under the same locks: their pairs are read once and their links
         are inserted first-synced (no second lock, lookup and update of the same rows).
-        Returns how many were linked and the accounts whose first sync writes to QuickBooks:
-        a transaction of 1,000 links must not wait for QuickBooks."""
+        Those that write to QuickBooks are left owed: a transaction of 1,000 links must not
+        wait for QuickBooks (`first_sync` below does them)."""
         async with pool.acquire() as conn, conn.transaction():
             await lock_accounts(conn, firm_id, [a for a, _ in pairs])
             sides = await load_sides(conn, firm_id, realm_id, pairs)
@@ -176,37 +171,36 @@ async def match_firm(
             outcomes = await apply_plans(
                 conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
             )
-        syncs.total.add(_counted(outcomes))
-        return len(created), [link.account_id for link in created if link.first_synced_at is None]
+        return len(created), _counted(outcomes)
 
-    async with asyncio.TaskGroup() as calls:
-        syncs = _FirstSyncs(pool, quickbooks, firm_id, run_id, keep_alive, calls, workers)
-
-        async def link(pairs: Sequence[tuple[str, str]]) -> int:
-            # Chunks hold disjoint accounts and customers, so they may commit in any order.
-            try:
-                linked, owed = await link_and_first_sync(pairs, syncs)
-            except Exception as exc:  # nothing of it was kept: linked alone, first syncs owed
-                log.warning(
-                    "linking with first sync failed; linking the chunk alone",
-                    extra={"firm_id": firm_id, "error": str(exc)},
+    async def link(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
+        # Chunks hold disjoint accounts and customers, so they may commit in any order.
+        try:
+            linked, counts = await link_and_first_sync(pairs)
+        except Exception as exc:  # nothing of it was kept: linked alone, first syncs owed
+            log.warning(
+                "linking with first sync failed; linking the chunk alone",
+                extra={"firm_id": firm_id, "error": str(exc)},
+            )
+            async with pool.acquire() as conn, conn.transaction():
+                await lock_accounts(conn, firm_id, [a for a, _ in pairs])
+                created = await create_links(
+                    conn, firm_id, realm_id, pairs, how="auto", reason=reason, run_id=run_id
                 )
-                async with pool.acquire() as conn, conn.transaction():
-                    await lock_accounts(conn, firm_id, [a for a, _ in pairs])
-                    created = await create_links(
-                        conn, firm_id, realm_id, pairs, how="auto", reason=reason, run_id=run_id
-                    )
-                linked, owed = len(created), [link.account_id for link in created]
-            syncs.write_soon(owed)  # QuickBooks answers while the next chunks are linked
-            await keep_alive()
-            return linked
+            linked, counts = len(created), SyncCounts()
+        await keep_alive()
+        return linked, counts
 
-        linked = sum(await _in_parallel(link, _chunks(result.pairs, chunk), workers))
-        syncs.write_rest()
-    await syncs.retry_failed()
-    first = syncs.total
+    linked, first = 0, SyncCounts()
+    chunks = _chunks(result.pairs, chunk)
+    for chunk_linked, chunk_first in await _in_parallel(link, chunks, workers):
+        linked += chunk_linked
+        first.add(chunk_first)
+    # The first sync of every link still owed one: those that write to QuickBooks, and any
+    # left over from before (interrupted, or whose QuickBooks call failed).
+    owed = await accounts_awaiting_first_sync(pool, firm_id)
     first.add(
-        await first_sync(pool, quickbooks, firm_id, earlier, run_id, keep_alive, workers=workers)
+        await first_sync(pool, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers)
     )
     return MatchOutcome(linked, len(result.ambiguities), first)
 
@@ -222,94 +216,6 @@ def _counted(outcomes: Sequence[PairOutcome]) -> SyncCounts:
     return counts
 
 
-class _FirstSyncs:
-    """First syncs of many links, with each chunk's effects recorded at once
-    (`apply_plans`) under the chunk's account locks. Pairs that write to QuickBooks go in
-    small chunks of their own, started (in `calls`) as soon as a chunk of them is known, so
-    a transaction holds few locks while it waits for QuickBooks (whose calls run
-    concurrently within the realm's limiter) and QuickBooks answers while other chunks are
-    recorded. A chunk that fails as a whole is retried pair by pair (`retry_failed`, the
-    rules and effects of `sync_accounts`), where one pair's failure never stops the others."""
-
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        quickbooks: CustomerGateway,
-        firm_id: str,
-        run_id: str | None,
-        keep_alive: KeepAlive,
-        calls: asyncio.TaskGroup,
-        workers: int,
-        writing_chunk: int = WRITING_CHUNK,
-    ) -> None:
-        self.pool, self.quickbooks, self.firm_id, self.run_id = pool, quickbooks, firm_id, run_id
-        self.keep_alive = keep_alive
-        self.calls = calls
-        self.writers = asyncio.Semaphore(workers)
-        self.writing_chunk = writing_chunk
-        self.total = SyncCounts()
-        self.writing: list[str] = []
-        self.failed: list[str] = []
-
-    async def settle(self, ids: Sequence[str], calls_quickbooks: bool) -> list[str]:
-        """The first sync of the accounts' pairs; without `calls_quickbooks`, those that
-        write to QuickBooks are left out and returned (and the whole chunk if it fails)."""
-        pool = self.pool
-        transaction = calling_transaction(pool) if calls_quickbooks else _transaction(pool)
-        try:
-            async with transaction as conn:
-                await lock_accounts(conn, self.firm_id, ids)
-                planned, later = [], []
-                for pair in await load_pairs(conn, self.firm_id, ids):
-                    plan = plan_for(pair)
-                    if plan.to_quickbooks and not calls_quickbooks:
-                        later.append(pair.link.account_id)
-                    else:
-                        planned.append((pair, plan))
-                outcomes = await apply_plans(
-                    conn, self.quickbooks, planned, reason=FIRST_SYNC, run_id=self.run_id
-                )
-        except Exception as exc:  # retried pair by pair, where failures are counted
-            log.warning(
-                "first sync of a chunk failed; syncing its pairs one by one",
-                extra={"firm_id": self.firm_id, "error": str(exc)},
-            )
-            return list(ids)
-        self.total.add(_counted(outcomes))
-        await self.keep_alive()
-        return later
-
-    def write_soon(self, ids: Sequence[str]) -> None:
-        """First syncs that write to QuickBooks: started a writing chunk at a time."""
-        self.writing.extend(ids)
-        while len(self.writing) >= self.writing_chunk:
-            self.calls.create_task(self._write(self.writing[: self.writing_chunk]))
-            del self.writing[: self.writing_chunk]
-
-    def write_rest(self) -> None:
-        for ids in _chunks(self.writing, self.writing_chunk):
-            self.calls.create_task(self._write(ids))
-        self.writing = []
-
-    async def _write(self, ids: Sequence[str]) -> None:
-        async with self.writers:
-            self.failed.extend(await self.settle(ids, calls_quickbooks=True))
-
-    async def retry_failed(self) -> None:
-        """Once every write is done (`calls` closed)."""
-        self.total.add(
-            await sync_accounts(
-                self.pool,
-                self.quickbooks,
-                self.firm_id,
-                self.failed,
-                reason=FIRST_SYNC,
-                run_id=self.run_id,
-            )
-        )
-        self.failed = []
-
-
 async def first_sync(
     pool: asyncpg.Pool,
     quickbooks: CustomerGateway,
@@ -322,19 +228,65 @@ async def first_sync(
     writing_chunk: int = WRITING_CHUNK,
     workers: int = WORKERS,
 ) -> SyncCounts:
-    """The first sync of links already made (see `_FirstSyncs`)."""
+    """The first sync of many new links: the rules and effects of `sync_accounts`, with
+    each chunk's effects recorded at once (`apply_plans`), under the chunk's account locks.
+    Pairs that write to QuickBooks are set aside and go in small chunks of their own, so a
+    transaction holds few locks while it waits for QuickBooks (whose calls run concurrently
+    within the realm's limiter). A chunk that fails as a whole is retried pair by pair
+    (`sync_accounts`), where one pair's failure never stops the others."""
+
+    async def settle(ids: Sequence[str], calls_quickbooks: bool) -> tuple[SyncCounts, list[str]]:
+        transaction = calling_transaction(pool) if calls_quickbooks else _transaction(pool)
+        try:
+            async with transaction as conn:
+                await lock_accounts(conn, firm_id, ids)
+                planned, later = [], []
+                for pair in await load_pairs(conn, firm_id, ids):
+                    plan = plan_for(pair)
+                    if plan.to_quickbooks and not calls_quickbooks:
+                        later.append(pair.link.account_id)
+                    else:
+                        planned.append((pair, plan))
+                outcomes = await apply_plans(
+                    conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
+                )
+        except Exception as exc:  # retried pair by pair below, where failures are counted
+            log.warning(
+                "first sync of a chunk failed; syncing its pairs one by one",
+                extra={"firm_id": firm_id, "error": str(exc)},
+            )
+            return SyncCounts(), list(ids)
+        await keep_alive()
+        return _counted(outcomes), later
+
+    total, writing, failed = SyncCounts(), [], []
+    writers = asyncio.Semaphore(workers)
+
+    async def write(ids: Sequence[str]) -> None:
+        async with writers:
+            counts, retry = await settle(ids, calls_quickbooks=True)
+        total.add(counts)
+        failed.extend(retry)
+
+    # The pairs that write to QuickBooks go as soon as a writing chunk of them is known,
+    # so QuickBooks' answers come while the other chunks are recorded, not after them all.
     async with asyncio.TaskGroup() as calls:
-        syncs = _FirstSyncs(
-            pool, quickbooks, firm_id, run_id, keep_alive, calls, workers, writing_chunk
-        )
 
         async def record(ids: Sequence[str]) -> None:
-            syncs.write_soon(await syncs.settle(ids, calls_quickbooks=False))
+            counts, later = await settle(ids, calls_quickbooks=False)
+            total.add(counts)
+            writing.extend(later)
+            while len(writing) >= writing_chunk:
+                calls.create_task(write(writing[:writing_chunk]))
+                del writing[:writing_chunk]
 
         await _in_parallel(record, _chunks(account_ids, chunk), workers)
-        syncs.write_rest()
-    await syncs.retry_failed()
-    return syncs.total
+        for ids in _chunks(writing, writing_chunk):
+            calls.create_task(write(ids))
+    total.add(
+        await sync_accounts(pool, quickbooks, firm_id, failed, reason=FIRST_SYNC, run_id=run_id)
+    )
+    return total
 
 
 @asynccontextmanager
