@@ -24,19 +24,24 @@ log = logging.getLogger("qbsync.outbox")
 _RELAY_LOCK = 0x4F5554424F58  # "OUTBOX"
 
 
-async def enqueue(conn: Connection, messages: Sequence[tuple[str, str, BaseModel]]) -> None:
+async def enqueue(conn: Connection, messages: Sequence[tuple[str, str, BaseModel | str]]) -> None:
     """(topic, key, value) rows to publish once the caller's transaction commits (one COPY).
-    Each value is stored as the JSON that will be published."""
+    Each value is stored as the JSON that will be published: a model's JSON, or JSON text
+    its writer already encoded as that model's (qbsync/sync/encoded.py)."""
     if not messages:
         return
     await conn.copy_records_to_table(
         "outbox",
         columns=("topic", "key", "value"),
         records=[
-            (topic, key, value.model_dump_json(exclude_unset=True))
+            (topic, key, value if isinstance(value, str) else _json(value))
             for topic, key, value in messages
         ],
     )
+
+
+def _json(model: BaseModel) -> str:
+    return model.model_dump_json(exclude_unset=True)
 
 
 class OutboxRelay:

@@ -11,6 +11,7 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.customers import StoredCustomer
 from qbsync.db.links import Link
 from qbsync.db.pool import Db
+from qbsync.domain.fields import SyncedFields
 
 
 @dataclass(frozen=True)
@@ -45,35 +46,52 @@ SELECT pair.* FROM (SELECT DISTINCT unnest($2::text[]) AS account_id) AS wanted
 """
 
 
+# Both sides of pairs about to be linked, each looked up by its keys (as above).
+_SIDES = """
+SELECT a.*, c.* FROM unnest($2::text[], $4::text[]) AS wanted(account_id, customer_id)
+ CROSS JOIN LATERAL (
+       SELECT a.account_id, a.name AS a_name, a.status AS a_status, a.archived AS a_archived,
+              a.address AS a_address, a.phone AS a_phone, a.website AS a_website
+         FROM accounts a WHERE a.firm_id = $1 AND a.account_id = wanted.account_id LIMIT 1
+ ) AS a
+ CROSS JOIN LATERAL (
+       SELECT c.customer_id, c.display_name, c.active, c.deleted, c.parent_id, c.sync_token,
+              c.address AS c_address, c.phone AS c_phone, c.website AS c_website
+         FROM customers c WHERE c.realm_id = $3 AND c.customer_id = wanted.customer_id LIMIT 1
+ ) AS c
+"""
+
+
 def _pair(row: asyncpg.Record) -> LinkedPair:
+    # The stored sides built here directly (not through their from_row and a dict of this
+    # row's columns each): a pair is read for every pair synced.
     link = Link.from_row(row)
-    account = StoredAccount.from_row(
-        {
-            "firm_id": row["firm_id"],
-            "account_id": row["account_id"],
-            "name": row["a_name"],
-            "status": row["a_status"],
-            "archived": row["a_archived"],
-            "address": row["a_address"],
-            "phone": row["a_phone"],
-            "website": row["a_website"],
-        }
-    )
-    customer = StoredCustomer.from_row(
-        {
-            "realm_id": row["realm_id"],
-            "customer_id": row["customer_id"],
-            "display_name": row["display_name"],
-            "active": row["active"],
-            "deleted": row["deleted"],
-            "parent_id": row["parent_id"],
-            "sync_token": row["sync_token"],
-            "address": row["c_address"],
-            "phone": row["c_phone"],
-            "website": row["c_website"],
-        }
-    )
+    account, customer = _sides(link.firm_id, link.realm_id, row)
     return LinkedPair(link, account, customer)
+
+
+def _sides(
+    firm_id: str, realm_id: str, row: asyncpg.Record
+) -> tuple[StoredAccount, StoredCustomer]:
+    account = StoredAccount(
+        firm_id,
+        row["account_id"],
+        row["a_name"],
+        row["a_status"],
+        row["a_archived"],
+        SyncedFields.parse(row["a_address"], row["a_phone"], row["a_website"]),
+    )
+    customer = StoredCustomer(
+        realm_id,
+        row["customer_id"],
+        row["display_name"],
+        row["active"],
+        row["deleted"],
+        row["parent_id"],
+        row["sync_token"],
+        SyncedFields.parse(row["c_address"], row["c_phone"], row["c_website"]),
+    )
+    return account, customer
 
 
 async def load_pairs(
@@ -85,3 +103,12 @@ async def load_pairs(
     else:
         rows = await db.fetch(_OF_ACCOUNTS, firm_id, list(account_ids))
     return [_pair(r) for r in rows]
+
+
+async def load_sides(
+    db: Db, firm_id: str, realm_id: str, pairs: Sequence[tuple[str, str]]
+) -> dict[str, tuple[StoredAccount, StoredCustomer]]:
+    """Both sides' stored state of (account_id, customer_id) pairs not linked yet, by
+    account; a pair missing either side is left out."""
+    rows = await db.fetch(_SIDES, firm_id, [a for a, _ in pairs], realm_id, [c for _, c in pairs])
+    return {row["account_id"]: _sides(firm_id, realm_id, row) for row in rows}

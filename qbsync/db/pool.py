@@ -6,6 +6,7 @@ import json
 from typing import Any, Union
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from qbsync.retry import with_backoff
@@ -28,7 +29,12 @@ def _encode_jsonb(value: Any) -> bytes:
 
 
 def _decode_jsonb(data: bytes) -> Any:
-    return json.loads(data[1:])
+    # orjson: a few µs less per value (every address of a pair loaded for a sync); it
+    # refuses integers beyond 64 bits, which PostgreSQL's jsonb may hold: json reads those.
+    try:
+        return orjson.loads(data[1:])
+    except orjson.JSONDecodeError:
+        return json.loads(data[1:])
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:

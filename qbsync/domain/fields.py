@@ -37,10 +37,17 @@ class Address:
         """An address from its Liscio-shaped mapping, or None when it has no value."""
         if not raw:
             return None
-        # Plain field access, not dataclasses.fields/asdict: this runs for every account
-        # and customer the services read, and asdict copies recursively.
-        parts = {name: text_value(raw.get(name)) for name in ADDRESS_PARTS}
-        return cls(**parts) if any(parts.values()) else None
+        # Spelled out, like as_dict: an address is parsed for each side of every pair synced.
+        get = raw.get
+        address = cls(
+            text_value(get("line1")),
+            text_value(get("line2")),
+            text_value(get("city")),
+            text_value(get("state")),
+            text_value(get("postal_code")),
+            text_value(get("country")),
+        )
+        return address if any(address.as_dict().values()) else None
 
     def as_dict(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in ADDRESS_PARTS}

@@ -7,7 +7,6 @@ customers, links nothing: it is reported as ambiguous for a person to resolve.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -38,21 +37,36 @@ class MatchResult:
 def match_by_name(accounts: Iterable[Named], customers: Iterable[Named]) -> MatchResult:
     """Pair unlinked accounts with unlinked customers. Both inputs must be unlinked and
     eligible already (see accounts.py); the result is ordered for reproducibility."""
-    accounts_by_name: dict[str, list[str]] = defaultdict(list)
-    for account in accounts:
-        accounts_by_name[fold(account.name)].append(account.id)
-    customers_by_name: dict[str, list[str]] = defaultdict(list)
-    for customer in customers:
-        customers_by_name[fold(customer.name)].append(customer.id)
+    account_ids, shared_by_accounts = _by_folded_name(accounts)
+    customer_ids, shared_by_customers = _by_folded_name(customers)
 
     pairs: list[tuple[str, str]] = []
     ambiguities: list[Ambiguity] = []
-    for folded in sorted(accounts_by_name.keys() & customers_by_name.keys()):
-        account_ids, customer_ids = accounts_by_name[folded], customers_by_name[folded]
-        if len(account_ids) == 1 and len(customer_ids) == 1:
-            pairs.append((account_ids[0], customer_ids[0]))
+    for folded in sorted(account_ids.keys() & customer_ids.keys()):
+        accounts_named = shared_by_accounts.get(folded)
+        customers_named = shared_by_customers.get(folded)
+        if accounts_named is None and customers_named is None:
+            pairs.append((account_ids[folded], customer_ids[folded]))
         else:
             ambiguities.append(
-                Ambiguity(folded, tuple(sorted(account_ids)), tuple(sorted(customer_ids)))
+                Ambiguity(
+                    folded,
+                    tuple(sorted(accounts_named or [account_ids[folded]])),
+                    tuple(sorted(customers_named or [customer_ids[folded]])),
+                )
             )
     return MatchResult(tuple(pairs), tuple(ambiguities))
+
+
+def _by_folded_name(named: Iterable[Named]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The first id of each folded name, and every id of the names more than one has: most
+    names are unique, so no list is made for them (a firm has 100,000 names)."""
+    first: dict[str, str] = {}
+    shared: dict[str, list[str]] = {}
+    for item in named:
+        folded = fold(item.name)
+        if folded in first:
+            shared.setdefault(folded, [first[folded]]).append(item.id)
+        else:
+            first[folded] = item.id
+    return first, shared

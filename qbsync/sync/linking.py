@@ -4,6 +4,7 @@ event (through the outbox, in the same transaction), so Liscio and auditors see 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
@@ -13,23 +14,9 @@ from qbsync.db.links import AuditEntry, Link, delete_link, insert_links, record_
 from qbsync.db.outbox import enqueue
 from qbsync.db.pool import Connection
 from qbsync.kafka.topics import SYNC_LINKS
-from schemas import LinkEvent
+from qbsync.sync.encoded import link_event_json
 
 How = Literal["auto", "manual", "created"]
-
-
-def _event(link: Link, change: Literal["link.created", "link.removed"], reason: str) -> LinkEvent:
-    return LinkEvent(
-        event_id=str(uuid.uuid4()),
-        type=change,
-        firm_id=link.firm_id,
-        account_id=link.account_id,
-        realm_id=link.realm_id,
-        customer_id=link.customer_id,
-        how=link.how,
-        reason=reason,
-        at=datetime.now(UTC),
-    )
 
 
 async def _announce(
@@ -55,15 +42,20 @@ async def _announce(
             for link in links
         ],
     )
+    at = datetime.now(UTC)
     await enqueue(
         conn,
         [
-            (SYNC_LINKS, f"{link.firm_id}:{link.account_id}", _event(link, change, reason))
+            (
+                SYNC_LINKS,
+                f"{link.firm_id}:{link.account_id}",
+                link_event_json(link, str(uuid.uuid4()), change, reason, at),
+            )
             for link in links
         ],
     )
-    for link in links:
-        metrics.LINKS_CHANGED.labels(change.removeprefix("link."), link.how).inc()
+    for how, count in Counter(link.how for link in links).items():
+        metrics.LINKS_CHANGED.labels(change.removeprefix("link."), how).inc(count)
 
 
 async def create_links(
@@ -75,10 +67,13 @@ async def create_links(
     how: How,
     reason: str,
     run_id: str | None = None,
+    first_synced: Sequence[bool] | None = None,
 ) -> list[Link]:
     """Link (account_id, customer_id) pairs inside the caller's transaction (which must hold
-    the accounts' locks). Pairs whose account or customer is already linked are skipped."""
-    links = await insert_links(conn, firm_id, realm_id, pairs, how)
+    the accounts' locks). Pairs whose account or customer is already linked are skipped.
+    `first_synced` (see `insert_links`): the caller records those links' first sync in the
+    same transaction."""
+    links = await insert_links(conn, firm_id, realm_id, pairs, how, first_synced)
     await _announce(conn, links, "link.created", reason, run_id)
     return links
 

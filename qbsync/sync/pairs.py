@@ -38,10 +38,10 @@ from qbsync.quickbooks.errors import (
     QuickBooksValidationError,
 )
 from qbsync.quickbooks.mapping import customer_record, fields_to_qbo
+from qbsync.sync.encoded import fill_command_json
 from qbsync.sync.locks import lock_accounts
 from qbsync.sync.ports import CustomerGateway
-from schemas import AccountCommand, AccountFields, CustomerRecord
-from schemas.messages import CommandSource
+from schemas import CustomerRecord
 
 log = logging.getLogger("qbsync.sync.pairs")
 
@@ -151,29 +151,35 @@ async def apply_plans(
     accounts' locks. The QuickBooks calls run concurrently (the realm's limiter paces them:
     a realm's quota is used as fast as it allows); then what they returned is recorded for
     all pairs at once, a handful of statements however many pairs there are."""
-    answers = await asyncio.gather(
-        *(_write_to_quickbooks(quickbooks, pair, plan) for pair, plan in planned),
+    # Only the pairs that write get a call (a task each); the others' answer is None.
+    calling = [i for i, (_, plan) in enumerate(planned) if plan.to_quickbooks]
+    answers: list[dict[str, Any] | BaseException | None] = [None] * len(planned)
+    called = await asyncio.gather(
+        *(_write_to_quickbooks(quickbooks, *planned[i]) for i in calling),
         return_exceptions=True,
     )
+    for i, answer in zip(calling, called, strict=True):
+        answers[i] = answer
     outcomes: list[PairOutcome] = []
     records: list[CustomerRecord] = []
-    messages: list[tuple[str, str, BaseModel]] = []
+    messages: list[tuple[str, str, BaseModel | str]] = []
+    now = datetime.now(UTC)  # one moment for the commands of one transaction
     entries: list[AuditEntry] = []
     first_synced: dict[str, list[str]] = {}
     written: Counter[tuple[str, str]] = Counter()  # (side, field): counted once per call
     for (pair, plan), answer in zip(planned, answers, strict=True):
         link = pair.link
         counts = SyncCounts(pairs=1)
-        if isinstance(answer, RECORD_ERRORS):
-            await mark_for_attention(conn, link.firm_id, link.account_id, str(answer))
-            counts.attention = 1
-            outcomes.append(PairOutcome(link.account_id, counts))
-            continue
-        if isinstance(answer, Exception):
-            outcomes.append(PairOutcome(link.account_id, SyncCounts(), failure=answer))
-            continue
-        if isinstance(answer, BaseException):  # cancellation and the like: not ours to keep
-            raise answer
+        if isinstance(answer, BaseException):
+            if isinstance(answer, RECORD_ERRORS):
+                await mark_for_attention(conn, link.firm_id, link.account_id, str(answer))
+                counts.attention = 1
+                outcomes.append(PairOutcome(link.account_id, counts))
+                continue
+            if isinstance(answer, Exception):
+                outcomes.append(PairOutcome(link.account_id, SyncCounts(), failure=answer))
+                continue
+            raise answer  # cancellation and the like: not ours to keep
         if not plan:
             counts.unchanged = 1
         if answer is not None:
@@ -183,7 +189,7 @@ async def apply_plans(
             counts.quickbooks_writes = 1
         to_liscio = plan.to_liscio
         if to_liscio:
-            command = _fill_command(pair, to_liscio)
+            command = _fill_command(pair, to_liscio, now)
             messages.append((ACCOUNT_COMMANDS, f"{link.firm_id}:{link.account_id}", command))
             counts.liscio_fills = 1
         entries.extend(_audit_entries(pair, plan, reason, run_id))
@@ -223,18 +229,13 @@ async def _write_to_quickbooks(
     )
 
 
-def _fill_command(pair: LinkedPair, to_liscio: dict[FieldName, FieldValue]) -> AccountCommand:
+def _fill_command(
+    pair: LinkedPair, to_liscio: dict[FieldName, FieldValue], issued_at: datetime
+) -> str:
     link = pair.link
     fill = {name: to_json(value) for name, value in to_liscio.items()}
-    return AccountCommand(
-        command_id=stable_id("fill", link.firm_id, link.account_id, link.customer_id, fill),
-        type="account.fill_fields",
-        firm_id=link.firm_id,
-        account_id=link.account_id,
-        fields=AccountFields.model_validate(fill),
-        source=CommandSource(realm_id=link.realm_id, customer_id=link.customer_id),
-        issued_at=datetime.now(UTC),
-    )
+    command_id = stable_id("fill", link.firm_id, link.account_id, link.customer_id, fill)
+    return fill_command_json(link, command_id, fill, issued_at)
 
 
 def _audit_entries(

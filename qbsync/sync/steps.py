@@ -3,7 +3,8 @@
 import (importer): every customer of the realm, active and inactive, to `qbo.customers`,
                    tagged with the run.
 match  (matcher):  once every imported customer is stored, link unlinked accounts to
-                   unlinked customers by name, then the first sync of each new link.
+                   unlinked customers by name, with the first sync of each new link in the
+                   transaction that makes it (those that write to QuickBooks after).
 push   (matcher):  the subsequent-sync rules for every linked pair; links whose account
                    was archived or whose customer was deactivated or merged are removed.
 """
@@ -27,16 +28,18 @@ from qbsync.db.accounts import (
 from qbsync.db.connections import get_connection
 from qbsync.db.customers import unlinked_customer_names
 from qbsync.db.links import replace_ambiguities
-from qbsync.db.pairs import load_pairs
+from qbsync.db.pairs import LinkedPair, load_pairs, load_sides
 from qbsync.db.pool import Connection
 from qbsync.domain.accounts import customer_may_be_linked, delink_reason
 from qbsync.domain.matching import Named, match_by_name
+from qbsync.domain.rules import first_sync as first_sync_rules
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.mapping import customer_message
 from qbsync.sync.linking import create_links, remove_link
 from qbsync.sync.locks import lock_accounts
 from qbsync.sync.pairs import (
+    PairOutcome,
     SyncCounts,
     apply_plans,
     calling_transaction,
@@ -132,27 +135,82 @@ async def match_firm(
     async with pool.acquire() as conn, conn.transaction():
         await replace_ambiguities(conn, firm_id, result.ambiguities, run_id)
 
-    async def link(pairs: Sequence[tuple[str, str]]) -> int:
-        # Chunks hold disjoint accounts and customers, so they may commit in any order.
+    reason = "Sync Now: names equal ignoring case"
+
+    async def link_and_first_sync(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
+        """A chunk's links, and the first sync of those that write nothing to QuickBooks,
+        in one transaction under the same locks: their pairs are read once and their links
+        are inserted first-synced (no second lock, lookup and update of the same rows).
+        Those that write to QuickBooks are left owed: a transaction of 1,000 links must not
+        wait for QuickBooks (`first_sync` below does them)."""
         async with pool.acquire() as conn, conn.transaction():
             await lock_accounts(conn, firm_id, [a for a, _ in pairs])
+            sides = await load_sides(conn, firm_id, realm_id, pairs)
+            plans = {
+                account_id: first_sync_rules(account.fields, customer.fields)
+                for account_id, (account, customer) in sides.items()
+            }
             created = await create_links(
                 conn,
                 firm_id,
                 realm_id,
                 pairs,
                 how="auto",
-                reason="Sync Now: names equal ignoring case",
+                reason=reason,
                 run_id=run_id,
+                first_synced=[a in plans and not plans[a].to_quickbooks for a, _ in pairs],
             )
-        await keep_alive()
-        return len(created)
+            planned = [
+                (LinkedPair(link, *sides[link.account_id]), plans[link.account_id])
+                for link in created
+                if link.first_synced_at is not None
+            ]
+            outcomes = await apply_plans(
+                conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
+            )
+        return len(created), _counted(outcomes)
 
-    linked = sum(await _in_parallel(link, _chunks(result.pairs, chunk), workers))
-    # The first sync of every link still owed one: the new ones, and any interrupted before.
+    async def link(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
+        # Chunks hold disjoint accounts and customers, so they may commit in any order.
+        try:
+            linked, counts = await link_and_first_sync(pairs)
+        except Exception as exc:  # nothing of it was kept: linked alone, first syncs owed
+            log.warning(
+                "linking with first sync failed; linking the chunk alone",
+                extra={"firm_id": firm_id, "error": str(exc)},
+            )
+            async with pool.acquire() as conn, conn.transaction():
+                await lock_accounts(conn, firm_id, [a for a, _ in pairs])
+                created = await create_links(
+                    conn, firm_id, realm_id, pairs, how="auto", reason=reason, run_id=run_id
+                )
+            linked, counts = len(created), SyncCounts()
+        await keep_alive()
+        return linked, counts
+
+    linked, first = 0, SyncCounts()
+    chunks = _chunks(result.pairs, chunk)
+    for chunk_linked, chunk_first in await _in_parallel(link, chunks, workers):
+        linked += chunk_linked
+        first.add(chunk_first)
+    # The first sync of every link still owed one: those that write to QuickBooks, and any
+    # left over from before (interrupted, or whose QuickBooks call failed).
     owed = await accounts_awaiting_first_sync(pool, firm_id)
-    first = await first_sync(pool, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers)
+    first.add(
+        await first_sync(pool, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers)
+    )
     return MatchOutcome(linked, len(result.ambiguities), first)
+
+
+def _counted(outcomes: Sequence[PairOutcome]) -> SyncCounts:
+    counts = SyncCounts()
+    for outcome in outcomes:
+        if outcome.failure is None:
+            counts.add(outcome.counts)
+        else:  # nothing was recorded for it: its first sync is still owed
+            error = f"{outcome.account_id}: {outcome.failure}"
+            counts.add(SyncCounts(pairs=1, errors=[error]))
+    return counts
 
 
 async def first_sync(
@@ -175,12 +233,11 @@ async def first_sync(
     (`sync_accounts`), where one pair's failure never stops the others."""
 
     async def settle(ids: Sequence[str], calls_quickbooks: bool) -> tuple[SyncCounts, list[str]]:
-        counts, later = SyncCounts(), []
         transaction = calling_transaction(pool) if calls_quickbooks else _transaction(pool)
         try:
             async with transaction as conn:
                 await lock_accounts(conn, firm_id, ids)
-                planned = []
+                planned, later = [], []
                 for pair in await load_pairs(conn, firm_id, ids):
                     plan = plan_for(pair)
                     if plan.to_quickbooks and not calls_quickbooks:
@@ -196,14 +253,8 @@ async def first_sync(
                 extra={"firm_id": firm_id, "error": str(exc)},
             )
             return SyncCounts(), list(ids)
-        for outcome in outcomes:
-            if outcome.failure is None:
-                counts.add(outcome.counts)
-            else:  # nothing was recorded for it: its first sync is still owed
-                error = f"{outcome.account_id}: {outcome.failure}"
-                counts.add(SyncCounts(pairs=1, errors=[error]))
         await keep_alive()
-        return counts, later
+        return _counted(outcomes), later
 
     total, writing, failed = SyncCounts(), [], []
     writers = asyncio.Semaphore(workers)

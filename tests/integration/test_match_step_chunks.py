@@ -9,13 +9,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from qbsync.db.accounts import store_accounts
 from qbsync.db.customers import store_customers
 from qbsync.db.links import insert_links
-from qbsync.db.pairs import load_pairs
+from qbsync.db.pairs import load_pairs, load_sides
 from qbsync.db.pool import Pool
 from qbsync.quickbooks.errors import ServerError
-from qbsync.sync.steps import first_sync, match_firm
+from qbsync.sync import steps
+from qbsync.sync.steps import MatchOutcome, first_sync, match_firm
 from schemas import AccountEvent, CustomerRecord
 from tests.conftest import unique
 
@@ -123,16 +126,9 @@ async def fill_commands(pool: Pool, firm_id: str) -> dict[str, dict[str, Any]]:
     return {v["account_id"]: v["fields"] for v in values}
 
 
-async def test_chunks_in_parallel_link_and_first_sync_every_pair(pool: Pool) -> None:
-    firm_id, realm_id = unique("firm"), unique("realm")
-    await seed(pool, firm_id, realm_id)
-    quickbooks = ScriptedQuickBooks(realm_id)
-    calls, keep_alive = counter()
-
-    outcome = await match_firm(
-        pool, quickbooks, firm_id, realm_id, None, keep_alive, chunk=7, workers=3
-    )
-
+async def assert_every_pair_linked_and_first_synced_once(
+    pool: Pool, firm_id: str, realm_id: str, outcome: MatchOutcome
+) -> None:
     fills = [n for n in range(PAIRS) if kind(n) in ("fill", "both")]
     writes = [n for n in range(PAIRS) if kind(n) in ("write", "both")]
     assert outcome.linked == PAIRS and outcome.ambiguous == 0
@@ -141,9 +137,6 @@ async def test_chunks_in_parallel_link_and_first_sync_every_pair(pool: Pool) -> 
     assert first.quickbooks_writes == len(writes)
     assert first.liscio_fills == len(fills)
     assert first.unchanged == PAIRS - len(set(fills) | set(writes))
-    assert quickbooks.updates == {
-        str(100 + n): {"WebAddr": {"URI": f"https://client{n}.example"}} for n in writes
-    }
     assert await fill_commands(pool, firm_id) == {
         f"a{n:03d}": {"phone": f"512-555-{n:04d}"} for n in fills
     }
@@ -161,7 +154,67 @@ async def test_chunks_in_parallel_link_and_first_sync_every_pair(pool: Pool) -> 
     assert {r["customer_id"]: r["sync_token"] for r in tokens} == {
         str(100 + n): "4" if n in writes else "3" for n in range(PAIRS)
     }
+    # Exactly once: one link event, one link audit entry, one entry per field written and
+    # one fill command per pair that fills.
+    audit = await pool.fetch(
+        "SELECT action, account_id, side, field FROM audit_log WHERE firm_id = $1", firm_id
+    )
+    expected = [("link.created", f"a{n:03d}", None, None) for n in range(PAIRS)]
+    expected += [("field.written", f"a{n:03d}", "liscio", "phone") for n in fills]
+    expected += [("field.written", f"a{n:03d}", "quickbooks", "website") for n in writes]
+    assert sorted(tuple(r) for r in audit) == sorted(expected)
+    messages = await pool.fetch(
+        "SELECT topic, count(*) AS n FROM outbox WHERE key LIKE $1 GROUP BY topic",
+        f"{firm_id}:%",
+    )
+    assert {r["topic"]: r["n"] for r in messages} == {
+        "sync.links": PAIRS,
+        "liscio.account-commands": len(fills),
+    }
+
+
+async def test_chunks_in_parallel_link_and_first_sync_every_pair(pool: Pool) -> None:
+    firm_id, realm_id = unique("firm"), unique("realm")
+    await seed(pool, firm_id, realm_id)
+    quickbooks = ScriptedQuickBooks(realm_id)
+    calls, keep_alive = counter()
+
+    outcome = await match_firm(
+        pool, quickbooks, firm_id, realm_id, None, keep_alive, chunk=7, workers=3
+    )
+
+    await assert_every_pair_linked_and_first_synced_once(pool, firm_id, realm_id, outcome)
+    assert quickbooks.updates == {
+        str(100 + n): {"WebAddr": {"URI": f"https://client{n}.example"}}
+        for n in range(PAIRS)
+        if kind(n) in ("write", "both")
+    }
     assert len(calls) >= PAIRS // 7  # the step's lease is renewed as chunks finish
+
+
+async def test_a_chunk_whose_first_sync_fails_is_linked_alone_and_first_synced_after(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    firm_id, realm_id = unique("firm"), unique("realm")
+    await seed(pool, firm_id, realm_id)
+    quickbooks = ScriptedQuickBooks(realm_id)
+    _, keep_alive = counter()
+    failing_chunks = 2
+
+    async def flaky_load_sides(*args: Any) -> Any:
+        nonlocal failing_chunks
+        if failing_chunks:
+            failing_chunks -= 1
+            raise RuntimeError("lost the connection")
+        return await load_sides(*args)
+
+    monkeypatch.setattr(steps, "load_sides", flaky_load_sides)
+    outcome = await match_firm(
+        pool, quickbooks, firm_id, realm_id, None, keep_alive, chunk=7, workers=1
+    )
+
+    assert failing_chunks == 0
+    await assert_every_pair_linked_and_first_synced_once(pool, firm_id, realm_id, outcome)
 
 
 async def test_a_failed_quickbooks_call_leaves_that_first_sync_owed_and_no_other(
@@ -206,3 +259,37 @@ async def test_pairs_of_given_accounts_are_each_loaded_once_in_account_order(poo
         ("a002", "102"),
     ]
     assert [p.link.account_id for p in await load_pairs(pool, firm_id)] == ["a001", "a002"]
+
+
+async def test_links_owed_from_before_get_their_first_sync_with_the_new_ones(pool: Pool) -> None:
+    firm_id, realm_id = unique("firm"), unique("realm")
+    await seed(pool, firm_id, realm_id)
+    earlier = [(f"a{n:03d}", str(100 + n)) for n in range(0, PAIRS, 3)]  # linked, not synced
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_links(conn, firm_id, realm_id, earlier, "manual")
+    quickbooks = ScriptedQuickBooks(realm_id)
+    _, keep_alive = counter()
+
+    outcome = await match_firm(
+        pool, quickbooks, firm_id, realm_id, None, keep_alive, chunk=5, workers=2
+    )
+
+    assert outcome.linked == PAIRS - len(earlier)
+    first = outcome.first_sync
+    assert (first.pairs, first.errors) == (PAIRS, [])
+    fills = [n for n in range(PAIRS) if kind(n) in ("fill", "both")]
+    writes = [n for n in range(PAIRS) if kind(n) in ("write", "both")]
+    assert (first.liscio_fills, first.quickbooks_writes) == (len(fills), len(writes))
+    assert sorted(quickbooks.updates) == sorted(str(100 + n) for n in writes)
+    assert await fill_commands(pool, firm_id) == {
+        f"a{n:03d}": {"phone": f"512-555-{n:04d}"} for n in fills
+    }
+    commands = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE topic = 'liscio.account-commands' AND key LIKE $1",
+        f"{firm_id}:%",
+    )
+    assert commands == len(fills)  # each once
+    owed = await pool.fetchval(
+        "SELECT count(*) FROM links WHERE firm_id = $1 AND first_synced_at IS NULL", firm_id
+    )
+    assert owed == 0

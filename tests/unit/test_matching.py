@@ -1,10 +1,14 @@
+import random
+
+import pytest
+
 from qbsync.domain.accounts import (
     customer_may_be_linked,
     delink_reason,
     is_prospect,
     may_create_in_quickbooks,
 )
-from qbsync.domain.matching import Ambiguity, Named, match_by_name
+from qbsync.domain.matching import Ambiguity, MatchResult, Named, match_by_name
 
 
 def test_names_equal_ignoring_case_are_linked() -> None:
@@ -76,3 +80,32 @@ def test_links_go_when_either_side_goes_away() -> None:
     assert delink_reason(True, True, False) == "account archived in Liscio"
     assert delink_reason(False, False, False) == "customer made inactive in QuickBooks"
     assert delink_reason(False, False, True) == "customer deleted or merged away in QuickBooks"
+
+
+def _reference(accounts: list[Named], customers: list[Named]) -> MatchResult:
+    """The rule spelled out naively: every id of each folded name on each side."""
+    by_account: dict[str, list[str]] = {}
+    by_customer: dict[str, list[str]] = {}
+    for a in accounts:
+        by_account.setdefault(a.name.casefold(), []).append(a.id)
+    for c in customers:
+        by_customer.setdefault(c.name.casefold(), []).append(c.id)
+    pairs, ambiguities = [], []
+    for folded in sorted(set(by_account) & set(by_customer)):
+        a_ids, c_ids = by_account[folded], by_customer[folded]
+        if len(a_ids) == 1 and len(c_ids) == 1:
+            pairs.append((a_ids[0], c_ids[0]))
+        else:
+            ambiguities.append(Ambiguity(folded, tuple(sorted(a_ids)), tuple(sorted(c_ids))))
+    return MatchResult(tuple(pairs), tuple(ambiguities))
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_random_firms_match_as_the_rule_says(seed: int) -> None:
+    rng = random.Random(seed)
+    names = ["Acme", "ACME", "acme ", "Beta", "beta", "Straße", "STRASSE", "Gamma", "Δelta"]
+    accounts = [Named(f"a{i}", rng.choice(names)) for i in range(rng.randrange(0, 12))]
+    customers = [Named(f"c{i}", rng.choice(names)) for i in range(rng.randrange(0, 12))]
+    rng.shuffle(accounts)
+    rng.shuffle(customers)
+    assert match_by_name(accounts, customers) == _reference(accounts, customers)

@@ -128,3 +128,12 @@ def test_an_address_as_a_dict_has_every_field_in_order() -> None:
     address = Address(line1="1 Main St", city="Austin", postal_code="78701")
     assert address.as_dict() == dataclasses.asdict(address)
     assert list(address.as_dict()) == [f.name for f in dataclasses.fields(Address)]
+
+
+def test_an_address_is_parsed_from_every_part_of_its_dict() -> None:
+    # Address.parse names the parts one by one: each one must reach its own field.
+    names = [f.name for f in dataclasses.fields(Address)]
+    raw = {name: f" {name} value " for name in names}
+    parsed = Address.parse(raw)
+    assert parsed is not None
+    assert dataclasses.asdict(parsed) == {name: f"{name} value" for name in names}
