@@ -7,7 +7,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from qbsync.errors import DependencyUnavailable
-from qbsync.eventloop import new_event_loop
+from qbsync.eventloop import new_event_loop, tune_garbage_collector
 from qbsync.runtime import Runtime, exit_on_dependency_failure
 
 
@@ -30,5 +30,6 @@ def run_until_signalled(
         finally:
             await runtime.stop()
 
+    tune_garbage_collector()
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main())

@@ -22,7 +22,7 @@ from mode import Service
 
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
-from qbsync.eventloop import new_event_loop
+from qbsync.eventloop import new_event_loop, tune_garbage_collector
 from qbsync.kafka.batches import BatchConsumer, BatchInput
 from qbsync.kafka.topics import spec_of
 from qbsync.runtime import Runtime, exit_on_dependency_failure
@@ -102,6 +102,7 @@ def run_worker(
     the service's group, if any); returns when SIGTERM/SIGINT stopped it. The worker stops
     the app first, then the batch consumer (its batch in hand finishes and is committed),
     then the runtime."""
+    tune_garbage_collector()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     # A signal before faust installs its own handlers must still stop us cleanly.

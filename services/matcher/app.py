@@ -9,7 +9,6 @@ push steps; a task publishes the outbox (link events, fill-field commands).
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections import defaultdict
 
@@ -70,16 +69,5 @@ async def publish_outbox() -> None:
     await runtime.outbox.run()
 
 
-# Young collections every 10,000 allocations, not 700. The matcher allocates objects by
-# the hundred thousand (stored batches, a firm's names, a first sync's pairs), nearly all
-# freed by reference counting, yet each allocation counts toward the cyclic collector's
-# next run and the older collections walk every live object: at the default threshold the
-# collector took 1.6 of the 4.7 CPU-s of a 100,000-account match step (scripted QuickBooks),
-# 0.36 at 10,000. What it collects is unchanged, only how often it looks.
-GC_THRESHOLD = (10_000, 10, 10)
-
-
 def main() -> None:
-    gc.freeze()  # what start-up loaded (modules, settings) lives on: never walked again
-    gc.set_threshold(*GC_THRESHOLD)
     run_worker(app, runtime, batch_inputs=BATCH_INPUTS)
