@@ -1,21 +1,12 @@
-"""How every long-running service runs: its event loop and its garbage collector.
+"""How every long-running service runs its garbage collector.
 
-uvloop (libuv) instead of asyncio's default loop: the services spend much of their CPU in
-the loop's socket and callback machinery (the pusher keeps hundreds of QuickBooks requests,
-its database and Kafka connections busy at once), and uvloop does that work in C.
+(uvloop was tried as the services' event loop and dropped: no measured gain in the
+benchmarks, and under load a SIGTERM right after start-up left the faust worker hanging.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
-
-import uvloop
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    return uvloop.new_event_loop()
-
 
 # Young collections every 10,000 allocations, not 700. The services allocate objects by the
 # hundred thousand (stored batches, a firm's names, a first sync's pairs, a burst of events),

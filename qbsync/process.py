@@ -7,7 +7,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from qbsync.errors import DependencyUnavailable
-from qbsync.eventloop import new_event_loop, tune_garbage_collector
+from qbsync.eventloop import tune_garbage_collector
 from qbsync.runtime import Runtime, exit_on_dependency_failure
 
 
@@ -31,5 +31,5 @@ def run_until_signalled(
             await runtime.stop()
 
     tune_garbage_collector()
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+    with asyncio.Runner() as runner:
         runner.run(main())

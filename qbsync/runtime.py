@@ -3,6 +3,7 @@ the dead-letter sink and the HTTP server, started and stopped in one place."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
 
 log = logging.getLogger("qbsync.runtime")
 
+STOP_STEP_SECONDS = 10.0
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 
@@ -90,17 +92,28 @@ class Runtime:
         return self._quickbooks
 
     async def stop(self) -> None:
+        """Each part gets STOP_STEP_SECONDS: a stop must never hang the process (a pool
+        waits for connections still checked out by work that was cancelled). Nothing is
+        lost by cutting one short: uncommitted work is rolled back and done again."""
         stops = [self.http.stop, self.producer.stop, self.pool.close]
         if self._quickbooks is not None:
             stops.insert(0, self._quickbooks.aclose)
         for stop in stops:
             try:
-                await stop()
+                await asyncio.wait_for(stop(), STOP_STEP_SECONDS)
+            except TimeoutError:
+                log.error("%s did not finish within %s s", _name(stop), STOP_STEP_SECONDS)
+                if stop == self.pool.close:
+                    self.pool.terminate()
             except Exception:
                 log.exception("error while stopping")
 
     async def _postgres_ok(self) -> bool:
         return bool(await self.pool.fetchval("SELECT true"))
+
+
+def _name(stop: Callable[[], Any]) -> str:
+    return getattr(stop, "__qualname__", repr(stop))
 
 
 class _MadeOnFirstUse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +23,7 @@ from mode import Service
 
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
-from qbsync.eventloop import new_event_loop, tune_garbage_collector
+from qbsync.eventloop import tune_garbage_collector
 from qbsync.kafka.batches import BatchConsumer, BatchInput
 from qbsync.kafka.topics import spec_of
 from qbsync.runtime import Runtime, exit_on_dependency_failure
@@ -87,6 +88,16 @@ class _RuntimeStopper(Service):
 
 
 class _Worker(faust.Worker):
+    def __init__(self, *args: Any, stop_requested: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop_requested = stop_requested
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()  # installs faust's own signal handlers
+        if self._stop_requested.is_set():
+            # The signal came while ours were still installed: hand it to faust's.
+            os.kill(os.getpid(), signal.SIGTERM)
+
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
         log.info("ready")  # the agents (or the batch consumer) are subscribed and consuming
@@ -103,7 +114,7 @@ def run_worker(
     the app first, then the batch consumer (its batch in hand finishes and is committed),
     then the runtime."""
     tune_garbage_collector()
-    loop = new_event_loop()
+    loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     # A signal before faust installs its own handlers must still stop us cleanly.
     stop_requested = asyncio.Event()
@@ -115,8 +126,8 @@ def run_worker(
             loop.run_until_complete(on_started())
     except DependencyUnavailable as exc:
         exit_on_dependency_failure(runtime.service, exc)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
+    # Ours stay installed until faust's replace them, so there is no moment at which a
+    # signal would kill the process outright (see _Worker.on_first_start).
     if stop_requested.is_set():
         loop.run_until_complete(runtime.stop())
         return
@@ -142,6 +153,7 @@ def run_worker(
         override_logging=False,
         redirect_stdouts=False,
         quiet=True,
+        stop_requested=stop_requested,
     )
     try:
         worker.execute_from_commandline()
