@@ -14,10 +14,10 @@ from qbsync.metrics import MESSAGES_PRODUCED
 from qbsync.retry import with_backoff
 
 
-def _count_delivery(topic: str, delivery: asyncio.Future[Any], messages: int = 1) -> None:
+def _count_delivery(topic: str, delivery: asyncio.Future[Any]) -> None:
     """Counts queued messages once the broker acknowledged them (not when it failed)."""
     if not delivery.cancelled() and delivery.exception() is None:
-        MESSAGES_PRODUCED.labels(topic).inc(messages)
+        MESSAGES_PRODUCED.labels(topic).inc()
 
 
 def encode(value: BaseModel | dict[str, Any]) -> bytes:
