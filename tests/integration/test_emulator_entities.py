@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from qbsync.emulator import RunningEmulator
@@ -399,7 +400,9 @@ async def test_cdc_returns_changes_since_a_time_including_inactive_and_merged(
         assert set(by_id[gone["Id"]]) == {"domain", "status", "Id", "MetaData"}
         assert response["maxResults"] == 3
 
-        mark = changes["time"]
+        # From 1 ms after the answer's time: `changedSince` includes its millisecond, in which
+        # the merge above may have landed (as in test_quickbooks_client_emulator.py).
+        mark = (datetime.fromisoformat(changes["time"]) + timedelta(milliseconds=1)).isoformat()
         later = await qbo.create_customer({"DisplayName": "After The Mark"})
         newer = (await cdc(qbo, mark))["CDCResponse"][0]["QueryResponse"][0]["Customer"]
         assert [row["Id"] for row in newer] == [later["Id"]]
