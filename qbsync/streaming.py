@@ -14,12 +14,14 @@ import logging
 import os
 import signal
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
 from faust.app.base import BootStrategy
 from mode import Service
+from mode.threads import WorkerThread
 
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
@@ -29,6 +31,8 @@ from qbsync.kafka.topics import spec_of
 from qbsync.runtime import Runtime, exit_on_dependency_failure
 
 log = logging.getLogger("qbsync.streaming")
+
+SESSION_TIMEOUT_SECONDS = 10.0
 
 
 def group_of(service: str, settings: Settings) -> str:
@@ -59,6 +63,12 @@ def create_app(service: str, settings: Settings, *, with_agents: bool = True) ->
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         producer_acks=-1,
+        # faust's 60 s (aiokafka's default and the batch consumer's is 10 s). A member that
+        # died, or left while its join was still pending, holds every other member's join
+        # until its session expires: with 60 s, a pusher restarted (or stopped) right after
+        # such an exit waited up to a minute, and a dead instance's partitions waited as long.
+        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
+        broker_heartbeat_interval=SESSION_TIMEOUT_SECONDS / 3,
     )
     if not with_agents:
         app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
@@ -160,3 +170,20 @@ def run_worker(
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise
+    _exit_if_threads_hang_on()
+
+
+def _exit_if_threads_hang_on() -> None:
+    """faust's consumer runs in a thread of its own that is not a daemon; seen once: when
+    stopped in the middle of joining its group, it never finished, and the process, its
+    work done, never exited. Nothing is left to do by then (unacknowledged events come
+    again), so say so and leave."""
+    stuck = [
+        thread.name
+        for thread in threading.enumerate()
+        if isinstance(thread, WorkerThread) and thread.is_alive()
+    ]
+    if stuck:
+        log.error("threads did not stop with the worker; exiting", extra={"threads": stuck})
+        logging.shutdown()
+        os._exit(0)
