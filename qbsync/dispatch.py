@@ -4,7 +4,10 @@ The pusher's events of one account must be applied in order, but one slow or thr
 realm must not hold up every other firm. Items are queued per key; each key with work has
 one worker; at most `capacity` items wait in all (the consumer pauses beyond that).
 A worker hands its handler everything queued for its key at once, so a handler may skip
-states that a later one supersedes. `GroupedRunner` then lets the handlers of keys that
+states that a later one supersedes. With `absorb`, an arriving item that supersedes the
+item waiting last for its key takes that item's place at once (the waiting one is done):
+under a long backlog the read-ahead then holds states worth applying, not superseded ones,
+so every key keeps something to apply. `GroupedRunner` then lets the handlers of keys that
 belong together (one firm's accounts) share one call when they are ready at once.
 """
 
@@ -19,16 +22,34 @@ Done = Callable[[], Awaitable[object]]
 
 
 class KeyedDispatcher(Generic[T]):
+    """`absorb(waiting, arriving)` returns the one item that stands for both, or None when
+    `arriving` must queue behind `waiting` (an item already being handled is never
+    absorbed). The waiting item's `done` is awaited when it is absorbed, so the caller
+    must make that safe (the pusher acknowledges the event; the one that absorbed it is
+    acknowledged only after it was applied, and Kafka commits no offset past it before)."""
+
     def __init__(
-        self, handle: Callable[[str, list[T]], Awaitable[None]], capacity: int = 2000
+        self,
+        handle: Callable[[str, list[T]], Awaitable[None]],
+        capacity: int = 2000,
+        absorb: Callable[[T, T], T | None] | None = None,
     ) -> None:
         self._handle = handle
         self._capacity = asyncio.Semaphore(capacity)
+        self._absorb = absorb
         self._queues: dict[str, list[tuple[T, Done]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
 
     async def submit(self, key: str, item: T, done: Done) -> None:
         """Queue `item`; `done` is awaited after the handler finished with it."""
+        waiting = self._queues.get(key)
+        if waiting and self._absorb is not None:
+            last, last_done = waiting[-1]
+            merged = self._absorb(last, item)
+            if merged is not None:
+                waiting[-1] = (merged, done)  # takes over the absorbed item's capacity
+                await last_done()
+                return
         await self._capacity.acquire()
         self._queues.setdefault(key, []).append((item, done))
         if key not in self._workers:

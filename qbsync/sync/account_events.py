@@ -42,13 +42,18 @@ log = logging.getLogger("qbsync.sync.account_events")
 CONSUMER = "pusher"
 
 
-def superseded(events: Sequence[AccountEvent]) -> list[tuple[AccountEvent, list[str]]]:
-    """Events of one account, in order, as (event to apply, ids it makes redundant).
+def supersedes(later: AccountEvent, earlier: AccountEvent) -> bool:
+    """Whether applying `later` (of the same account) makes applying `earlier` redundant.
     Each event carries the account's whole state, so of consecutive updates only the last
     needs applying; created and archived events are always applied."""
+    return later.type == "account.updated" and earlier.type == "account.updated"
+
+
+def superseded(events: Sequence[AccountEvent]) -> list[tuple[AccountEvent, list[str]]]:
+    """Events of one account, in order, as (event to apply, ids it makes redundant)."""
     plan: list[tuple[AccountEvent, list[str]]] = []
     for event in events:
-        if plan and event.type == "account.updated" and plan[-1][0].type == "account.updated":
+        if plan and supersedes(event, plan[-1][0]):
             previous, skipped = plan[-1]
             plan[-1] = (event, [*skipped, previous.event_id])
         else:
@@ -98,11 +103,18 @@ async def _handle_in_order(
 ) -> None:
     """One account's events, one at a time (consecutive updates: only the last)."""
     for event, redundant in superseded(events):
+        await mark_superseded(pool, redundant)
         outcome = await handle_account_event(pool, quickbooks, event)
         metrics.PUSHER_EVENTS.labels(outcome).inc()
-        if redundant:
-            await mark_processed(pool, CONSUMER, redundant)
-            metrics.PUSHER_EVENTS.labels("superseded").inc(len(redundant))
+
+
+async def mark_superseded(pool: Pool, event_ids: Sequence[str]) -> None:
+    """Events that a later event of their account supersedes, as processed, *before* that
+    later one is applied: it is acknowledged only once applied, so after a crash it comes
+    again, while a superseded event redelivered on its own must not be applied after it."""
+    if event_ids:
+        await mark_processed(pool, CONSUMER, event_ids)
+        metrics.PUSHER_EVENTS.labels("superseded").inc(len(event_ids))
 
 
 @dataclass

@@ -4,8 +4,11 @@ One agent reads `liscio.account-events` with manual acknowledgements and hands e
 to a dispatcher keyed by account: one account's events are applied in order, different
 accounts (and so different firms and realms) concurrently, and an event's offset is
 committed only after it was applied. Events of an account that arrive while its earlier
-ones are being applied wait, and consecutive updates among them collapse into the last:
-under a backlog (a burst, a throttled realm) superseded states are never written.
+ones are being applied wait, and an update arriving behind a waiting update takes its
+place at once (the waiting one is acknowledged and marked processed before the update that
+superseded it is applied): under a backlog (a burst, a throttled realm) superseded states
+are never written, and the read-ahead holds each account's latest state rather than
+thousands of superseded ones, so every firm keeps work ready for its next window.
 
 Accounts of one firm that are ready at the same time are applied together
 (`GroupedRunner`): one transaction and a few statements for all of them, their QuickBooks
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -32,7 +36,12 @@ from qbsync.observability import observe_message
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.streaming import create_app, input_topic, run_worker
-from qbsync.sync.account_events import handle_account_events, reconcile_unfinished_creates
+from qbsync.sync.account_events import (
+    handle_account_events,
+    mark_superseded,
+    reconcile_unfinished_creates,
+    supersedes,
+)
 from schemas import AccountEvent
 
 SERVICE = "pusher"
@@ -44,32 +53,48 @@ app = create_app(SERVICE, settings)
 account_events = input_topic(app, settings, ACCOUNT_EVENTS)
 
 RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
-# How far the pusher reads ahead of what it has applied. Under a backlog (a burst, a
-# throttled realm) a deeper queue lets more of an account's superseded states collapse into
-# one write; an event costs a few KB while it waits, and a crash re-reads what waited.
+# How many events may wait unapplied (an update absorbed by a later one no longer counts).
+# Under a backlog (a burst, a throttled realm) it bounds how many accounts have a state
+# waiting; an event costs a few KB while it waits, and a crash re-reads what waited.
 READ_AHEAD_EVENTS = 20_000
 # Transactions one firm may have in flight, and accounts in each (bounding its locks).
 FIRM_BATCHES_IN_FLIGHT = 2
 ACCOUNTS_PER_BATCH = 250
 
 
-async def apply_events(key: str, events: list[tuple[AccountEvent, Any]]) -> None:
+@dataclass(frozen=True)
+class Queued:
+    """An event waiting in the dispatcher, with the ids of the waiting events it absorbed."""
+
+    event: AccountEvent
+    message: Any  # faust's message: partition, offset, key and value for the dead letters
+    absorbed: tuple[str, ...] = ()
+
+
+def absorb(waiting: Queued, arriving: Queued) -> Queued | None:
+    if not supersedes(arriving.event, waiting.event):
+        return None
+    return Queued(arriving.event, arriving.message, (*waiting.absorbed, waiting.event.event_id))
+
+
+async def apply_events(key: str, queued: list[Queued]) -> None:
     """All queued events of one key. When they fail for a reason other than QuickBooks
     being unavailable and they span several accounts, each account's events are tried on
     their own, so that only the failing account's go to the dead-letter topic."""
-    error = await apply_with_retries(key, [value for value, _ in events])
+    await mark_superseded(runtime.pool, [id_ for item in queued for id_ in item.absorbed])
+    error = await apply_with_retries(key, [item.event for item in queued])
     if error is None:
         return
-    by_account: dict[str, list[tuple[AccountEvent, Any]]] = {}
-    for item in events:
-        by_account.setdefault(item[0].account.id, []).append(item)
+    by_account: dict[str, list[Queued]] = {}
+    for item in queued:
+        by_account.setdefault(item.event.account.id, []).append(item)
     if isinstance(error, QuickBooksError) or len(by_account) == 1:
-        await dead_letter(events, error)
+        await dead_letter(queued, error)
         return
-    for account_id, queued in by_account.items():
-        failure = await apply_with_retries(f"{key}:{account_id}", [value for value, _ in queued])
+    for account_id, mine in by_account.items():
+        failure = await apply_with_retries(f"{key}:{account_id}", [item.event for item in mine])
         if failure is not None:
-            await dead_letter(queued, failure)
+            await dead_letter(mine, failure)
 
 
 async def apply_with_retries(key: str, values: list[AccountEvent]) -> Exception | None:
@@ -94,8 +119,9 @@ async def apply_with_retries(key: str, values: list[AccountEvent]) -> Exception 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def dead_letter(events: list[tuple[AccountEvent, Any]], error: Exception) -> None:
-    for _, message in events:
+async def dead_letter(queued: list[Queued], error: Exception) -> None:
+    for item in queued:
+        message = item.message
         await runtime.dead_letters.send(
             ACCOUNT_EVENTS, message.partition, message.offset, message.key, message.value, error
         )
@@ -110,8 +136,8 @@ async def apply_account_queues(queues: list[list[AccountEvent]]) -> None:
 firm_batches: GroupedRunner[list[AccountEvent]] = GroupedRunner(
     apply_account_queues, concurrency=FIRM_BATCHES_IN_FLIGHT, max_items=ACCOUNTS_PER_BATCH
 )
-dispatcher: KeyedDispatcher[tuple[AccountEvent, Any]] = KeyedDispatcher(
-    apply_events, capacity=READ_AHEAD_EVENTS
+dispatcher: KeyedDispatcher[Queued] = KeyedDispatcher(
+    apply_events, capacity=READ_AHEAD_EVENTS, absorb=absorb
 )
 
 
@@ -129,7 +155,7 @@ async def account_event_agent(stream: Any) -> None:
             await manual.ack(event)
             continue
         key = f"{parsed.firm_id}:{parsed.account.id}"
-        await dispatcher.submit(key, (parsed, message), partial(manual.ack, event))
+        await dispatcher.submit(key, Queued(parsed, message), partial(manual.ack, event))
 
 
 @app.task

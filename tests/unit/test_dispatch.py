@@ -1,13 +1,16 @@
-"""GroupedRunner: a group's ready items share a handler call, a lone item never waits for a
+"""KeyedDispatcher: one key's items in order, an arriving item absorbs the one waiting
+before it when told to, freeing its place in the read-ahead.
+GroupedRunner: a group's ready items share a handler call, a lone item never waits for a
 call in flight, and a failing item does not fail the others it was grouped with."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from qbsync.dispatch import GroupedRunner
+from qbsync.dispatch import GroupedRunner, KeyedDispatcher
 
 
 class Recorder:
@@ -28,6 +31,76 @@ async def until(condition: object, timeout: float = 2.0) -> None:
     while not condition():  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0)
+
+
+class KeyedRecorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+        self.release = asyncio.Event()
+        self.done: list[str] = []
+
+    async def handle(self, key: str, items: list[str]) -> None:
+        self.calls.append((key, items))
+        await self.release.wait()
+
+    def done_of(self, item: str) -> Callable[[], Awaitable[None]]:
+        async def done() -> None:
+            self.done.append(item)
+
+        return done
+
+
+def absorb_uppercase(waiting: str, arriving: str) -> str | None:
+    """Test rule: an upper-case item stands for a waiting upper-case one."""
+    return f"{waiting}+{arriving}" if waiting.isupper() and arriving.isupper() else None
+
+
+async def test_keyed_items_wait_behind_the_one_in_flight_and_go_in_order() -> None:
+    recorder = KeyedRecorder()
+    dispatcher = KeyedDispatcher(recorder.handle, capacity=10)
+    await dispatcher.submit("a", "a1", recorder.done_of("a1"))
+    await until(lambda: len(recorder.calls) == 1)
+    for item in ("a2", "a3"):
+        await dispatcher.submit("a", item, recorder.done_of(item))
+    recorder.release.set()
+    await until(lambda: len(recorder.done) == 3)
+    assert recorder.calls == [("a", ["a1"]), ("a", ["a2", "a3"])]
+    assert recorder.done == ["a1", "a2", "a3"]
+
+
+async def test_an_arriving_item_absorbs_the_waiting_one_and_frees_its_place() -> None:
+    recorder = KeyedRecorder()
+    dispatcher = KeyedDispatcher(recorder.handle, capacity=2, absorb=absorb_uppercase)
+    await dispatcher.submit("k", "A", recorder.done_of("A"))
+    await until(lambda: len(recorder.calls) == 1)  # "A" is in flight: never absorbed
+    await dispatcher.submit("k", "B", recorder.done_of("B"))
+    # Both places are taken; without absorption these would block until "A" is done.
+    for item in ("C", "D", "E"):
+        await asyncio.wait_for(dispatcher.submit("k", item, recorder.done_of(item)), 1)
+    assert recorder.done == ["B", "C", "D"]  # each absorbed one is done at once
+    # Not absorbable, so it needs a place of its own: the one "A" frees.
+    last = asyncio.create_task(dispatcher.submit("k", "f", recorder.done_of("f")))
+    recorder.release.set()
+    await asyncio.wait_for(last, 1)
+    await until(lambda: len(recorder.done) == 6)
+    assert recorder.calls == [("k", ["A"]), ("k", ["B+C+D+E"]), ("k", ["f"])]
+    assert recorder.done[3:] == ["A", "E", "f"]
+
+
+async def test_an_item_that_does_not_absorb_waits_for_a_free_place() -> None:
+    recorder = KeyedRecorder()
+    dispatcher = KeyedDispatcher(recorder.handle, capacity=2, absorb=absorb_uppercase)
+    await dispatcher.submit("k", "A", recorder.done_of("A"))
+    await until(lambda: len(recorder.calls) == 1)
+    await dispatcher.submit("k", "B", recorder.done_of("B"))
+    blocked = asyncio.create_task(dispatcher.submit("k", "c", recorder.done_of("c")))
+    for _ in range(20):  # every chance to get in (each turn of the loop); it must not
+        await asyncio.sleep(0)
+    assert not blocked.done()
+    recorder.release.set()
+    await asyncio.wait_for(blocked, 1)
+    await until(lambda: len(recorder.done) == 3)
+    assert recorder.calls == [("k", ["A"]), ("k", ["B"]), ("k", ["c"])]
 
 
 async def test_items_waiting_behind_the_calls_in_flight_go_together() -> None:
