@@ -81,8 +81,7 @@ async def apply_events(key: str, queued: list[Queued]) -> None:
     """All queued events of one key. When they fail for a reason other than QuickBooks
     being unavailable and they span several accounts, each account's events are tried on
     their own, so that only the failing account's go to the dead-letter topic."""
-    await mark_superseded(runtime.pool, [id_ for item in queued for id_ in item.absorbed])
-    error = await apply_with_retries(key, [item.event for item in queued])
+    error = await apply_with_retries(key, queued)
     if error is None:
         return
     by_account: dict[str, list[Queued]] = {}
@@ -92,18 +91,21 @@ async def apply_events(key: str, queued: list[Queued]) -> None:
         await dead_letter(queued, error)
         return
     for account_id, mine in by_account.items():
-        failure = await apply_with_retries(f"{key}:{account_id}", [item.event for item in mine])
+        failure = await apply_with_retries(f"{key}:{account_id}", mine)
         if failure is not None:
             await dead_letter(mine, failure)
 
 
-async def apply_with_retries(key: str, values: list[AccountEvent]) -> Exception | None:
+async def apply_with_retries(key: str, queued: list[Queued]) -> Exception | None:
     """Apply; QuickBooks being unavailable (throttled or down after the client's own
     retries) is waited out: the change must not be lost. Returns what finally failed."""
+    absorbed = [event_id for item in queued for event_id in item.absorbed]
+    events = [item.event for item in queued]
     for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
         try:
             with observe_message(ACCOUNT_EVENTS):
-                await firm_batches.run(values[0].firm_id, values)
+                await mark_superseded(runtime.pool, absorbed)
+                await firm_batches.run(events[0].firm_id, events)
             return None
         except QuickBooksError as exc:
             if delay is None:
