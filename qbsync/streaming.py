@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 from faust.app.base import BootStrategy
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode import Service
 from mode.threads import WorkerThread
 
@@ -33,6 +34,10 @@ from qbsync.runtime import Runtime, exit_on_dependency_failure
 log = logging.getLogger("qbsync.streaming")
 
 SESSION_TIMEOUT_SECONDS = 10.0
+# How long a stopping worker waits for faust's consumer thread (mode's default: 60 s). A
+# clean stop takes about a second, a stop in the middle of a join up to a session; seen
+# once, a thread that never finished: the worker then stopped a minute after the signal.
+AIOKafkaConsumerThread.shutdown_timeout = 2 * SESSION_TIMEOUT_SECONDS
 
 
 def group_of(service: str, settings: Settings) -> str:
