@@ -68,8 +68,8 @@ def create_app(service: str, settings: Settings, *, with_agents: bool = True) ->
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         producer_acks=-1,
-        # faust's 60 s (aiokafka's default and the batch consumer's is 10 s). A member that
-        # died, or left while its join was still pending, holds every other member's join
+        # Instead of faust's 60 s (10 s is aiokafka's default, and the batch consumer's). A
+        # member that died, or left while its join was pending, holds every other member's join
         # until its session expires: with 60 s, a pusher restarted (or stopped) right after
         # such an exit waited up to a minute, and a dead instance's partitions waited as long.
         broker_session_timeout=SESSION_TIMEOUT_SECONDS,

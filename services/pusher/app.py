@@ -72,6 +72,8 @@ class Queued:
 
 
 def absorb(waiting: Queued, arriving: Queued) -> Queued | None:
+    """An event arriving behind a waiting one of its account that it supersedes (an
+    update behind an update) stands for both."""
     if not supersedes(arriving.event, waiting.event):
         return None
     return Queued(arriving.event, arriving.message, (*waiting.absorbed, waiting.event.event_id))
