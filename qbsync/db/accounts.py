@@ -40,14 +40,24 @@ class StoredAccount:
     fields: SyncedFields
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record | Mapping[str, Any]) -> StoredAccount:
+    def from_row(
+        cls,
+        row: asyncpg.Record | Mapping[str, Any],
+        *,
+        prefix: str = "",
+        firm_id: str | None = None,
+    ) -> StoredAccount:
+        """`prefix`: of every column but the keys, where a row holds both sides of a pair
+        (qbsync/db/pairs.py); `firm_id`: where the row has no such column."""
         return cls(
-            row["firm_id"],
+            row["firm_id"] if firm_id is None else firm_id,
             row["account_id"],
-            row["name"],
-            row["status"],
-            row["archived"],
-            SyncedFields.parse(row["address"], row["phone"], row["website"]),
+            row[prefix + "name"],
+            row[prefix + "status"],
+            row[prefix + "archived"],
+            SyncedFields.parse(
+                row[prefix + "address"], row[prefix + "phone"], row[prefix + "website"]
+            ),
         )
 
 

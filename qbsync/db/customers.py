@@ -62,16 +62,26 @@ class StoredCustomer:
     fields: SyncedFields
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record | Mapping[str, Any]) -> StoredCustomer:
+    def from_row(
+        cls,
+        row: asyncpg.Record | Mapping[str, Any],
+        *,
+        prefix: str = "",
+        realm_id: str | None = None,
+    ) -> StoredCustomer:
+        """`prefix`: of every column but the keys, where a row holds both sides of a pair
+        (qbsync/db/pairs.py); `realm_id`: where the row has no such column."""
         return cls(
-            row["realm_id"],
+            row["realm_id"] if realm_id is None else realm_id,
             row["customer_id"],
-            row["display_name"],
-            row["active"],
-            row["deleted"],
-            row["parent_id"],
-            row["sync_token"],
-            SyncedFields.parse(row["address"], row["phone"], row["website"]),
+            row[prefix + "display_name"],
+            row[prefix + "active"],
+            row[prefix + "deleted"],
+            row[prefix + "parent_id"],
+            row[prefix + "sync_token"],
+            SyncedFields.parse(
+                row[prefix + "address"], row[prefix + "phone"], row[prefix + "website"]
+            ),
         )
 
 

@@ -11,7 +11,6 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.customers import StoredCustomer
 from qbsync.db.links import Link
 from qbsync.db.pool import Db
-from qbsync.domain.fields import SyncedFields
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,8 @@ _COLUMNS = """
        l.firm_id, l.account_id, l.realm_id, l.customer_id, l.how, l.linked_at, l.first_synced_at,
        a.name AS a_name, a.status AS a_status, a.archived AS a_archived, a.address AS a_address,
        a.phone AS a_phone, a.website AS a_website,
-       c.display_name, c.active, c.deleted, c.parent_id, c.sync_token, c.address AS c_address,
+       c.display_name AS c_display_name, c.active AS c_active, c.deleted AS c_deleted,
+       c.parent_id AS c_parent_id, c.sync_token AS c_sync_token, c.address AS c_address,
        c.phone AS c_phone, c.website AS c_website
   FROM links l
   JOIN accounts a ON a.firm_id = l.firm_id AND a.account_id = l.account_id
@@ -55,7 +55,8 @@ SELECT a.*, c.* FROM unnest($2::text[], $4::text[]) AS wanted(account_id, custom
          FROM accounts a WHERE a.firm_id = $1 AND a.account_id = wanted.account_id LIMIT 1
  ) AS a
  CROSS JOIN LATERAL (
-       SELECT c.customer_id, c.display_name, c.active, c.deleted, c.parent_id, c.sync_token,
+       SELECT c.customer_id, c.display_name AS c_display_name, c.active AS c_active,
+              c.deleted AS c_deleted, c.parent_id AS c_parent_id, c.sync_token AS c_sync_token,
               c.address AS c_address, c.phone AS c_phone, c.website AS c_website
          FROM customers c WHERE c.realm_id = $3 AND c.customer_id = wanted.customer_id LIMIT 1
  ) AS c
@@ -63,8 +64,6 @@ SELECT a.*, c.* FROM unnest($2::text[], $4::text[]) AS wanted(account_id, custom
 
 
 def _pair(row: asyncpg.Record) -> LinkedPair:
-    # The stored sides built here directly (not through their from_row and a dict of this
-    # row's columns each): a pair is read for every pair synced.
     link = Link.from_row(row)
     account, customer = _sides(link.firm_id, link.realm_id, row)
     return LinkedPair(link, account, customer)
@@ -73,25 +72,11 @@ def _pair(row: asyncpg.Record) -> LinkedPair:
 def _sides(
     firm_id: str, realm_id: str, row: asyncpg.Record
 ) -> tuple[StoredAccount, StoredCustomer]:
-    account = StoredAccount(
-        firm_id,
-        row["account_id"],
-        row["a_name"],
-        row["a_status"],
-        row["a_archived"],
-        SyncedFields.parse(row["a_address"], row["a_phone"], row["a_website"]),
+    """A row's two sides: its columns but the keys are `a_*` and `c_*`."""
+    return (
+        StoredAccount.from_row(row, prefix="a_", firm_id=firm_id),
+        StoredCustomer.from_row(row, prefix="c_", realm_id=realm_id),
     )
-    customer = StoredCustomer(
-        realm_id,
-        row["customer_id"],
-        row["display_name"],
-        row["active"],
-        row["deleted"],
-        row["parent_id"],
-        row["sync_token"],
-        SyncedFields.parse(row["c_address"], row["c_phone"], row["c_website"]),
-    )
-    return account, customer
 
 
 async def load_pairs(
