@@ -117,6 +117,18 @@ class _Worker(faust.Worker):
         await super().on_startup_finished()
         log.info("ready")  # the agents (or the batch consumer) are subscribed and consuming
 
+    async def _stop_on_signal(self, signal: signal.Signals) -> None:
+        # mode stops the services while the worker may still be starting them, and cancels
+        # the start only afterwards: a service whose start was under way (the app, starting
+        # its producer) then finished starting after its own stop and after the Runtime's,
+        # and its tasks ran against a closed pool, crashing the worker (exit 1). So the start
+        # ends first: cancelled, it stops where it is, and the stop finds nothing under way.
+        starting = self._starting_fut
+        if starting is not None and not starting.done():
+            starting.cancel()
+            await asyncio.wait({starting}, timeout=SESSION_TIMEOUT_SECONDS)
+        await super()._stop_on_signal(signal)
+
 
 def run_worker(
     app: faust.App,

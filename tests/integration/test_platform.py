@@ -164,6 +164,20 @@ async def test_services_stop_cleanly_on_sigterm(
         assert process.stop() == 0, process.output()[-2000:]
 
 
+async def test_a_worker_signalled_while_starting_stops_before_its_tasks_run(
+    spawn: Callable[..., ServiceProcess],
+) -> None:
+    # The start under way when SIGTERM arrives (the app's producer, here held until the
+    # Runtime has stopped) must end with the stop, not finish after it: its tasks would
+    # then run against a closed database pool and crash the worker (exit 1).
+    process = spawn("tests.support.signalled_while_starting")
+    assert process.process.wait(60) == 0, process.output()[-2000:]
+    output = process.output()
+    assert "signalled while starting" in output
+    assert "task used the database" not in output
+    assert "Crashed" not in output
+
+
 async def test_two_instances_of_each_service_run_side_by_side(
     spawn: Callable[..., ServiceProcess], producer: Producer, pool: Pool
 ) -> None:
