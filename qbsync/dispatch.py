@@ -14,8 +14,14 @@ belong together (one firm's accounts) share one call when they are ready at once
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from qbsync.waiting import wait_for_event
+
+log = logging.getLogger("qbsync.dispatch")
 
 T = TypeVar("T")
 Done = Callable[[], Awaitable[object]]
@@ -26,22 +32,35 @@ class KeyedDispatcher(Generic[T]):
     `arriving` must queue behind `waiting` (an item already being handled is never
     absorbed). The waiting item's `done` is awaited when it is absorbed, so the caller
     must make that safe (the pusher acknowledges the event; the one that absorbed it is
-    acknowledged only after it was applied, and Kafka commits no offset past it before)."""
+    acknowledged only after it was applied, and Kafka commits no offset past it before).
+
+    An item's `done` is awaited only once the handler returned for it: a handler that
+    raises gets the same items again after a pause (RETRY_DELAYS, then the last one
+    again), and one cancelled by `stop` leaves them not done, so that their messages are
+    not acknowledged and come again. Handlers must make a repeat safe."""
+
+    RETRY_DELAYS: tuple[float, ...] = (1, 2, 5, 10, 30)
 
     def __init__(
         self,
         handle: Callable[[str, list[T]], Awaitable[None]],
         capacity: int = 2000,
         absorb: Callable[[T, T], T | None] | None = None,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self._handle = handle
         self._capacity = asyncio.Semaphore(capacity)
         self._absorb = absorb
+        self._retry_delays = retry_delays
         self._queues: dict[str, list[tuple[T, Done]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
 
     async def submit(self, key: str, item: T, done: Done) -> None:
-        """Queue `item`; `done` is awaited after the handler finished with it."""
+        """Queue `item`; `done` is awaited after the handler finished with it. Once the
+        dispatcher stops, an item is neither queued nor done."""
+        if self._stopping.is_set():
+            return
         waiting = self._queues.get(key)
         if waiting and self._absorb is not None:
             last, last_done = waiting[-1]
@@ -51,30 +70,50 @@ class KeyedDispatcher(Generic[T]):
                 await last_done()
                 return
         await self._capacity.acquire()
+        if self._stopping.is_set():
+            return
         self._queues.setdefault(key, []).append((item, done))
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key))
 
     async def _work(self, key: str) -> None:
         try:
-            while queued := self._queues.pop(key, None):
-                try:
-                    await self._handle(key, [item for item, _ in queued])
-                finally:
-                    for _, done in queued:
-                        await done()
-                        self._capacity.release()
+            while not self._stopping.is_set() and (queued := self._queues.pop(key, None)):
+                if not await self._handle_until_done(key, [item for item, _ in queued]):
+                    return
+                for _, done in queued:
+                    await done()
+                    self._capacity.release()
         finally:
             del self._workers[key]
 
-    @property
-    def busy_keys(self) -> int:
-        return len(self._workers)
+    async def _handle_until_done(self, key: str, items: list[T]) -> bool:
+        """False when the dispatcher stopped before the handler returned for `items`."""
+        for attempt in itertools.count(1):
+            try:
+                await self._handle(key, items)
+                return True
+            except Exception as exc:
+                delay = self._retry_delays[min(attempt, len(self._retry_delays)) - 1]
+                log.error(
+                    "handler failed; its items are handled again",
+                    extra={"key": key, "attempt": attempt, "retry_in": delay, "error": repr(exc)},
+                )
+                if await wait_for_event(self._stopping, delay):
+                    return False
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def close(self) -> None:
-        for task in list(self._workers.values()):
+    async def stop(self, grace: float) -> None:
+        """Start no more handler calls; the calls under way get `grace` seconds to finish
+        (their items are then done), the rest are cancelled. Waiting items stay not done."""
+        self._stopping.set()
+        workers = list(self._workers.values())
+        if not workers:
+            return
+        _, late = await asyncio.wait(workers, timeout=grace)
+        for task in late:
             task.cancel()
-        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        await asyncio.gather(*late, return_exceptions=True)
 
 
 class GroupedRunner(Generic[T]):

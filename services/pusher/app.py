@@ -60,6 +60,9 @@ READ_AHEAD_EVENTS = 20_000
 # Transactions one firm may have in flight, and accounts in each (bounding its locks).
 FIRM_BATCHES_IN_FLIGHT = 2
 ACCOUNTS_PER_BATCH = 250
+# How long a stopping pusher lets the applies under way finish (their events are then
+# committed); what is still running after that is cancelled and its events come again.
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,12 @@ async def account_event_agent(stream: Any) -> None:
             continue
         key = f"{parsed.firm_id}:{parsed.account.id}"
         await dispatcher.submit(key, Queued(parsed, message), partial(manual.ack, event))
+
+
+@app.on_before_shutdown.connect
+async def finish_applies_under_way(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+    """Sent by the stopping app after its consumer paused and before it commits."""
+    await dispatcher.stop(STOP_GRACE_SECONDS)
 
 
 @app.task

@@ -217,3 +217,30 @@ async def test_a_pusher_killed_between_the_call_and_the_commit_creates_once(syst
     assert len(replays) == 1
     assert json.dumps(link)  # the link is reported like any other
     await asyncio.sleep(0)
+
+
+async def test_a_pusher_stopped_during_a_create_finishes_it_and_commits_its_event(
+    system: System,
+) -> None:
+    firm = await system.new_firm()
+    # The emulator applies the create, then holds the answer for 2 s: the pusher is told
+    # to stop while it waits, and has a few seconds to finish what is under way.
+    await system.admin.set_faults(firm.realm_id, slow_rate=1.0, slow_ms=2000)
+    await firm.liscio.create(LiscioAccount("a-t", "Stopped Midway LLC"))
+    await eventually(lambda: firm.customers_named("Stopped Midway LLC"), what="create applied")
+    try:
+        assert system.processes["pusher"].stop() == 0
+        link = await firm.link_of("a-t")
+        assert link is not None and link["how"] == "created"
+        # Its event was committed before the pusher left: it does not come again.
+        assert await uncommitted_account_events(system) == 0
+    finally:
+        await system.admin.set_faults(firm.realm_id, slow_rate=0.0)
+        system.processes["pusher"] = start_services(system.env, ("services.pusher",))["pusher"]
+
+
+async def uncommitted_account_events(system: System) -> int:
+    report = await system.cli_json("lag", "--json", "--sample-seconds", "0")
+    group = next(g for g in report["groups"] if g["group"] == f"{system.prefix}qbsync-pusher")
+    topic = system.prefix + ACCOUNT_EVENTS
+    return sum(row["lag"] for row in group["partitions"] if row["topic"] == topic)

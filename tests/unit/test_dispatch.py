@@ -1,5 +1,6 @@
 """KeyedDispatcher: one key's items in order, an arriving item absorbs the one waiting
-before it when told to, freeing its place in the read-ahead.
+before it when told to, freeing its place in the read-ahead; an item is done only once
+its handler returned (a failing one is handled again; a stop leaves it not done).
 GroupedRunner: a group's ready items share a handler call, a lone item never waits for a
 call in flight, and a failing item does not fail the others it was grouped with."""
 
@@ -101,6 +102,75 @@ async def test_an_item_that_does_not_absorb_waits_for_a_free_place() -> None:
     await asyncio.wait_for(blocked, 1)
     await until(lambda: len(recorder.done) == 3)
     assert recorder.calls == [("k", ["A"]), ("k", ["B"]), ("k", ["c"])]
+
+
+async def test_a_failing_handler_gets_the_same_items_again_and_only_then_are_they_done() -> None:
+    recorder = KeyedRecorder()
+    recorder.release.set()
+    failures = 2
+
+    async def fails_twice(key: str, items: list[str]) -> None:
+        nonlocal failures
+        await recorder.handle(key, items)
+        if failures:
+            failures -= 1
+            raise ConnectionError("dead-letter topic unreachable")
+
+    dispatcher = KeyedDispatcher(fails_twice, capacity=10, retry_delays=(0, 0))
+    await dispatcher.submit("k", "a", recorder.done_of("a"))
+    await until(lambda: recorder.done == ["a"])
+    assert recorder.calls == [("k", ["a"])] * 3
+
+
+async def test_stop_lets_the_call_under_way_finish_and_leaves_the_waiting_items_not_done() -> None:
+    recorder = KeyedRecorder()
+    dispatcher = KeyedDispatcher(recorder.handle, capacity=10)
+    await dispatcher.submit("k", "a", recorder.done_of("a"))
+    await until(lambda: len(recorder.calls) == 1)
+    await dispatcher.submit("k", "b", recorder.done_of("b"))
+    stopping = asyncio.create_task(dispatcher.stop(grace=5))
+    await until(lambda: dispatcher._stopping.is_set())
+    recorder.release.set()
+    await asyncio.wait_for(stopping, 1)
+    assert recorder.done == ["a"]
+    assert recorder.calls == [("k", ["a"])]  # "b" comes again with its message
+
+
+async def test_stop_cancels_a_call_that_outlasts_the_grace_and_its_items_stay_not_done() -> None:
+    recorder = KeyedRecorder()  # never released: the call outlasts any grace
+    dispatcher = KeyedDispatcher(recorder.handle, capacity=10)
+    await dispatcher.submit("k", "a", recorder.done_of("a"))
+    await until(lambda: len(recorder.calls) == 1)
+    await asyncio.wait_for(dispatcher.stop(grace=0.01), 1)
+    assert recorder.done == []
+    assert not dispatcher._workers
+
+
+async def test_a_failing_handler_is_not_called_again_once_stopped() -> None:
+    calls = 0
+
+    async def always_fails(key: str, items: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("unreachable")
+
+    recorder = KeyedRecorder()
+    dispatcher = KeyedDispatcher(always_fails, capacity=10, retry_delays=(60,))
+    await dispatcher.submit("k", "a", recorder.done_of("a"))
+    await until(lambda: calls == 1)
+    await asyncio.wait_for(dispatcher.stop(grace=5), 1)  # not the 60 s pause
+    assert calls == 1 and recorder.done == []
+
+
+async def test_items_submitted_after_stop_are_neither_handled_nor_done() -> None:
+    recorder = KeyedRecorder()
+    recorder.release.set()
+    dispatcher = KeyedDispatcher(recorder.handle, capacity=10)
+    await dispatcher.stop(grace=1)
+    await dispatcher.submit("k", "a", recorder.done_of("a"))
+    for _ in range(20):  # every chance to be handled (each turn of the loop); it must not
+        await asyncio.sleep(0)
+    assert recorder.calls == [] and recorder.done == []
 
 
 async def test_items_waiting_behind_the_calls_in_flight_go_together() -> None:
