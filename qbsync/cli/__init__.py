@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,4 +42,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(EXIT_FAILURE) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except BrokenPipeError:
+        # Whoever read our output left early (`qbsync lag --json | head`): nothing to report,
+        # and the interpreter must not fail again flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(EXIT_FAILURE) from None
     raise SystemExit(code)

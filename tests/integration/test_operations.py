@@ -426,3 +426,24 @@ async def test_consumer_loop_counts_consumed_failed_dead_lettered_and_produced(
     assert (
         value("qbsync_messages_produced_total", SYNC_REQUESTS + ".dlq") - produced_dlq_before == 1
     )
+
+
+async def test_lag_piped_to_a_reader_that_left_ends_without_a_traceback(
+    isolated: Isolated,
+) -> None:
+    def lag_to_a_closed_pipe() -> tuple[int, str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qbsync.cli", "lag", "--json", "--sample-seconds", "0"],
+            cwd=REPO,
+            env={**os.environ, **isolated.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        process.stdout.close()  # the reader (`| head`) left before the report was written
+        _, err = process.communicate(timeout=60)
+        return process.returncode, err.decode()
+
+    code, err = await asyncio.to_thread(lag_to_a_closed_pipe)
+    assert code == 1
+    assert "Traceback" not in err, err
