@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -95,25 +95,26 @@ class Runtime:
         """Each part gets STOP_STEP_SECONDS: a stop must never hang the process (a pool
         waits for connections still checked out by work that was cancelled). Nothing is
         lost by cutting one short: uncommitted work is rolled back and done again."""
-        stops = [self.http.stop, self.producer.stop, self.pool.close]
+        # (what, how to stop it, what to do when that took too long)
+        stops: list[tuple[str, Callable[[], Awaitable[None]], Callable[[], None] | None]] = [
+            ("the HTTP server", self.http.stop, None),
+            ("the producer", self.producer.stop, None),
+            ("the database pool", self.pool.close, self.pool.terminate),
+        ]
         if self._quickbooks is not None:
-            stops.insert(0, self._quickbooks.aclose)
-        for stop in stops:
+            stops.insert(0, ("the QuickBooks client", self._quickbooks.aclose, None))
+        for what, stop, on_timeout in stops:
             try:
                 await asyncio.wait_for(stop(), STOP_STEP_SECONDS)
             except TimeoutError:
-                log.error("%s did not finish within %s s", _name(stop), STOP_STEP_SECONDS)
-                if stop == self.pool.close:
-                    self.pool.terminate()
+                log.error("%s did not stop within %s s", what, STOP_STEP_SECONDS)
+                if on_timeout is not None:
+                    on_timeout()
             except Exception:
-                log.exception("error while stopping")
+                log.exception("error while stopping %s", what)
 
     async def _postgres_ok(self) -> bool:
         return bool(await self.pool.fetchval("SELECT true"))
-
-
-def _name(stop: Callable[[], Any]) -> str:
-    return getattr(stop, "__qualname__", repr(stop))
 
 
 class _MadeOnFirstUse:
