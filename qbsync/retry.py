@@ -1,4 +1,5 @@
-"""Bounded retries with exponential backoff for reaching Kafka and PostgreSQL at start."""
+"""Bounded retries with exponential backoff for reaching Kafka and PostgreSQL at start, and
+the errors that say a dependency is down for now (work that meets one waits, never fails)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,37 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
+
 from qbsync.errors import DependencyUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("qbsync.retry")
+
+# Errors that say "try again later": the database restarting or dropping our connections, a
+# network blip. Work that meets one is done again until it goes through; the message it
+# came from is fine, so it must never be dead-lettered for it.
+_TRANSIENT_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,  # the server terminated the connection
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # ... while a statement ran on it
+)
+# What asyncpg says, as a plain InterfaceError, when the connection under a statement or a
+# transaction died, or the pool is closing (the service is stopping): also "try again".
+_LOST_CONNECTION = ("connection is closed", "released back to the pool", "pool is clos")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` says "try again later" (one of _TRANSIENT_ERRORS, or a lost connection)."""
+    if isinstance(error, _TRANSIENT_ERRORS):
+        return True
+    return isinstance(error, asyncpg.InterfaceError) and any(
+        words in str(error) for words in _LOST_CONNECTION
+    )
 
 
 async def with_backoff(

@@ -59,7 +59,12 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
-        self.pool = await connect_pool(s.DATABASE_URL, s.QBSYNC_CONNECT_ATTEMPTS, max_size=30)
+        self.pool = await connect_pool(
+            s.DATABASE_URL,
+            s.QBSYNC_CONNECT_ATTEMPTS,
+            max_size=30,
+            application_name=f"qbsync-{self.service}",
+        )
         await migrate(self.pool)
         await ensure_topics(
             s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX, s.QBSYNC_CONNECT_ATTEMPTS

@@ -49,10 +49,20 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
-async def connect_pool(dsn: str, attempts: int = 10, max_size: int = 10) -> Pool:
+async def connect_pool(
+    dsn: str, attempts: int = 10, max_size: int = 10, application_name: str | None = None
+) -> Pool:
+    """`application_name`: what PostgreSQL shows for these connections (pg_stat_activity)."""
+    settings = {"application_name": application_name} if application_name else None
+
     async def attempt() -> Pool:
         return await asyncpg.create_pool(
-            dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=60
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            init=_init_connection,
+            command_timeout=60,
+            server_settings=settings,
         )
 
     return await with_backoff("PostgreSQL", attempt, attempts)

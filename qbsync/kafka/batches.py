@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
@@ -35,23 +34,13 @@ from pydantic import BaseModel, ValidationError
 from qbsync import metrics
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.kafka.topics import spec_of
-from qbsync.retry import with_backoff
+from qbsync.retry import is_transient, with_backoff
 
 log = logging.getLogger("qbsync.kafka.batches")
 
 M = TypeVar("M", bound=BaseModel)
 BatchHandler = Callable[[list[M]], Awaitable[None]]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-# Errors that say "try again later" (the database restarting, a network blip): the batch
-# is retried until it goes through, so nothing is lost while a dependency is down.
-TRANSIENT = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-)
 
 # Records per poll across the assigned partitions: one upsert per topic per poll. Larger
 # polls cost no less per record (the upsert is linear) and hold more in memory.
@@ -106,13 +95,14 @@ async def _handle_or_isolate(
         try:
             await source.handle([value for _, value in parsed])
             return
-        except TRANSIENT as exc:
-            log.warning(
-                "batch failed, will retry: %s", exc, extra={"topic": topic, "attempt": attempt}
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
         except Exception as exc:
+            if is_transient(exc):  # retried until it goes through: nothing is lost
+                log.warning(
+                    "batch failed, will retry: %s", exc, extra={"topic": topic, "attempt": attempt}
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
             metrics.MESSAGES_FAILED.labels(topic).inc(len(parsed))
             if len(parsed) == 1:
                 record, _ = parsed[0]

@@ -34,6 +34,7 @@ from qbsync.dispatch import GroupedRunner, KeyedDispatcher
 from qbsync.kafka.topics import ACCOUNT_EVENTS
 from qbsync.observability import observe_message
 from qbsync.quickbooks.errors import QuickBooksError
+from qbsync.retry import is_transient
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.streaming import create_app, input_topic, run_worker
 from qbsync.sync.account_events import (
@@ -103,7 +104,8 @@ async def apply_events(key: str, queued: list[Queued]) -> None:
 
 async def apply_with_retries(key: str, queued: list[Queued]) -> Exception | None:
     """Apply; QuickBooks being unavailable (throttled or down after the client's own
-    retries) is waited out: the change must not be lost. Returns what finally failed."""
+    retries) is waited out: the change must not be lost. Returns what finally failed.
+    Raises when PostgreSQL or the network is down (`is_transient`), however long."""
     absorbed = [event_id for item in queued for event_id in item.absorbed]
     events = [item.event for item in queued]
     for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
@@ -121,6 +123,8 @@ async def apply_with_retries(key: str, queued: list[Queued]) -> Exception | None
             )
             await asyncio.sleep(delay)
         except Exception as exc:
+            if is_transient(exc):
+                raise  # our database or network, not the events: the dispatcher tries again
             log.exception("account events failed", extra={"key": key})
             return exc
     raise AssertionError("unreachable")  # pragma: no cover

@@ -7,9 +7,10 @@ import asyncio
 import json
 
 from qbsync.demo.liscio import LiscioAccount, account_event
-from qbsync.kafka.topics import ACCOUNT_EVENTS
+from qbsync.kafka.topics import ACCOUNT_EVENTS, dlq_of
 from tests.integration.system import Firm, System, find, start_services
 from tests.integration.test_sync_now import processed_by_pusher
+from tests.support.kafka import read_topic
 from tests.support.polling import eventually
 
 ADDRESS = {
@@ -237,6 +238,38 @@ async def test_a_pusher_stopped_during_a_create_finishes_it_and_commits_its_even
     finally:
         await system.admin.set_faults(firm.realm_id, slow_rate=0.0)
         system.processes["pusher"] = start_services(system.env, ("services.pusher",))["pusher"]
+
+
+async def test_connections_dropped_by_the_database_mid_update_lose_nothing(
+    system: System,
+) -> None:
+    firm = await system.new_firm()
+    await firm.liscio.create(LiscioAccount("a-db", "Database Blip LLC", phone="1"))
+    link = await wait_link(firm, "a-db")
+    # The emulator applies the update, then holds the answer: meanwhile PostgreSQL drops
+    # the pusher's connections, the one holding the update's transaction among them.
+    await system.admin.set_faults(firm.realm_id, slow_rate=1.0, slow_ms=2000)
+    update = await firm.liscio.update("a-db", phone="2")
+    customer_id = str(link["customer_id"])
+    await eventually(lambda: phone_is(firm, customer_id, "2"), what="update applied")
+    dropped = await system.pool.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = 'qbsync-pusher' AND datname = current_database()"
+    )
+    assert dropped >= 1
+    await system.admin.set_faults(firm.realm_id, slow_rate=0.0)
+    # Applied again once the database answers, not dead-lettered.
+    await eventually(lambda: processed_by_pusher(system, [update.event_id]), what="handled")
+    assert await phone_is(firm, customer_id, "2")
+    letters = await read_topic(
+        system.bootstrap, system.prefix + dlq_of(ACCOUNT_EVENTS), expect=10**6, timeout=2
+    )
+    assert not [key for key, _ in letters if key.startswith(f"{firm.firm_id}:")]
+
+
+async def phone_is(firm: Firm, customer_id: str, phone: str) -> bool:
+    customer = await firm.customer(customer_id)
+    return bool(customer["PrimaryPhone"]["FreeFormNumber"] == phone)
 
 
 async def uncommitted_account_events(system: System) -> int:
