@@ -22,6 +22,7 @@ log = logging.getLogger("qbsync.outbox")
 # One relay publishes at a time across all processes, so messages of one key keep
 # their order even with several instances running.
 _RELAY_LOCK = 0x4F5554424F58  # "OUTBOX"
+MAX_RETRY_SECONDS = 10.0
 
 
 async def enqueue(conn: Connection, messages: Sequence[tuple[str, str, BaseModel | str]]) -> None:
@@ -77,14 +78,23 @@ class OutboxRelay:
             return len(rows)
 
     async def run(self, stopping: asyncio.Event | None = None) -> None:
-        """Publish until `stopping` is set (or the task is cancelled)."""
+        """Publish until `stopping` is set (or the task is cancelled). After a failure it
+        waits twice as long as after the one before (up to MAX_RETRY_SECONDS): one line
+        per attempt while PostgreSQL or Kafka is down, not four a second."""
         stopping = stopping or asyncio.Event()
+        failures = 0
         while not stopping.is_set():
             try:
                 published = await self.publish_once()
+                failures = 0
             except Exception:
-                log.exception("outbox relay failed; retrying")
-                published = 0
+                failures += 1
+                delay = min(self.interval * 2**failures, MAX_RETRY_SECONDS)
+                log.exception(
+                    "outbox relay failed; retrying", extra={"attempt": failures, "retry_in": delay}
+                )
+                await wait_for_event(stopping, delay)
+                continue
             if published:
                 continue
             self._wake.clear()
