@@ -7,11 +7,13 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
 
 from qbsync.errors import DependencyUnavailable
+from qbsync.waiting import wait_for_event
 
 T = TypeVar("T")
 log = logging.getLogger("qbsync.retry")
@@ -68,3 +70,34 @@ async def with_backoff(
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, max_delay)
     raise DependencyUnavailable(f"{what} unreachable after {attempts} attempts: {last}")
+
+
+@dataclass
+class Backoff:
+    """Pauses between attempts of work that must go on (a loop of a service, a message):
+    `first`, then twice as long each time up to `cap`; `reset()` after a success."""
+
+    first: float = 0.2
+    cap: float = 10.0
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return min(self.cap, self.first * 2.0 ** (self.failures - 1))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+async def pause_after_failure(
+    what: str, error: Exception, backoff: Backoff, stopping: asyncio.Event
+) -> None:
+    """One log line for a failed round of a loop that must not die (a warning when a
+    dependency is down for now, an error with its cause otherwise), then a pause that
+    ends early when the service stops."""
+    delay = backoff.next_delay()
+    if is_transient(error):
+        log.warning("%s failed, retrying in %.1f s: %s", what, delay, error)
+    else:
+        log.error("%s failed, retrying in %.1f s", what, delay, exc_info=error)
+    await wait_for_event(stopping, delay)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from qbsync.db.pool import Connection
 from qbsync.kafka.bulk import BulkBatch
 from qbsync.kafka.producer import Producer
+from qbsync.retry import Backoff, pause_after_failure
 from qbsync.waiting import wait_for_event
 
 log = logging.getLogger("qbsync.outbox")
@@ -82,18 +83,13 @@ class OutboxRelay:
         waits twice as long as after the one before (up to MAX_RETRY_SECONDS): one line
         per attempt while PostgreSQL or Kafka is down, not four a second."""
         stopping = stopping or asyncio.Event()
-        failures = 0
+        backoff = Backoff(first=2 * self.interval, cap=MAX_RETRY_SECONDS)
         while not stopping.is_set():
             try:
                 published = await self.publish_once()
-                failures = 0
-            except Exception:
-                failures += 1
-                delay = min(self.interval * 2**failures, MAX_RETRY_SECONDS)
-                log.exception(
-                    "outbox relay failed; retrying", extra={"attempt": failures, "retry_in": delay}
-                )
-                await wait_for_event(stopping, delay)
+                backoff.reset()
+            except Exception as exc:
+                await pause_after_failure("outbox relay", exc, backoff, stopping)
                 continue
             if published:
                 continue

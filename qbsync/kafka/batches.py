@@ -34,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 from qbsync import metrics
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.kafka.topics import spec_of
-from qbsync.retry import is_transient, with_backoff
+from qbsync.retry import Backoff, is_transient, with_backoff
 
 log = logging.getLogger("qbsync.kafka.batches")
 
@@ -89,19 +89,20 @@ async def _handle_or_isolate(
     parsed: list[tuple[Record, Any]], source: BatchInput[Any], dead_letters: DeadLetterSink
 ) -> None:
     topic = source.topic
-    delay, attempt = 0.2, 0
+    backoff = Backoff()
     while True:
-        attempt += 1
         try:
             await source.handle([value for _, value in parsed])
             return
         except Exception as exc:
             if is_transient(exc):  # retried until it goes through: nothing is lost
+                delay = backoff.next_delay()
                 log.warning(
-                    "batch failed, will retry: %s", exc, extra={"topic": topic, "attempt": attempt}
+                    "batch failed, will retry: %s",
+                    exc,
+                    extra={"topic": topic, "attempt": backoff.failures, "retry_in": delay},
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
                 continue
             metrics.MESSAGES_FAILED.labels(topic).inc(len(parsed))
             if len(parsed) == 1:

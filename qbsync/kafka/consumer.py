@@ -1,7 +1,8 @@
 """A plain aiokafka consumer loop for services that are not faust apps (the importer).
 
 At-least-once: offsets are committed only after the handler finished the batch. A message
-the handler rejects as invalid goes to the dead-letter topic and the partition moves on.
+the handler rejects goes to the dead-letter topic and the partition moves on; a message
+that meets a dependency down (PostgreSQL restarting) waits for it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from qbsync.errors import InvalidMessage
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.observability import observe_message
-from qbsync.retry import with_backoff
+from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
 
 log = logging.getLogger("qbsync.kafka.consumer")
 
@@ -60,18 +61,35 @@ class ConsumerLoop:
                 batches = await self._consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     for record in records:
-                        await self._handle(record)
+                        if not await self._handle(record):
+                            return  # stopped while it waited: read again after a restart
                 if batches:
                     await self._consumer.commit()
         finally:
             await self._consumer.stop()
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """Handle `record` or set it aside; False if the loop stopped before either. A
+        dependency that is down (`is_transient`) is waited out; any other failure sends the
+        message to the dead-letter topic with its reason, and the partition moves on."""
         topic = record.topic.removeprefix(self.prefix)
-        try:
-            with observe_message(topic):
-                await self.handlers[topic](record)
-        except (ValidationError, InvalidMessage) as exc:
-            await self.dead_letters.send(
-                topic, record.partition, record.offset, record.key, record.value, exc
-            )
+        backoff = Backoff()
+        while True:
+            try:
+                with observe_message(topic):
+                    await self.handlers[topic](record)
+                return True
+            except Exception as exc:
+                if is_transient(exc):
+                    await pause_after_failure(
+                        f"{topic} message at offset {record.offset}", exc, backoff, self._stopping
+                    )
+                    if self._stopping.is_set():
+                        return False
+                    continue
+                if not isinstance(exc, ValidationError | InvalidMessage):
+                    log.exception("message failed", extra={"topic": topic, "offset": record.offset})
+                await self.dead_letters.send(
+                    topic, record.partition, record.offset, record.key, record.value, exc
+                )
+                return True

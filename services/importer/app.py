@@ -23,6 +23,7 @@ from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
 from qbsync.process import run_until_signalled
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications, verify_signature
+from qbsync.retry import Backoff, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.sync.freshness import apply_change_notice, poll_realm
 from qbsync.sync.steps import StepFailed, import_customers, realm_of_firm
@@ -57,13 +58,21 @@ class Importer:
         self.wake.set()
 
     async def import_runs(self, stopping: asyncio.Event) -> None:
+        backoff = Backoff()
         while not stopping.is_set():
-            run = await runs.claim_step(self.runtime.pool, "import")
+            try:
+                run = await runs.claim_step(self.runtime.pool, "import")
+                if run is not None:
+                    await self.import_run(run)
+            except Exception as exc:
+                # PostgreSQL down, say: this loop must outlive it. A step claimed here and
+                # left unfinished is taken over when its lease runs out.
+                await pause_after_failure("importing runs", exc, backoff, stopping)
+                continue
+            backoff.reset()
             if run is None:
                 self.wake.clear()
                 await wait_for_event(self.wake, 1.0)
-                continue
-            await self.import_run(run)
 
     async def import_run(self, run: runs.Run) -> None:
         pool = self.runtime.pool
@@ -121,24 +130,33 @@ class Importer:
 
     async def poll_changes(self, stopping: asyncio.Event) -> None:
         interval = self.runtime.settings.QBSYNC_CDC_INTERVAL_SECONDS
+        backoff = Backoff()
         while not stopping.is_set():
-            rows = await self.runtime.pool.fetch(
-                "SELECT firm_id, realm_id FROM connections WHERE status = 'connected'"
-            )
-            for row in rows:
-                try:
-                    await poll_realm(
-                        self.runtime.pool,
-                        self.runtime.producer,
-                        self.runtime.quickbooks,
-                        row["firm_id"],
-                        row["realm_id"],
-                    )
-                except (QuickBooksError, ConfigurationError) as exc:
-                    log.warning(
-                        "CDC poll failed", extra={"realm_id": row["realm_id"], "reason": str(exc)}
-                    )
+            try:
+                await self.poll_connected_realms()
+            except Exception as exc:  # this loop must outlive PostgreSQL going away
+                await pause_after_failure("polling changes", exc, backoff, stopping)
+                continue
+            backoff.reset()
             await wait_for_event(stopping, interval)
+
+    async def poll_connected_realms(self) -> None:
+        rows = await self.runtime.pool.fetch(
+            "SELECT firm_id, realm_id FROM connections WHERE status = 'connected'"
+        )
+        for row in rows:
+            try:
+                await poll_realm(
+                    self.runtime.pool,
+                    self.runtime.producer,
+                    self.runtime.quickbooks,
+                    row["firm_id"],
+                    row["realm_id"],
+                )
+            except (QuickBooksError, ConfigurationError) as exc:
+                log.warning(
+                    "CDC poll failed", extra={"realm_id": row["realm_id"], "reason": str(exc)}
+                )
 
 
 async def serve(runtime: Runtime, importer: Importer, stopping: asyncio.Event) -> None:

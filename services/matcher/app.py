@@ -3,12 +3,13 @@ Sync Now, and delinks pairs whose account or customer went away.
 
 A faust service. Its two bulk input topics are read a batch at a time by the worker's
 BatchConsumer (qbsync/kafka/batches.py: faust's per-message path alone costs more CPU per
-record than the matcher can afford). A timer moves Sync Now runs through their match and
-push steps; a task publishes the outbox (link events, fill-field commands).
+record than the matcher can afford). A task moves Sync Now runs through their match and
+push steps every half second; a task publishes the outbox (link events, fill-field commands).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 
@@ -16,6 +17,7 @@ from qbsync.db.accounts import store_accounts
 from qbsync.db.customers import store_customers
 from qbsync.kafka.batches import BatchInput
 from qbsync.kafka.topics import ACCOUNT_EVENTS, QBO_CUSTOMERS
+from qbsync.retry import Backoff, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.streaming import create_app, run_worker
 from qbsync.sync.advance import RunAdvancer
@@ -28,7 +30,7 @@ log = logging.getLogger("qbsync.matcher")
 settings = settings_or_exit(SERVICE)
 runtime = Runtime(SERVICE, settings)
 app = create_app(SERVICE, settings, with_agents=False)
-advancer: RunAdvancer | None = None
+TICK_SECONDS = 0.5
 
 
 async def keep_accounts(events: list[AccountEvent]) -> None:
@@ -56,12 +58,21 @@ BATCH_INPUTS = (
 )
 
 
-@app.timer(interval=0.5)
+@app.task
 async def advance_runs() -> None:
-    global advancer
-    if advancer is None:
-        advancer = RunAdvancer(runtime.pool, runtime.quickbooks)
-    await advancer.tick()
+    """Every TICK_SECONDS (cancelled when the app stops). A failed tick (PostgreSQL down,
+    say) is logged and tried again after a pause: it must not crash the matcher."""
+    advancer = RunAdvancer(runtime.pool, runtime.quickbooks)
+    backoff = Backoff()
+    never = asyncio.Event()  # the pause ends by time; a stopping app cancels this task
+    while True:
+        try:
+            await advancer.tick()
+        except Exception as exc:
+            await pause_after_failure("advancing sync runs", exc, backoff, never)
+            continue
+        backoff.reset()
+        await asyncio.sleep(TICK_SECONDS)
 
 
 @app.task

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 
+from qbsync import retry
 from qbsync.db import outbox
 from qbsync.db.outbox import MAX_RETRY_SECONDS, OutboxRelay
 
@@ -32,7 +33,8 @@ async def test_failures_wait_longer_each_time_up_to_the_cap_and_success_resets(
         return event.is_set()
 
     monkeypatch.setattr(OutboxRelay, "publish_once", publish_once)
-    monkeypatch.setattr(outbox, "wait_for_event", recorded_wait)
+    monkeypatch.setattr(outbox, "wait_for_event", recorded_wait)  # its pace
+    monkeypatch.setattr(retry, "wait_for_event", recorded_wait)  # its pauses after a failure
     relay = OutboxRelay(pool=cast(Any, None), producer=cast(Any, None), interval=0.25)
     await asyncio.wait_for(relay.run(stopping), 1)
     cap = MAX_RETRY_SECONDS
