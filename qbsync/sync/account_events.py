@@ -233,19 +233,28 @@ async def _apply(
 
 async def reconcile_unfinished_creates(pool: Pool, quickbooks: CustomerGateway) -> int:
     """After a crash: finish every create that was recorded but not completed (the same
-    requestid makes QuickBooks answer with a customer it already created)."""
+    requestid makes QuickBooks answer with a customer it already created). One that fails
+    (its realm's QuickBooks unavailable, say) does not hold up the others: each is tried,
+    then the first failure is raised, for the caller to try again later."""
     finished = 0
+    failures: list[Exception] = []
     for pending in await unfinished_creates(pool):
         connection = await get_connection(pool, pending.firm_id)
         if connection is None or connection.status != "connected":
             continue
-        await create_or_link(
-            pool,
-            quickbooks,
-            pending.firm_id,
-            connection.realm_id,
-            pending.account_id,
-            pending.request_id,
-        )
+        try:
+            await create_or_link(
+                pool,
+                quickbooks,
+                pending.firm_id,
+                connection.realm_id,
+                pending.account_id,
+                pending.request_id,
+            )
+        except Exception as exc:
+            failures.append(exc)
+            continue
         finished += 1
+    if failures:
+        raise failures[0]
     return finished

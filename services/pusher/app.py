@@ -34,7 +34,7 @@ from qbsync.dispatch import GroupedRunner, KeyedDispatcher
 from qbsync.kafka.topics import ACCOUNT_EVENTS
 from qbsync.observability import observe_message
 from qbsync.quickbooks.errors import QuickBooksError
-from qbsync.retry import is_transient
+from qbsync.retry import Backoff, is_transient, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.streaming import create_app, input_topic, run_worker
 from qbsync.sync.account_events import (
@@ -177,9 +177,20 @@ async def finish_applies_under_way(sender: Any, /, *args: Any, **kwargs: Any) ->
 
 @app.task
 async def reconcile() -> None:
-    finished = await reconcile_unfinished_creates(runtime.pool, runtime.quickbooks)
-    if finished:
-        log.info("reconciled unfinished customer creates", extra={"count": finished})
+    """Once at start; while QuickBooks or PostgreSQL is unavailable it is tried again after
+    a pause (crashing the pusher instead would restart it into the same failure). The
+    events of those creates were not acknowledged, so they come again meanwhile too."""
+    backoff = Backoff(cap=60.0)
+    never = asyncio.Event()  # the pause ends by time; a stopping app cancels this task
+    while True:
+        try:
+            finished = await reconcile_unfinished_creates(runtime.pool, runtime.quickbooks)
+        except Exception as exc:
+            await pause_after_failure("reconciling unfinished creates", exc, backoff, never)
+            continue
+        if finished:
+            log.info("reconciled unfinished customer creates", extra={"count": finished})
+        return
 
 
 @app.task

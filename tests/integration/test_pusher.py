@@ -8,6 +8,7 @@ import json
 
 from qbsync.demo.liscio import LiscioAccount, account_event
 from qbsync.kafka.topics import ACCOUNT_EVENTS, dlq_of
+from tests.conftest import unique
 from tests.integration.system import Firm, System, find, start_services
 from tests.integration.test_sync_now import processed_by_pusher
 from tests.support.kafka import read_topic
@@ -218,6 +219,36 @@ async def test_a_pusher_killed_between_the_call_and_the_commit_creates_once(syst
     assert len(replays) == 1
     assert json.dumps(link)  # the link is reported like any other
     await asyncio.sleep(0)
+
+
+async def test_a_pusher_restarted_while_quickbooks_fails_finishes_its_create_later(
+    system: System,
+) -> None:
+    firm = await system.new_firm()
+    stored = await firm.liscio.publish(LiscioAccount("a-r", "Reconciled Later LLC"))
+    await eventually(lambda: processed_by_pusher(system, [stored.event_id]), what="stored")
+    # A pusher that recorded this account's create and died before calling QuickBooks:
+    assert system.processes["pusher"].stop() == 0
+    await system.pool.execute(
+        "INSERT INTO pending_creates (firm_id, account_id, request_id) VALUES ($1, 'a-r', $2)",
+        firm.firm_id,
+        unique("request"),
+    )
+    # ... restarted while QuickBooks fails every request: it cannot finish that create yet.
+    await system.admin.set_faults(firm.realm_id, fault_5xx_rate=1.0)
+    pusher = start_services(system.env, ("services.pusher",))["pusher"]
+    system.processes["pusher"] = pusher
+
+    async def reconciliation_failed() -> bool:
+        assert pusher.process.poll() is None, pusher.output()[-3000:]
+        return "reconciling unfinished creates failed" in pusher.output()
+
+    await eventually(reconciliation_failed, timeout=60, what="reconciliation failed once")
+    await system.admin.set_faults(firm.realm_id, fault_5xx_rate=0.0)
+    link = await wait_link(firm, "a-r", timeout=90)
+    assert link["how"] == "created"
+    assert len(await firm.customers_named("Reconciled Later LLC")) == 1
+    assert pusher.process.poll() is None
 
 
 async def test_a_pusher_stopped_during_a_create_finishes_it_and_commits_its_event(
