@@ -342,6 +342,9 @@ async def test_lag_watch_redraws_in_place_until_interrupted(isolated: Isolated) 
         stdin=follower,
         stdout=follower,
         stderr=follower,
+        # As in a terminal: a test run started in the background (no job control) ignores
+        # SIGINT, and the watch would inherit that and never see its Ctrl-C.
+        preexec_fn=_interruptible,
     )
     os.close(follower)
     screen = b""
@@ -373,6 +376,10 @@ async def test_lag_watch_redraws_in_place_until_interrupted(isolated: Isolated) 
             process.kill()
             await process.wait()
         os.close(leader)
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_available(fd: int) -> bytes:
