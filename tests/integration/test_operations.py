@@ -153,6 +153,7 @@ async def test_lag_counts_events_produced_while_the_matcher_is_stopped_then_drai
 
     await eventually(caught_up, timeout=90, interval=0.5, what="matcher committed its first event")
     assert matcher.stop() == 0, matcher.output()[-2000:]
+    ends_before = await _end_offsets(isolated.bootstrap, events_topic)
 
     produced = 12
     for number in range(produced):
@@ -162,7 +163,10 @@ async def test_lag_counts_events_produced_while_the_matcher_is_stopped_then_drai
         )
 
     entry = await isolated.lag_of("matcher")
-    assert entry is not None and entry["lag"] == produced, json.dumps(entry)  # every row
+    # (Seen twice in fresh-clone runs, unexplained: a lag of 77 or 86. Say all there is.)
+    assert entry is not None and entry["lag"] == produced, json.dumps(
+        {"entry": entry, "ends_before": ends_before, "matcher": matcher.output()[-3000:]}
+    )
     rows = [row for row in entry["partitions"] if row["topic"] == events_topic]
     assert sum(row["lag"] for row in rows) == produced
     for row in rows:
