@@ -1,8 +1,9 @@
 """Operations on the real broker: `qbsync lag`, the lag exporter, `qbsync dlq`, and the
 message metrics of the shared consumer paths.
 
-Each test works under a topic prefix of its own, so the lag and the dead letters it sees
-are only its own (other tests of the session share the session prefix)."""
+Each test works under a topic prefix and in a database of its own, so the lag, the dead
+letters and the outbox it sees are only its own (other tests of the session share the
+session's prefix and database)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import asyncpg
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
@@ -75,14 +78,29 @@ class Isolated:
 
 @pytest_asyncio.fixture
 async def isolated(stack: Stack, service_env: dict[str, str]) -> AsyncIterator[Isolated]:
-    prefix = f"ops{uuid.uuid4().hex[:8]}."
+    tag = uuid.uuid4().hex[:8]
+    prefix = f"ops{tag}."
     await ensure_topics(stack.kafka_bootstrap, prefix)
     producer = Producer(stack.kafka_bootstrap, prefix)
     await producer.start()
-    yield Isolated(
-        prefix, {**service_env, "QBSYNC_TOPIC_PREFIX": prefix}, producer, stack.kafka_bootstrap
-    )
+    # A database of its own too: the session's holds outbox rows other tests left (a match
+    # step run in-process enqueues and never relays), which this test's matcher would
+    # otherwise publish under this prefix (seen: 79 customers in qbo.customers).
+    database = f"qbsync_ops_{tag}"
+    admin = await asyncpg.connect(stack.database_url)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    parts = urlsplit(stack.database_url)
+    env = {
+        **service_env,
+        "QBSYNC_TOPIC_PREFIX": prefix,
+        "DATABASE_URL": urlunsplit(parts._replace(path=f"/{database}")),
+    }
+    yield Isolated(prefix, env, producer, stack.kafka_bootstrap)
     await producer.stop()
+    admin = await asyncpg.connect(stack.database_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await admin.close()
     # The broker outlives test sessions: leave no topics behind (services are stopped by now,
     # `spawn` being torn down first).
     admin = await connect_admin(stack.kafka_bootstrap)
