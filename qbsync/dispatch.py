@@ -14,14 +14,10 @@ belong together (one firm's accounts) share one call when they are ready at once
 from __future__ import annotations
 
 import asyncio
-import itertools
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from qbsync.waiting import wait_for_event
-
-log = logging.getLogger("qbsync.dispatch")
+from qbsync.retry import Backoff, pause_after_failure
 
 T = TypeVar("T")
 Done = Callable[[], Awaitable[object]]
@@ -35,23 +31,21 @@ class KeyedDispatcher(Generic[T]):
     acknowledged only after it was applied, and Kafka commits no offset past it before).
 
     An item's `done` is awaited only once the handler returned for it: a handler that
-    raises gets the same items again after a pause (RETRY_DELAYS, then the last one
-    again), and one cancelled by `stop` leaves them not done, so that their messages are
+    raises gets the same items again after a pause (from `first_retry_delay`, doubling up
+    to 30 s), and one cancelled by `stop` leaves them not done, so that their messages are
     not acknowledged and come again. Handlers must make a repeat safe."""
-
-    RETRY_DELAYS: tuple[float, ...] = (1, 2, 5, 10, 30)
 
     def __init__(
         self,
         handle: Callable[[str, list[T]], Awaitable[None]],
         capacity: int = 2000,
         absorb: Callable[[T, T], T | None] | None = None,
-        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        first_retry_delay: float = 1.0,
     ) -> None:
         self._handle = handle
         self._capacity = asyncio.Semaphore(capacity)
         self._absorb = absorb
-        self._retry_delays = retry_delays
+        self._first_retry_delay = first_retry_delay
         self._queues: dict[str, list[tuple[T, Done]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -89,19 +83,14 @@ class KeyedDispatcher(Generic[T]):
 
     async def _handle_until_done(self, key: str, items: list[T]) -> bool:
         """False when the dispatcher stopped before the handler returned for `items`."""
-        for attempt in itertools.count(1):
+        backoff = Backoff(first=self._first_retry_delay, cap=30.0)
+        while not self._stopping.is_set():
             try:
                 await self._handle(key, items)
                 return True
             except Exception as exc:
-                delay = self._retry_delays[min(attempt, len(self._retry_delays)) - 1]
-                log.error(
-                    "handler failed; its items are handled again",
-                    extra={"key": key, "attempt": attempt, "retry_in": delay, "error": repr(exc)},
-                )
-                if await wait_for_event(self._stopping, delay):
-                    return False
-        raise AssertionError("unreachable")  # pragma: no cover
+                await pause_after_failure(f"handling {key}", exc, backoff, self._stopping)
+        return False
 
     async def stop(self, grace: float) -> None:
         """Start no more handler calls; the calls under way get `grace` seconds to finish

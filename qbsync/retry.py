@@ -90,14 +90,14 @@ class Backoff:
 
 
 async def pause_after_failure(
-    what: str, error: Exception, backoff: Backoff, stopping: asyncio.Event
+    what: str, error: Exception, backoff: Backoff, stopping: asyncio.Event | None = None
 ) -> None:
     """One log line for a failed round of a loop that must not die (a warning when a
     dependency is down for now, an error with its cause otherwise), then a pause that
-    ends early when the service stops."""
+    ends early when `stopping` is set (without it, only cancelling the task ends it)."""
     delay = backoff.next_delay()
     if is_transient(error):
         log.warning("%s failed, retrying in %.1f s: %s", what, delay, error)
     else:
         log.error("%s failed, retrying in %.1f s", what, delay, exc_info=error)
-    await wait_for_event(stopping, delay)
+    await wait_for_event(stopping or asyncio.Event(), delay)

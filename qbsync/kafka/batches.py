@@ -34,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 from qbsync import metrics
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.kafka.topics import spec_of
-from qbsync.retry import Backoff, is_transient, with_backoff
+from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
 
 log = logging.getLogger("qbsync.kafka.batches")
 
@@ -96,13 +96,7 @@ async def _handle_or_isolate(
             return
         except Exception as exc:
             if is_transient(exc):  # retried until it goes through: nothing is lost
-                delay = backoff.next_delay()
-                log.warning(
-                    "batch failed, will retry: %s",
-                    exc,
-                    extra={"topic": topic, "attempt": backoff.failures, "retry_in": delay},
-                )
-                await asyncio.sleep(delay)
+                await pause_after_failure(f"a batch of {topic}", exc, backoff)
                 continue
             metrics.MESSAGES_FAILED.labels(topic).inc(len(parsed))
             if len(parsed) == 1:

@@ -64,12 +64,11 @@ async def advance_runs() -> None:
     say) is logged and tried again after a pause: it must not crash the matcher."""
     advancer = RunAdvancer(runtime.pool, runtime.quickbooks)
     backoff = Backoff()
-    never = asyncio.Event()  # the pause ends by time; a stopping app cancels this task
     while True:
         try:
             await advancer.tick()
         except Exception as exc:
-            await pause_after_failure("advancing sync runs", exc, backoff, never)
+            await pause_after_failure("advancing sync runs", exc, backoff)
             continue
         backoff.reset()
         await asyncio.sleep(TICK_SECONDS)

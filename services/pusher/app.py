@@ -181,12 +181,11 @@ async def reconcile() -> None:
     a pause (crashing the pusher instead would restart it into the same failure). The
     events of those creates were not acknowledged, so they come again meanwhile too."""
     backoff = Backoff(cap=60.0)
-    never = asyncio.Event()  # the pause ends by time; a stopping app cancels this task
     while True:
         try:
             finished = await reconcile_unfinished_creates(runtime.pool, runtime.quickbooks)
         except Exception as exc:
-            await pause_after_failure("reconciling unfinished creates", exc, backoff, never)
+            await pause_after_failure("reconciling unfinished creates", exc, backoff)
             continue
         if finished:
             log.info("reconciled unfinished customer creates", extra={"count": finished})

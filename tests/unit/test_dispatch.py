@@ -116,7 +116,7 @@ async def test_a_failing_handler_gets_the_same_items_again_and_only_then_are_the
             failures -= 1
             raise ConnectionError("dead-letter topic unreachable")
 
-    dispatcher = KeyedDispatcher(fails_twice, capacity=10, retry_delays=(0, 0))
+    dispatcher = KeyedDispatcher(fails_twice, capacity=10, first_retry_delay=0)
     await dispatcher.submit("k", "a", recorder.done_of("a"))
     await until(lambda: recorder.done == ["a"])
     assert recorder.calls == [("k", ["a"])] * 3
@@ -155,7 +155,7 @@ async def test_a_failing_handler_is_not_called_again_once_stopped() -> None:
         raise ConnectionError("unreachable")
 
     recorder = KeyedRecorder()
-    dispatcher = KeyedDispatcher(always_fails, capacity=10, retry_delays=(60,))
+    dispatcher = KeyedDispatcher(always_fails, capacity=10, first_retry_delay=60)
     await dispatcher.submit("k", "a", recorder.done_of("a"))
     await until(lambda: calls == 1)
     await asyncio.wait_for(dispatcher.stop(grace=5), 1)  # not the 60 s pause
