@@ -56,3 +56,9 @@ async def connection_of_realm(db: Db, realm_id: str) -> Connection | None:
         realm_id,
     )
     return Connection(**dict(row)) if row else None
+
+
+async def connected_realms(db: Db) -> list[tuple[str, str]]:
+    """(firm_id, realm_id) of every usable connection."""
+    rows = await db.fetch("SELECT firm_id, realm_id FROM connections WHERE status = 'connected'")
+    return [(row["firm_id"], row["realm_id"]) for row in rows]
