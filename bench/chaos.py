@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from bench.scratch import create_database, drop_database
 from qbsync.crypto import TokenCipher
@@ -161,15 +162,24 @@ class Liscio:
         )
         account.ever_client |= account.status == "Client"
         firm.history[account.id].append(account.synced())
-        await self.producer.send(ACCOUNT_EVENTS, f"{firm.firm_id}:{account.id}", event)
+        await self.send(ACCOUNT_EVENTS, f"{firm.firm_id}:{account.id}", event)
         firm.sent.append(event)
         return event
 
     async def redeliver(self, firm: Firm) -> None:
         if firm.sent:
             again = self.rng.choice(firm.sent)
-            await self.producer.send(ACCOUNT_EVENTS, f"{firm.firm_id}:{again.account.id}", again)
+            await self.send(ACCOUNT_EVENTS, f"{firm.firm_id}:{again.account.id}", again)
             self.redeliveries += 1
+
+    async def send(self, topic: str, key: str, value: Any) -> None:
+        """Liscio keeps trying while the broker restarts, as a producer with retries does."""
+        while True:
+            try:
+                await self.producer.send(topic, key, value)
+                return
+            except KafkaError:
+                await asyncio.sleep(0.5)
 
     async def apply(self, command: AccountCommand) -> None:
         firm = self.firms.get(command.firm_id)
@@ -298,14 +308,16 @@ class Chaos:
 
     # the workload ---------------------------------------------------------------------
     async def workload(self, until: float) -> None:
-        for firm in self.liscio.firms.values():
-            for account in firm.accounts.values():
-                await self.liscio.publish(firm, account, "account.created")
-            await self._request_sync(firm)
+        """Each firm's Liscio at once (a firm's events in order, as Liscio sends them)."""
+        await asyncio.gather(*(self._firm_workload(f, until) for f in self.liscio.firms.values()))
+
+    async def _firm_workload(self, firm: Firm, until: float) -> None:
+        for account in firm.accounts.values():
+            await self.liscio.publish(firm, account, "account.created")
+        await self._request_sync(firm)
         while time.monotonic() < until:
-            firm = self.rng.choice(list(self.liscio.firms.values()))
             await self._one_action(firm)
-            await asyncio.sleep(self.rng.uniform(0.02, 0.12))
+            await asyncio.sleep(self.rng.uniform(0.01, 0.05))
 
     async def _one_action(self, firm: Firm) -> None:
         live = [a for a in firm.accounts.values() if not a.archived]
@@ -388,30 +400,29 @@ class Chaos:
             kind="sync",
             requested_at=datetime.now(UTC),
         )
-        await self.producer.send(SYNC_REQUESTS, firm.firm_id, request)
+        await self.liscio.send(SYNC_REQUESTS, firm.firm_id, request)
 
     # the faults -----------------------------------------------------------------------
     async def faults(self, until: float) -> None:
+        """Kills every few seconds, the emulator's faults, and the broker's and the
+        database's restarts (a third and two thirds of the way), all at once."""
         started = time.monotonic()
         span = until - started
-        broker_at = started + span * 0.35
-        database_at: float | None = started + span * 0.65 if self.params.restart_postgres else None
-        broker_pending = True
-        next_kill = started + self.rng.uniform(*self.params.kill_every)
-        while time.monotonic() < until:
-            now = time.monotonic()
-            if broker_pending and now >= broker_at:
-                broker_pending = False
-                await self._restart_broker()
-            elif database_at is not None and now >= database_at:
-                database_at = None
-                await self._restart_database()
-            elif now >= next_kill:
-                await self._kill_and_restart()
-                next_kill = time.monotonic() + self.rng.uniform(*self.params.kill_every)
-            else:
-                await self._emulator_faults()
-            await asyncio.sleep(1.0)
+        restarts = [self._at(started + span * 0.35, self._restart_broker)]
+        if self.params.restart_postgres:
+            restarts.append(self._at(started + span * 0.65, self._restart_database))
+        await asyncio.gather(self._kills(until), self._emulator_faults(until), *restarts)
+
+    async def _at(self, moment: float, fault: Any) -> None:
+        await asyncio.sleep(max(0.0, moment - time.monotonic()))
+        await fault()
+
+    async def _kills(self, until: float) -> None:
+        while True:
+            await asyncio.sleep(self.rng.uniform(*self.params.kill_every))
+            if time.monotonic() >= until:
+                return
+            await self._kill_and_restart()
 
     async def _kill_and_restart(self) -> None:
         name = self.rng.choice(list(self.services))
@@ -421,7 +432,12 @@ class Chaos:
         self._start_service(name)
         self.restarts += 1
 
-    async def _emulator_faults(self) -> None:
+    async def _emulator_faults(self, until: float) -> None:
+        while time.monotonic() < until:
+            await self._one_emulator_fault()
+            await asyncio.sleep(1.0)
+
+    async def _one_emulator_fault(self) -> None:
         firm = self.rng.choice(list(self.liscio.firms.values()))
         roll = self.rng.random()
         if roll < 0.25:
