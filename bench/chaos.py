@@ -249,6 +249,7 @@ class Chaos:
         }
         for number in range(self.params.firms):
             await self._set_up_firm(number)
+        await self.pool.close()  # the harness reads nothing of the services' tables
         for name in self._service_names():
             self._start_service(name)
         await self.admin.set_webhook(
@@ -702,7 +703,6 @@ class Chaos:
         self.emulator.kill()
         await self.admin.aclose()
         await self.producer.stop()
-        await self.pool.close()
         await drop_database(self.stack.database_url, self.database)
 
 
