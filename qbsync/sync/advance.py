@@ -21,6 +21,7 @@ from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.sync.pairs import SyncCounts
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.steps import StepFailed, match_firm, push_firm
+from qbsync.sync.unit_of_work import UnitOfWork
 
 log = logging.getLogger("qbsync.sync.advance")
 
@@ -32,8 +33,9 @@ def _failure(counts: SyncCounts) -> str | None:
 
 
 class RunAdvancer:
-    def __init__(self, pool: Pool, quickbooks: CustomerGateway) -> None:
+    def __init__(self, pool: Pool, uow: UnitOfWork, quickbooks: CustomerGateway) -> None:
         self.pool = pool
+        self.uow = uow
         self.quickbooks = quickbooks
         self._working: dict[str, asyncio.Task[None]] = {}
 
@@ -67,7 +69,7 @@ class RunAdvancer:
         assert run.realm_id is not None
         try:
             outcome = await match_firm(
-                self.pool,
+                self.uow,
                 self.quickbooks,
                 run.firm_id,
                 run.realm_id,
@@ -84,7 +86,7 @@ class RunAdvancer:
 
     async def _push(self, run: runs.Run) -> None:
         try:
-            outcome = await push_firm(self.pool, self.quickbooks, run.firm_id, run.run_id)
+            outcome = await push_firm(self.uow, self.quickbooks, run.firm_id, run.run_id)
         except (StepFailed, QuickBooksError, ConfigurationError) as exc:
             await self._finish(run, "push", {}, str(exc))
             return

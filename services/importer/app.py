@@ -77,7 +77,7 @@ class Importer:
     async def import_run(self, run: runs.Run) -> None:
         pool = self.runtime.pool
         try:
-            realm_id = await realm_of_firm(pool, run.firm_id)
+            realm_id = await realm_of_firm(self.runtime.uow, run.firm_id)
             await runs.set_run_realm(pool, run.run_id, realm_id)
             count = await import_customers(
                 self.runtime.producer, self.runtime.quickbooks, run.firm_id, realm_id, run.run_id

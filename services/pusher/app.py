@@ -111,7 +111,7 @@ async def apply_with_retries(key: str, queued: list[Queued]) -> Exception | None
     for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
         try:
             with observe_message(ACCOUNT_EVENTS):
-                await mark_superseded(runtime.pool, absorbed)
+                await mark_superseded(runtime.uow, absorbed)
                 await firm_batches.run(events[0].firm_id, events)
             return None
         except QuickBooksError as exc:
@@ -141,7 +141,7 @@ async def dead_letter(queued: list[Queued], error: Exception) -> None:
 async def apply_account_queues(queues: list[list[AccountEvent]]) -> None:
     """The queued events of several accounts of one firm, together."""
     events = [event for queued in queues for event in queued]
-    await handle_account_events(runtime.pool, runtime.quickbooks, events)
+    await handle_account_events(runtime.uow, runtime.quickbooks, events)
 
 
 firm_batches: GroupedRunner[list[AccountEvent]] = GroupedRunner(
@@ -183,7 +183,7 @@ async def reconcile() -> None:
     backoff = Backoff(cap=60.0)
     while True:
         try:
-            finished = await reconcile_unfinished_creates(runtime.pool, runtime.quickbooks)
+            finished = await reconcile_unfinished_creates(runtime.uow, runtime.quickbooks)
         except Exception as exc:
             await pause_after_failure("reconciling unfinished creates", exc, backoff)
             continue
