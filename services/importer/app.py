@@ -120,7 +120,7 @@ class Importer:
         notice = QboChangeNotice.model_validate_json(record.value or b"")
         try:
             await apply_change_notice(
-                self.runtime.pool, self.runtime.producer, self.runtime.quickbooks, notice
+                self.runtime.uow, self.runtime.producer, self.runtime.quickbooks, notice
             )
         except (QuickBooksError, ConfigurationError) as exc:
             # The next CDC round picks the change up; a notification is only a hint.
@@ -147,7 +147,7 @@ class Importer:
         for row in rows:
             try:
                 await poll_realm(
-                    self.runtime.pool,
+                    self.runtime.uow,
                     self.runtime.producer,
                     self.runtime.quickbooks,
                     row["firm_id"],

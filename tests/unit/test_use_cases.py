@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 
 from qbsync.emulator import RunningEmulator
+from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS, SYNC_LINKS
 from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.mapping import customer_record
@@ -27,11 +28,12 @@ from qbsync.sync.account_events import (
     reconcile_unfinished_creates,
 )
 from qbsync.sync.creating import create_or_link
+from qbsync.sync.freshness import poll_realm
 from qbsync.sync.pairs import stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_account
 from qbsync.sync.steps import match_firm, push_firm
-from schemas import AccountEvent
+from schemas import AccountEvent, CustomerRecord
 from tests.support.memory_uow import MemoryUnitOfWork
 
 FIRM = "firm-1"
@@ -452,3 +454,53 @@ async def test_every_transaction_that_calls_quickbooks_says_so(world: World) -> 
     locked = [t for t in world.uow.opened if f"{FIRM}:a-gate" in t.locks]
     assert locked and all(t.committed for t in locked)
     assert any(t.calls_quickbooks for t in locked)
+
+
+class RecordingProducer:
+    """What the use case hands Kafka, kept in a list (Kafka itself: tests/integration)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Any]] = []
+
+    async def send(self, topic: str, key: str, value: Any) -> None:
+        self.sent.append((topic, key, value))
+
+    async def send_soon(self, topic: str, key: str, value: Any) -> None:
+        self.sent.append((topic, key, value))
+
+    async def flush(self) -> None:
+        return None
+
+
+async def test_the_cdc_mark_starts_at_first_sight_and_carries_each_round_on(
+    world: World,
+) -> None:
+    producer = RecordingProducer()
+    customer = await world.customer_in_quickbooks("Changes Often Inc")
+
+    async def poll() -> int:
+        return await poll_realm(
+            world.uow, cast(Producer, producer), world.quickbooks, FIRM, world.realm_id
+        )
+
+    assert await poll() == 0  # first sight: Sync Now imports everything, CDC starts now
+    first_mark = world.uow.state.cdc_marks[world.realm_id]
+    await world.emulator.admin.edit_customer_as_user(
+        world.realm_id, customer["Id"], {"PrimaryPhone": {"FreeFormNumber": "512-555-0909"}}
+    )
+
+    assert await poll() == 1
+    (topic, key, value), *_ = producer.sent
+    assert (topic, key) == (QBO_CUSTOMERS, f"{world.realm_id}:{customer['Id']}")
+    record = CustomerRecord.model_validate_json(value)
+    assert (record.phone, record.source) == ("512-555-0909", "cdc")
+    second_mark = world.uow.state.cdc_marks[world.realm_id]
+    assert second_mark > first_mark
+
+    world.uow.polled_elsewhere.add(world.realm_id)  # another importer holds the realm
+    await world.emulator.admin.edit_customer_as_user(
+        world.realm_id, customer["Id"], {"PrimaryPhone": {"FreeFormNumber": "512-555-0910"}}
+    )
+    assert await poll() == 0
+    assert world.uow.state.cdc_marks[world.realm_id] == second_mark
+    assert len(producer.sent) == 1
