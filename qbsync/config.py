@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     QBSYNC_DEMO: bool = False
     QBSYNC_CDC_INTERVAL_SECONDS: float = Field(default=30.0, gt=0)
     QBSYNC_CONNECT_ATTEMPTS: int = Field(default=10, ge=1)
+    # A run whose imported customers stop reaching the matcher fails after this long
+    # without progress, so that the firm's next Sync Now starts afresh.
+    QBSYNC_RUN_STALL_SECONDS: float = Field(default=120.0, gt=0)
 
     def secret_key(self) -> str:
         if not self.QBSYNC_SECRET_KEY:

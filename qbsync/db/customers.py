@@ -85,28 +85,42 @@ class StoredCustomer:
         )
 
 
+def upsert_rounds(records: Sequence[CustomerRecord]) -> list[list[CustomerRecord]]:
+    """`records` in rounds that each hold at most one record per customer, in the order
+    they came: one statement cannot upsert a row twice, and applying each record (rather
+    than only the last of a customer) keeps what the upsert's rules keep across records:
+    the run tag of an import followed by our own write, the newer SyncToken's fields."""
+    rounds: list[list[CustomerRecord]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for record in records:
+        key = (record.realm_id, record.customer_id)
+        index = seen.get(key, 0)
+        seen[key] = index + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(record)
+    return rounds
+
+
 async def store_customers(db: Db, records: Sequence[CustomerRecord]) -> None:
-    """Upsert a batch; of several records of one customer in the batch the last wins."""
-    latest = {(r.realm_id, r.customer_id): r for r in records}
-    rows = list(latest.values())
-    if not rows:
-        return
-    await db.execute(
-        _UPSERT,
-        [r.realm_id for r in rows],
-        [r.customer_id for r in rows],
-        [r.display_name for r in rows],
-        [fold(r.display_name) for r in rows],
-        [r.active and not r.deleted for r in rows],
-        [r.deleted for r in rows],
-        [r.parent_id for r in rows],
-        [r.sync_token for r in rows],
-        [r.address.model_dump_json() if r.address else None for r in rows],
-        [r.phone for r in rows],
-        [r.website for r in rows],
-        [r.last_updated for r in rows],
-        [r.run_id for r in rows],
-    )
+    """Upsert a batch, as if its records were stored one after another."""
+    for rows in upsert_rounds(records):
+        await db.execute(
+            _UPSERT,
+            [r.realm_id for r in rows],
+            [r.customer_id for r in rows],
+            [r.display_name for r in rows],
+            [fold(r.display_name) for r in rows],
+            [r.active and not r.deleted for r in rows],
+            [r.deleted for r in rows],
+            [r.parent_id for r in rows],
+            [r.sync_token for r in rows],
+            [r.address.model_dump_json() if r.address else None for r in rows],
+            [r.phone for r in rows],
+            [r.website for r in rows],
+            [r.last_updated for r in rows],
+            [r.run_id for r in rows],
+        )
 
 
 _COLUMNS = (

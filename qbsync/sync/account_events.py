@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from qbsync import metrics
 from qbsync.domain.accounts import is_prospect, may_create_in_quickbooks
@@ -42,16 +43,56 @@ def supersedes(later: AccountEvent, earlier: AccountEvent) -> bool:
     return later.type == "account.updated" and earlier.type == "account.updated"
 
 
+def newer_of(waiting: AccountEvent, arriving: AccountEvent) -> tuple[AccountEvent, list[str]]:
+    """Of two updates of one account (`arriving` read after `waiting`), the one to apply
+    and the ids it makes redundant. A redelivery of the same event makes nothing redundant
+    (marking its id would skip the event itself), and a late redelivery of an older event
+    never displaces the newer one."""
+    if arriving.event_id == waiting.event_id:
+        return arriving, []
+    if arriving.occurred_at < waiting.occurred_at:
+        return waiting, [arriving.event_id]
+    return arriving, [waiting.event_id]
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """An event waiting in the pusher's queue, with the ids of the waiting events it
+    absorbed (marked processed before it is applied)."""
+
+    event: AccountEvent
+    message: Any  # the Kafka message it came in: partition, offset, key, value
+    absorbed: tuple[str, ...] = ()
+
+
+def absorb(waiting: QueuedEvent, arriving: QueuedEvent) -> QueuedEvent | None:
+    """An update arriving behind a waiting update of its account: one item stands for both,
+    carrying the newer of the two (`newer_of`) and the ids of everything it absorbed."""
+    if not supersedes(arriving.event, waiting.event):
+        return None
+    kept, redundant = newer_of(waiting.event, arriving.event)
+    source = waiting if kept is waiting.event else arriving
+    return QueuedEvent(
+        kept, source.message, tuple(without(kept.event_id, [*waiting.absorbed, *redundant]))
+    )
+
+
 def superseded(events: Sequence[AccountEvent]) -> list[tuple[AccountEvent, list[str]]]:
     """Events of one account, in order, as (event to apply, ids it makes redundant)."""
     plan: list[tuple[AccountEvent, list[str]]] = []
     for event in events:
         if plan and supersedes(event, plan[-1][0]):
             previous, skipped = plan[-1]
-            plan[-1] = (event, [*skipped, previous.event_id])
+            kept, redundant = newer_of(previous, event)
+            plan[-1] = (kept, without(kept.event_id, [*skipped, *redundant]))
         else:
             plan.append((event, []))
     return plan
+
+
+def without(event_id: str, ids: Sequence[str]) -> list[str]:
+    """`ids` once each, in order, less `event_id` (the event that is applied)."""
+    return [i for i in dict.fromkeys(ids) if i != event_id]
 
 
 async def handle_account_events(

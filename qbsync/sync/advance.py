@@ -3,13 +3,16 @@
 The importer finishes the import step with the number of customers it sent. Once the
 matcher has stored that many customers tagged with the run, one matcher process claims
 the match step, then the push step. Claims carry leases, so a crashed process's step is
-taken over by another after the lease runs out."""
+taken over by another after the lease runs out. A run whose stored count stops growing
+short of the import's fails after a while (`StallWatch`): a run never waits forever."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from qbsync import metrics
@@ -32,11 +35,47 @@ def _failure(counts: SyncCounts) -> str | None:
     return f"{len(counts.errors)} pair(s) could not be synced, first: {counts.errors[0]}"
 
 
+@dataclass
+class _Progress:
+    count: int
+    since: float
+
+
+class StallWatch:
+    """How long each run's count has stood still, as this process has seen it. Counted
+    from this process's first look, so a matcher that starts behind a backlog gives the
+    backlog the whole allowance again, and any progress starts it afresh."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._seen: dict[str, _Progress] = {}
+
+    def still_for(self, run_id: str, count: int) -> float:
+        now = self._clock()
+        seen = self._seen.get(run_id)
+        if seen is None or seen.count != count:
+            self._seen[run_id] = _Progress(count, now)
+            return 0.0
+        return now - seen.since
+
+    def forget(self, run_id: str) -> None:
+        self._seen.pop(run_id, None)
+
+
 class RunAdvancer:
-    def __init__(self, pool: Pool, uow: UnitOfWork, quickbooks: CustomerGateway) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        uow: UnitOfWork,
+        quickbooks: CustomerGateway,
+        *,
+        stall_seconds: float = 120.0,
+    ) -> None:
         self.pool = pool
         self.uow = uow
         self.quickbooks = quickbooks
+        self.stall_seconds = stall_seconds
+        self.stalls = StallWatch()
         self._working: dict[str, asyncio.Task[None]] = {}
 
     async def tick(self) -> None:
@@ -50,8 +89,11 @@ class RunAdvancer:
             if run.run_id in self._working or run.realm_id is None:
                 continue
             expected = int(imported.get("customers", 0))
-            if await count_seen_in_run(self.pool, run.realm_id, run.run_id) < expected:
-                continue  # the matcher has not stored every imported customer yet
+            stored = await count_seen_in_run(self.pool, run.realm_id, run.run_id)
+            if stored < expected:  # the matcher has not stored every imported customer yet
+                await self._fail_if_stalled(run, stored, expected)
+                continue
+            self.stalls.forget(run.run_id)
             if await runs.claim_specific_step(self.pool, run.run_id, "match"):
                 self._start(run, self._match_then_push(run))
         for run, _ in await runs.runs_waiting_for(self.pool, "push", after="match"):
@@ -59,6 +101,19 @@ class RunAdvancer:
                 self.pool, run.run_id, "push"
             ):
                 self._start(run, self._push(run))
+
+    async def _fail_if_stalled(self, run: runs.Run, stored: int, expected: int) -> None:
+        if self.stalls.still_for(run.run_id, stored) < self.stall_seconds:
+            return
+        if await runs.claim_specific_step(self.pool, run.run_id, "match"):
+            self.stalls.forget(run.run_id)
+            await self._finish(
+                run,
+                "match",
+                {"stored": stored, "imported": expected},
+                f"only {stored} of the {expected} imported customers reached the matcher,"
+                f" and none more for {self.stall_seconds:g} s; press Sync Now again",
+            )
 
     def _start(self, run: runs.Run, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)

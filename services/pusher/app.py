@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -38,10 +37,11 @@ from qbsync.retry import Backoff, is_transient, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.streaming import create_app, input_topic, run_worker
 from qbsync.sync.account_events import (
+    QueuedEvent,
+    absorb,
     handle_account_events,
     mark_superseded,
     reconcile_unfinished_creates,
-    supersedes,
 )
 from schemas import AccountEvent
 
@@ -66,31 +66,14 @@ ACCOUNTS_PER_BATCH = 250
 STOP_GRACE_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class Queued:
-    """An event waiting in the dispatcher, with the ids of the waiting events it absorbed."""
-
-    event: AccountEvent
-    message: Any  # faust's message: partition, offset, key and value for the dead letters
-    absorbed: tuple[str, ...] = ()
-
-
-def absorb(waiting: Queued, arriving: Queued) -> Queued | None:
-    """An event arriving behind a waiting one of its account that it supersedes (an
-    update behind an update) stands for both."""
-    if not supersedes(arriving.event, waiting.event):
-        return None
-    return Queued(arriving.event, arriving.message, (*waiting.absorbed, waiting.event.event_id))
-
-
-async def apply_events(key: str, queued: list[Queued]) -> None:
+async def apply_events(key: str, queued: list[QueuedEvent]) -> None:
     """All queued events of one key. When they fail for a reason other than QuickBooks
     being unavailable and they span several accounts, each account's events are tried on
     their own, so that only the failing account's go to the dead-letter topic."""
     error = await apply_with_retries(key, queued)
     if error is None:
         return
-    by_account: dict[str, list[Queued]] = {}
+    by_account: dict[str, list[QueuedEvent]] = {}
     for item in queued:
         by_account.setdefault(item.event.account.id, []).append(item)
     if isinstance(error, QuickBooksError) or len(by_account) == 1:
@@ -102,7 +85,7 @@ async def apply_events(key: str, queued: list[Queued]) -> None:
             await dead_letter(mine, failure)
 
 
-async def apply_with_retries(key: str, queued: list[Queued]) -> Exception | None:
+async def apply_with_retries(key: str, queued: list[QueuedEvent]) -> Exception | None:
     """Apply; QuickBooks being unavailable (throttled or down after the client's own
     retries) is waited out: the change must not be lost. Returns what finally failed.
     Raises when PostgreSQL or the network is down (`is_transient`), however long."""
@@ -130,7 +113,7 @@ async def apply_with_retries(key: str, queued: list[Queued]) -> Exception | None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def dead_letter(queued: list[Queued], error: Exception) -> None:
+async def dead_letter(queued: list[QueuedEvent], error: Exception) -> None:
     for item in queued:
         message = item.message
         await runtime.dead_letters.send(
@@ -147,7 +130,7 @@ async def apply_account_queues(queues: list[list[AccountEvent]]) -> None:
 firm_batches: GroupedRunner[list[AccountEvent]] = GroupedRunner(
     apply_account_queues, concurrency=FIRM_BATCHES_IN_FLIGHT, max_items=ACCOUNTS_PER_BATCH
 )
-dispatcher: KeyedDispatcher[Queued] = KeyedDispatcher(
+dispatcher: KeyedDispatcher[QueuedEvent] = KeyedDispatcher(
     apply_events, capacity=READ_AHEAD_EVENTS, absorb=absorb
 )
 
@@ -166,7 +149,7 @@ async def account_event_agent(stream: Any) -> None:
             await manual.ack(event)
             continue
         key = f"{parsed.firm_id}:{parsed.account.id}"
-        await dispatcher.submit(key, Queued(parsed, message), partial(manual.ack, event))
+        await dispatcher.submit(key, QueuedEvent(parsed, message), partial(manual.ack, event))
 
 
 @app.on_before_shutdown.connect

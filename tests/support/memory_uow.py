@@ -172,7 +172,7 @@ def _newer(record: CustomerRecord, stored: StoredCustomer) -> bool:
 class _Customers(_Memory, seam.Customers):
     async def store(self, records: Sequence[CustomerRecord]) -> None:
         async with self._access() as s:
-            for record in {(r.realm_id, r.customer_id): r for r in records}.values():
+            for record in records:  # one after another, as the repository stores them
                 key = (record.realm_id, record.customer_id)
                 row = s.customers.get(key)
                 fresh = _stored_customer(record)
