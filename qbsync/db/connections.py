@@ -17,6 +17,11 @@ class QuickBooksConnection:
     status: str
     status_reason: str | None
 
+    @property
+    def usable(self) -> bool:
+        """Whether QuickBooks may be called for the firm (not waiting for a reconnect)."""
+        return self.status == "connected"
+
 
 async def store_connection(
     db: Db,
@@ -58,3 +63,10 @@ async def connection_of_realm(db: Db, realm_id: str) -> QuickBooksConnection | N
         realm_id,
     )
     return QuickBooksConnection(**dict(row)) if row else None
+
+
+async def count_needing_reconnect(db: Db) -> int:
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM connections WHERE status = 'needs_reconnect'"
+    )
+    return count

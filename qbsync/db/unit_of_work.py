@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from qbsync.db import (
     accounts,
@@ -19,6 +20,7 @@ from qbsync.db import (
     pairs,
     pending_creates,
     processed,
+    runs,
 )
 from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
@@ -28,6 +30,7 @@ from qbsync.db.locks import lock_accounts
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
 from qbsync.db.pool import Db, Pool
+from qbsync.db.runs import Run, Step
 from qbsync.domain.matching import Ambiguity, Named
 from qbsync.sync import unit_of_work as seam
 from qbsync.sync.unit_of_work import OutgoingMessage, Repositories, UnitOfWork
@@ -85,6 +88,9 @@ class _Customers(_Bound, seam.Customers):
 
     async def unlinked_names(self, realm_id: str) -> list[CustomerName]:
         return await customers.unlinked_customer_names(self._db, realm_id)
+
+    async def count_seen_in_run(self, realm_id: str, run_id: str) -> int:
+        return await customers.count_seen_in_run(self._db, realm_id, run_id)
 
 
 class _Links(_Bound, seam.Links):
@@ -172,6 +178,36 @@ class _Connections(_Bound, seam.Connections):
     async def of_realm(self, realm_id: str) -> QuickBooksConnection | None:
         return await connections.connection_of_realm(self._db, realm_id)
 
+    async def count_needing_reconnect(self) -> int:
+        return await connections.count_needing_reconnect(self._db)
+
+
+class _Runs(_Bound, seam.Runs):
+    async def open_or_join(
+        self, firm_id: str, request_id: str, kind: str, requested_at: datetime
+    ) -> tuple[Run, bool]:
+        return await runs.open_or_join_run(self._db, firm_id, request_id, kind, requested_at)
+
+    async def claim_next(self, step: Step) -> Run | None:
+        return await runs.claim_step(self._db, step)
+
+    async def waiting_for(self, step: Step, after: Step) -> list[tuple[Run, dict[str, Any]]]:
+        return await runs.runs_waiting_for(self._db, step, after)
+
+    async def claim(self, run_id: str, step: Step) -> bool:
+        return await runs.claim_specific_step(self._db, run_id, step)
+
+    async def renew_lease(self, run_id: str, step: Step) -> None:
+        await runs.renew_lease(self._db, run_id, step)
+
+    async def set_realm(self, run_id: str, realm_id: str) -> None:
+        await runs.set_run_realm(self._db, run_id, realm_id)
+
+    async def finish_step(
+        self, run_id: str, step: Step, counts: dict[str, int], *, failure: str | None = None
+    ) -> None:
+        await runs.finish_step(self._db, run_id, step, counts, failure=failure)
+
 
 class _CdcMarks(_Bound, seam.CdcMarks):
     async def claim(self, realm_id: str) -> bool:
@@ -203,6 +239,7 @@ def bound_to(db: Db) -> Repositories:
         pairs=_Pairs(db),
         pending_creates=_PendingCreates(db),
         processed=_Processed(db),
+        runs=_Runs(db),
     )
 
 

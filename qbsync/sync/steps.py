@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from qbsync.db.pairs import LinkedPair
+from qbsync.db.runs import Run
 from qbsync.domain.accounts import customer_may_be_linked, delink_reason
 from qbsync.domain.matching import Named, match_by_name
 from qbsync.domain.rules import first_sync as first_sync_rules
+from qbsync.errors import ConfigurationError
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
+from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.mapping import customer_message
 from qbsync.sync.linking import create_links, remove_link
 from qbsync.sync.pairs import PairOutcome, SyncCounts, apply_plans, plan_for, sync_accounts
@@ -81,6 +84,24 @@ async def import_customers(
         sent.add(key)
     await batch.confirm()
     return len(sent)
+
+
+async def import_run(
+    uow: UnitOfWork, producer: Producer, quickbooks: CustomerGateway, run: Run
+) -> None:
+    """The import step of a claimed run, finished with the number of customers sent (the
+    matcher's cue), or failed with the reason when the firm or QuickBooks cannot serve it."""
+    runs = uow.direct.runs
+    try:
+        realm_id = await realm_of_firm(uow, run.firm_id)
+        await runs.set_realm(run.run_id, realm_id)
+        count = await import_customers(producer, quickbooks, run.firm_id, realm_id, run.run_id)
+    except (StepFailed, QuickBooksError, ConfigurationError) as exc:
+        log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
+        await runs.finish_step(run.run_id, "import", {}, failure=str(exc))
+        return
+    await runs.finish_step(run.run_id, "import", {"customers": count})
+    log.info("import done", extra={"run_id": run.run_id, "customers": count})
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -31,6 +32,7 @@ from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.links import AuditEntry, Link
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
+from qbsync.db.runs import Run, Step
 from qbsync.domain.matching import Ambiguity, Named
 from schemas import AccountEvent, CustomerRecord
 
@@ -84,6 +86,10 @@ class Customers(ABC):
 
     @abstractmethod
     async def unlinked_names(self, realm_id: str) -> list[CustomerName]: ...
+
+    @abstractmethod
+    async def count_seen_in_run(self, realm_id: str, run_id: str) -> int:
+        """How many of the realm's customers a run's import has delivered here so far."""
 
 
 class Links(ABC):
@@ -186,6 +192,42 @@ class Connections(ABC):
     @abstractmethod
     async def of_realm(self, realm_id: str) -> QuickBooksConnection | None: ...
 
+    @abstractmethod
+    async def count_needing_reconnect(self) -> int: ...
+
+
+class Runs(ABC):
+    """Sync Now runs and their steps, each step claimed under a lease by one process."""
+
+    @abstractmethod
+    async def open_or_join(
+        self, firm_id: str, request_id: str, kind: str, requested_at: datetime
+    ) -> tuple[Run, bool]:
+        """The firm's open run with this request added, or a new one: (run, created)."""
+
+    @abstractmethod
+    async def claim_next(self, step: Step) -> Run | None:
+        """The oldest claimable `step` of any open run, claimed; None if there is none."""
+
+    @abstractmethod
+    async def waiting_for(self, step: Step, after: Step) -> list[tuple[Run, dict[str, Any]]]:
+        """Runs whose `step` is claimable while `after` is done, with `after`'s counts."""
+
+    @abstractmethod
+    async def claim(self, run_id: str, step: Step) -> bool: ...
+
+    @abstractmethod
+    async def renew_lease(self, run_id: str, step: Step) -> None: ...
+
+    @abstractmethod
+    async def set_realm(self, run_id: str, realm_id: str) -> None: ...
+
+    @abstractmethod
+    async def finish_step(
+        self, run_id: str, step: Step, counts: dict[str, int], *, failure: str | None = None
+    ) -> None:
+        """A failed step fails the run; the last step done ends it."""
+
 
 class CdcMarks(ABC):
     """Where each realm's change polling (CDC) carries on from."""
@@ -224,6 +266,7 @@ class Repositories:
         "pairs",
         "pending_creates",
         "processed",
+        "runs",
     )
 
     def __init__(
@@ -240,6 +283,7 @@ class Repositories:
         pairs: Pairs,
         pending_creates: PendingCreates,
         processed: Processed,
+        runs: Runs,
     ) -> None:
         self.accounts = accounts
         self.audit = audit
@@ -252,6 +296,7 @@ class Repositories:
         self.pairs = pairs
         self.pending_creates = pending_creates
         self.processed = processed
+        self.runs = runs
 
 
 class UnitOfWork(ABC):

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from aiohttp import web
 from aiokafka import ConsumerRecord
 
-from qbsync.db import runs
 from qbsync.errors import ConfigurationError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
@@ -26,7 +25,7 @@ from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications,
 from qbsync.retry import Backoff, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.sync.freshness import apply_change_notice, poll_realm
-from qbsync.sync.steps import StepFailed, import_customers, realm_of_firm
+from qbsync.sync.steps import import_run
 from qbsync.waiting import wait_for_event
 from schemas import QboChangeNotice, SyncRequest
 
@@ -44,8 +43,7 @@ class Importer:
     # -- Sync Now -----------------------------------------------------------------------
     async def on_sync_request(self, record: ConsumerRecord[bytes, bytes]) -> None:
         request = SyncRequest.model_validate_json(record.value or b"")
-        run, created = await runs.open_or_join_run(
-            self.runtime.pool,
+        run, created = await self.runtime.uow.direct.runs.open_or_join(
             request.firm_id,
             request.request_id,
             request.kind,
@@ -61,9 +59,11 @@ class Importer:
         backoff = Backoff()
         while not stopping.is_set():
             try:
-                run = await runs.claim_step(self.runtime.pool, "import")
+                run = await self.runtime.uow.direct.runs.claim_next("import")
                 if run is not None:
-                    await self.import_run(run)
+                    await import_run(
+                        self.runtime.uow, self.runtime.producer, self.runtime.quickbooks, run
+                    )
             except Exception as exc:
                 # PostgreSQL down, say: this loop must outlive it. A step claimed here and
                 # left unfinished is taken over when its lease runs out.
@@ -73,21 +73,6 @@ class Importer:
             if run is None:
                 self.wake.clear()
                 await wait_for_event(self.wake, 1.0)
-
-    async def import_run(self, run: runs.Run) -> None:
-        pool = self.runtime.pool
-        try:
-            realm_id = await realm_of_firm(self.runtime.uow, run.firm_id)
-            await runs.set_run_realm(pool, run.run_id, realm_id)
-            count = await import_customers(
-                self.runtime.producer, self.runtime.quickbooks, run.firm_id, realm_id, run.run_id
-            )
-        except (StepFailed, QuickBooksError, ConfigurationError) as exc:
-            log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
-            await runs.finish_step(pool, run.run_id, "import", {}, failure=str(exc))
-            return
-        await runs.finish_step(pool, run.run_id, "import", {"customers": count})
-        log.info("import done", extra={"run_id": run.run_id, "customers": count})
 
     # -- Between runs -------------------------------------------------------------------
     async def on_webhook(self, request: web.Request) -> web.Response:

@@ -49,10 +49,7 @@ async def advance_runs() -> None:
     """Every TICK_SECONDS (cancelled when the app stops). A failed tick (PostgreSQL down,
     say) is logged and tried again after a pause: it must not crash the matcher."""
     advancer = RunAdvancer(
-        runtime.pool,
-        runtime.uow,
-        runtime.quickbooks,
-        stall_seconds=settings.QBSYNC_RUN_STALL_SECONDS,
+        runtime.uow, runtime.quickbooks, stall_seconds=settings.QBSYNC_RUN_STALL_SECONDS
     )
     backoff = Backoff()
     while True:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -25,6 +27,7 @@ from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.links import AuditEntry, Link
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
+from qbsync.db.runs import LEASE_SECONDS, STEPS, Run, Step
 from qbsync.domain.fields import SyncedFields
 from qbsync.domain.matching import Ambiguity, Named
 from qbsync.sync import unit_of_work as seam
@@ -54,6 +57,23 @@ class PendingRow:
 
 
 @dataclass
+class StepRow:
+    status: str = "pending"
+    lease_until: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    reason: str | None = None
+
+
+@dataclass
+class RunRow:
+    run: Run
+    request_ids: list[str]
+    requested_at: datetime
+    steps: dict[str, StepRow] = field(default_factory=lambda: {s: StepRow() for s in STEPS})
+    reason: str | None = None
+
+
+@dataclass
 class State:
     accounts: dict[tuple[str, str], AccountRow] = field(default_factory=dict)
     customers: dict[tuple[str, str], CustomerRow] = field(default_factory=dict)
@@ -65,6 +85,7 @@ class State:
     pending: dict[tuple[str, str], PendingRow] = field(default_factory=dict)
     connections: dict[str, QuickBooksConnection] = field(default_factory=dict)
     cdc_marks: dict[str, datetime] = field(default_factory=dict)
+    runs: dict[str, RunRow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,6 +216,14 @@ class _Customers(_Memory, seam.Customers):
         async with self._access() as s:
             row = s.customers.get((realm_id, customer_id))
             return row.customer if row else None
+
+    async def count_seen_in_run(self, realm_id: str, run_id: str) -> int:
+        async with self._access() as s:
+            return sum(
+                1
+                for (r, _), row in s.customers.items()
+                if r == realm_id and row.seen_run_id == run_id
+            )
 
     async def unlinked_names(self, realm_id: str) -> list[CustomerName]:
         async with self._access() as s:
@@ -372,6 +401,91 @@ class _Connections(_Memory, seam.Connections):
         async with self._access() as s:
             return next((c for c in s.connections.values() if c.realm_id == realm_id), None)
 
+    async def count_needing_reconnect(self) -> int:
+        async with self._access() as s:
+            return sum(1 for c in s.connections.values() if c.status == "needs_reconnect")
+
+
+def _claimable(step: StepRow) -> bool:
+    return step.status == "pending" or (
+        step.status == "running" and step.lease_until < time.monotonic()
+    )
+
+
+def _lease(step: StepRow) -> None:
+    step.status, step.lease_until = "running", time.monotonic() + LEASE_SECONDS
+
+
+class _Runs(_Memory, seam.Runs):
+    async def open_or_join(
+        self, firm_id: str, request_id: str, kind: str, requested_at: datetime
+    ) -> tuple[Run, bool]:
+        async with self._access() as s:
+            mine = [r for r in s.runs.values() if r.run.firm_id == firm_id]
+            for row in mine:
+                if request_id in row.request_ids:
+                    return row.run, False
+            for row in mine:
+                if row.run.status in ("pending", "running"):
+                    row.request_ids.append(request_id)
+                    return row.run, False
+            run = Run(str(uuid.uuid4()), firm_id, None, kind, "pending")
+            s.runs[run.run_id] = RunRow(run, [request_id], requested_at)
+            return run, True
+
+    async def claim_next(self, step: Step) -> Run | None:
+        async with self._access() as s:
+            open_runs = sorted(
+                (r for r in s.runs.values() if r.run.status in ("pending", "running")),
+                key=lambda r: r.requested_at,
+            )
+            for row in open_runs:
+                if _claimable(row.steps[step]):
+                    _lease(row.steps[step])
+                    row.run = replace(row.run, status="running")
+                    return row.run
+            return None
+
+    async def waiting_for(self, step: Step, after: Step) -> list[tuple[Run, dict[str, Any]]]:
+        async with self._access() as s:
+            return [
+                (row.run, dict(row.steps[after].counts))
+                for row in s.runs.values()
+                if row.run.status == "running"
+                and row.steps[after].status == "done"
+                and _claimable(row.steps[step])
+            ]
+
+    async def claim(self, run_id: str, step: Step) -> bool:
+        async with self._access() as s:
+            found = s.runs[run_id].steps[step]
+            if not _claimable(found):
+                return False
+            _lease(found)
+            return True
+
+    async def renew_lease(self, run_id: str, step: Step) -> None:
+        async with self._access() as s:
+            found = s.runs[run_id].steps[step]
+            if found.status == "running":
+                _lease(found)
+
+    async def set_realm(self, run_id: str, realm_id: str) -> None:
+        async with self._access() as s:
+            row = s.runs[run_id]
+            row.run = replace(row.run, realm_id=realm_id)
+
+    async def finish_step(
+        self, run_id: str, step: Step, counts: dict[str, int], *, failure: str | None = None
+    ) -> None:
+        async with self._access() as s:
+            row = s.runs[run_id]
+            row.steps[step] = StepRow("failed" if failure else "done", 0.0, dict(counts), failure)
+            if failure:
+                row.run, row.reason = replace(row.run, status="failed"), f"{step}: {failure}"
+            elif step == STEPS[-1]:
+                row.run = replace(row.run, status="done")
+
 
 class _CdcMarks(_Memory, seam.CdcMarks):
     def __init__(self, access: Access, polled_elsewhere: set[str]) -> None:
@@ -473,4 +587,5 @@ class MemoryUnitOfWork(UnitOfWork):
             pairs=_Pairs(access),
             pending_creates=_PendingCreates(access),
             processed=_Processed(access),
+            runs=_Runs(access),
         )

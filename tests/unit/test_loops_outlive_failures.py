@@ -17,6 +17,7 @@ from qbsync import retry
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.retry import Backoff
 from services.importer import app as importer_app
+from tests.support.memory_uow import MemoryUnitOfWork
 
 DROPPED = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
 
@@ -47,7 +48,7 @@ async def test_the_import_loop_outlives_a_dropped_connection(
     stopping = asyncio.Event()
     outcomes: list[Exception | None] = [DROPPED, RuntimeError("a bug"), None]
 
-    async def claim_step(pool: object, step: str) -> None:
+    async def claim_next(step: str) -> None:
         outcome = outcomes.pop(0)
         if outcome is not None:
             raise outcome
@@ -56,9 +57,10 @@ async def test_the_import_loop_outlives_a_dropped_connection(
     async def idle(event: asyncio.Event, seconds: float) -> bool:
         return stopping.is_set()
 
-    monkeypatch.setattr(importer_app.runs, "claim_step", claim_step)
+    uow = MemoryUnitOfWork()
+    monkeypatch.setattr(uow.direct.runs, "claim_next", claim_next)
     monkeypatch.setattr(importer_app, "wait_for_event", idle)  # no run to import: idle
-    importer = importer_app.Importer(cast(Any, SimpleNamespace(pool=None)))
+    importer = importer_app.Importer(cast(Any, SimpleNamespace(uow=uow)))
     await asyncio.wait_for(importer.import_runs(stopping), 1)
     assert outcomes == [] and no_real_pauses == [0.2, 0.4]
 

@@ -6,10 +6,11 @@ proven by the integration tests on the real database."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -27,6 +28,7 @@ from qbsync.sync.account_events import (
     handle_account_events,
     reconcile_unfinished_creates,
 )
+from qbsync.sync.advance import RunAdvancer
 from qbsync.sync.creating import create_or_link
 from qbsync.sync.freshness import poll_realm
 from qbsync.sync.pairs import stable_id, sync_account
@@ -504,3 +506,32 @@ async def test_the_cdc_mark_starts_at_first_sight_and_carries_each_round_on(
     assert await poll() == 0
     assert world.uow.state.cdc_marks[world.realm_id] == second_mark
     assert len(producer.sent) == 1
+
+
+async def test_a_run_is_matched_once_every_imported_customer_is_stored_then_pushed(
+    world: World,
+) -> None:
+    acme = await world.customer_in_quickbooks("Acme Ltd", **PHONE)
+    await copies.keep_accounts(world.uow, [event("a-acme", "Acme Ltd")])
+    runs = world.uow.direct.runs
+    run, created = await runs.open_or_join(FIRM, "request-1", "sync", datetime.now(UTC))
+    assert created and await runs.claim_next("import") == replace(run, status="running")
+    await runs.set_realm(run.run_id, world.realm_id)
+    await runs.finish_step(run.run_id, "import", {"customers": 1})
+    advancer = RunAdvancer(world.uow, world.quickbooks)
+
+    await advancer.tick()  # the imported customer has not reached the matcher yet
+    await advancer.close()
+    assert world.links() == {}
+
+    (customer,) = [c async for c in world.quickbooks.customers(world.realm_id)]
+    record = customer_record(world.realm_id, customer, source="import", firm_id=FIRM)
+    await copies.keep_customers(world.uow, [record.model_copy(update={"run_id": run.run_id})])
+    await advancer.tick()
+    await asyncio.wait_for(asyncio.gather(*advancer._working.values()), 10)
+
+    assert world.links() == {"a-acme": (acme["Id"], "auto")}
+    finished = world.uow.state.runs[run.run_id]
+    assert finished.run.status == "done"
+    assert finished.steps["match"].counts["linked"] == 1
+    assert finished.steps["push"].counts["pairs"] == 1
