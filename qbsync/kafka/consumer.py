@@ -89,7 +89,5 @@ class ConsumerLoop:
                     continue
                 if not isinstance(exc, ValidationError | InvalidMessage):
                     log.exception("message failed", extra={"topic": topic, "offset": record.offset})
-                await self.dead_letters.send(
-                    topic, record.partition, record.offset, record.key, record.value, exc
-                )
+                await self.dead_letters.send(topic, record, exc)
                 return True

@@ -173,7 +173,7 @@ async def sync_linked_updates(
     batch = LinkedBatch()
     async with uow.begin(calls_quickbooks=True) as tx:
         connection = await tx.connections.of_firm(firm_id)
-        if connection is None or connection.status != "connected":
+        if connection is None or not connection.usable:
             batch.not_linked.extend(list(queued) for queued in updates.values())
             return batch
         # Each event carries the account's whole state and an account's events are handled
@@ -247,7 +247,7 @@ async def _apply(
     connection = await uow.direct.connections.of_firm(firm_id)
     if connection is None:
         return "skipped_not_connected"
-    if connection.status != "connected":
+    if not connection.usable:
         return "skipped_needs_reconnect"
     try:
         if await uow.direct.links.of_account(firm_id, account.id) is not None:
@@ -277,7 +277,7 @@ async def reconcile_unfinished_creates(uow: UnitOfWork, quickbooks: CustomerGate
     failures: list[Exception] = []
     for pending in await uow.direct.pending_creates.unfinished():
         connection = await uow.direct.connections.of_firm(pending.firm_id)
-        if connection is None or connection.status != "connected":
+        if connection is None or not connection.usable:
             continue
         try:
             await create_or_link(

@@ -46,7 +46,7 @@ async def apply_change_notice(
     if notice.entity != "Customer":
         return
     connection = await uow.direct.connections.of_realm(notice.realm_id)
-    if connection is None or connection.status != "connected":
+    if connection is None or not connection.usable:
         log.info(
             "change of a realm without a usable connection ignored",
             extra={"realm_id": notice.realm_id},

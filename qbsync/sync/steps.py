@@ -54,7 +54,7 @@ async def realm_of_firm(uow: UnitOfWork, firm_id: str) -> str:
     connection = await uow.direct.connections.of_firm(firm_id)
     if connection is None:
         raise StepFailed(f"firm {firm_id} has no QuickBooks connection")
-    if connection.status != "connected":
+    if not connection.usable:
         raise StepFailed(
             f"the QuickBooks connection of firm {firm_id} needs reconnecting"
             + (f" ({connection.status_reason})" if connection.status_reason else "")

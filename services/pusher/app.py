@@ -67,22 +67,14 @@ STOP_GRACE_SECONDS = 5.0
 
 
 async def apply_events(key: str, queued: list[QueuedEvent]) -> None:
-    """All queued events of one key. When they fail for a reason other than QuickBooks
-    being unavailable and they span several accounts, each account's events are tried on
-    their own, so that only the failing account's go to the dead-letter topic."""
-    error = await apply_with_retries(key, queued)
-    if error is None:
-        return
-    by_account: dict[str, list[QueuedEvent]] = {}
-    for item in queued:
-        by_account.setdefault(item.event.account.id, []).append(item)
-    if isinstance(error, QuickBooksError) or len(by_account) == 1:
-        await dead_letter(queued, error)
-        return
-    for account_id, mine in by_account.items():
-        failure = await apply_with_retries(f"{key}:{account_id}", mine)
-        if failure is not None:
-            await dead_letter(mine, failure)
+    """The queued events of one account (the dispatcher's key), counted once however many
+    attempts they take; what finally fails goes to the dead-letter topic."""
+    with observe_message(ACCOUNT_EVENTS) as observed:
+        error = await apply_with_retries(key, queued)
+        if error is not None:
+            observed.mark_failed()
+            for item in queued:
+                await runtime.dead_letters.send(ACCOUNT_EVENTS, item.message, error)
 
 
 async def apply_with_retries(key: str, queued: list[QueuedEvent]) -> Exception | None:
@@ -93,9 +85,8 @@ async def apply_with_retries(key: str, queued: list[QueuedEvent]) -> Exception |
     events = [item.event for item in queued]
     for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
         try:
-            with observe_message(ACCOUNT_EVENTS):
-                await mark_superseded(runtime.uow, absorbed)
-                await firm_batches.run(events[0].firm_id, events)
+            await mark_superseded(runtime.uow, absorbed)
+            await firm_batches.run(events[0].firm_id, events)
             return None
         except QuickBooksError as exc:
             if delay is None:
@@ -111,14 +102,6 @@ async def apply_with_retries(key: str, queued: list[QueuedEvent]) -> Exception |
             log.exception("account events failed", extra={"key": key})
             return exc
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def dead_letter(queued: list[QueuedEvent], error: Exception) -> None:
-    for item in queued:
-        message = item.message
-        await runtime.dead_letters.send(
-            ACCOUNT_EVENTS, message.partition, message.offset, message.key, message.value, error
-        )
 
 
 async def apply_account_queues(queues: list[list[AccountEvent]]) -> None:
@@ -143,9 +126,7 @@ async def account_event_agent(stream: Any) -> None:
         try:
             parsed = AccountEvent.model_validate_json(message.value)
         except ValidationError as exc:
-            await runtime.dead_letters.send(
-                ACCOUNT_EVENTS, message.partition, message.offset, message.key, message.value, exc
-            )
+            await runtime.dead_letters.send(ACCOUNT_EVENTS, message, exc)
             await manual.ack(event)
             continue
         key = f"{parsed.firm_id}:{parsed.account.id}"
