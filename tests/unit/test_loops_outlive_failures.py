@@ -92,10 +92,8 @@ class Letters:
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, str]] = []
 
-    async def send(
-        self, topic: str, partition: int, offset: int, key: Any, value: Any, error: Exception
-    ) -> None:
-        self.sent.append((topic, offset, str(error)))
+    async def send(self, topic: str, message: Any, error: Exception) -> None:
+        self.sent.append((topic, message.offset, str(error)))
 
 
 def record(offset: int) -> ConsumerRecord[bytes, bytes]:
