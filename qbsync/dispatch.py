@@ -44,6 +44,7 @@ class KeyedDispatcher(Generic[T]):
     ) -> None:
         self._handle = handle
         self._capacity = asyncio.Semaphore(capacity)
+        self._room = capacity
         self._absorb = absorb
         self._first_retry_delay = first_retry_delay
         self._queues: dict[str, list[tuple[T, Done]]] = {}
@@ -64,11 +65,16 @@ class KeyedDispatcher(Generic[T]):
                 await last_done()
                 return
         await self._capacity.acquire()
+        self._room -= 1
         if self._stopping.is_set():
             return
         self._queues.setdefault(key, []).append((item, done))
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key))
+
+    def room(self) -> int:
+        """How many more items may be submitted without waiting (absorbed ones cost none)."""
+        return self._room
 
     async def _work(self, key: str) -> None:
         try:
@@ -78,6 +84,7 @@ class KeyedDispatcher(Generic[T]):
                 for _, done in queued:
                     await done()
                     self._capacity.release()
+                    self._room += 1
         finally:
             del self._workers[key]
 

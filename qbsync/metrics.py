@@ -55,6 +55,11 @@ LINKS_CHANGED = Counter(
 FIELDS_WRITTEN = Counter(
     "qbsync_fields_written_total", "Synced field values written, by side", ["side", "field"]
 )
+CDC_POLLS_FAILED = Counter(
+    "qbsync_cdc_polls_failed_total",
+    "CDC rounds of one realm that failed (the other realms are polled all the same)",
+    ["reason"],
+)
 CONNECTIONS_NEEDING_RECONNECT = Gauge(
     "qbsync_connections_needing_reconnect", "Firms whose QuickBooks connection needs reconnecting"
 )

@@ -1,10 +1,12 @@
 """Faust apps for the matcher and the pusher, set up one way.
 
-Each service builds its app with `create_app`, declares its topics with `input_topic`
-(read by faust agents, message by message) or names them as `BatchInput`s (read by a
-`BatchConsumer` in the same worker, a batch at a time: qbsync/kafka/batches.py), and runs
-with `run_worker`, which starts the shared Runtime first (so a missing database gives one
-clear line, not a faust traceback) and stops it with the worker.
+Each service builds its app with `create_app` (its timers and tasks) and names its inputs:
+`BatchInput`s, read by a `BatchConsumer` in the same worker a batch at a time
+(qbsync/kafka/batches.py, the matcher), or an `AckedInput`, read by an
+`AcknowledgingConsumer` that commits only what its handler acknowledged
+(qbsync/kafka/acks.py, the pusher). It runs with `run_worker`, which starts the shared
+Runtime first (so a missing database gives one clear line, not a faust traceback) and
+stops it with the worker.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from mode.threads import WorkerThread
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
 from qbsync.eventloop import tune_garbage_collector
+from qbsync.kafka.acks import AckedInput, AcknowledgingConsumer
 from qbsync.kafka.batches import BatchConsumer, BatchInput
-from qbsync.kafka.topics import spec_of
 from qbsync.runtime import Runtime, exit_on_dependency_failure
 
 log = logging.getLogger("qbsync.streaming")
@@ -80,17 +82,6 @@ def create_app(service: str, settings: Settings, *, with_agents: bool = True) ->
     return app
 
 
-def input_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
-    spec_of(name)  # only catalogued topics may be consumed
-    return app.topic(
-        settings.QBSYNC_TOPIC_PREFIX + name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-
 class _RuntimeStopper(Service):
     """Stops the Runtime when the faust worker stops (after the app has stopped)."""
 
@@ -135,11 +126,12 @@ def run_worker(
     runtime: Runtime,
     on_started: Callable[[], Awaitable[None]] | None = None,
     batch_inputs: Sequence[BatchInput[Any]] = (),
+    acked_input: AckedInput | None = None,
 ) -> None:
-    """Start the runtime, then the faust worker (and a BatchConsumer of `batch_inputs` in
-    the service's group, if any); returns when SIGTERM/SIGINT stopped it. The worker stops
-    the app first, then the batch consumer (its batch in hand finishes and is committed),
-    then the runtime."""
+    """Start the runtime, then the faust worker (and a BatchConsumer of `batch_inputs`, or
+    an AcknowledgingConsumer of `acked_input`, in the service's group); returns when
+    SIGTERM/SIGINT stopped it. The worker stops the app first, then the consumer (what it
+    has in hand finishes and is committed), then the runtime."""
     tune_garbage_collector()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -159,8 +151,19 @@ def run_worker(
         loop.run_until_complete(runtime.stop())
         return
     services: list[Service] = [_RuntimeStopper(runtime, loop=loop)]
+    settings = runtime.settings
+    if acked_input is not None:
+        services.append(
+            AcknowledgingConsumer(
+                settings.KAFKA_BOOTSTRAP_SERVERS,
+                settings.QBSYNC_TOPIC_PREFIX,
+                group_of(runtime.service, settings),
+                acked_input,
+                connect_attempts=settings.QBSYNC_CONNECT_ATTEMPTS,
+                loop=loop,
+            )
+        )
     if batch_inputs:
-        settings = runtime.settings
         services.append(
             BatchConsumer(
                 settings.KAFKA_BOOTSTRAP_SERVERS,

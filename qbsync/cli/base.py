@@ -23,7 +23,9 @@ Subparsers = Any  # argparse's _SubParsersAction is private
 @asynccontextmanager
 async def database(settings: Settings, attempts: int = 3) -> AsyncIterator[Pool]:
     """A migrated pool for one command; closed afterwards."""
-    pool = await connect_pool(settings.DATABASE_URL, attempts=attempts, max_size=4)
+    pool = await connect_pool(
+        settings.DATABASE_URL, attempts=attempts, max_size=4, application_name="qbsync-cli"
+    )
     try:
         await migrate(pool)
         yield pool

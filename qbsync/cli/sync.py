@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from qbsync.db.pool import Pool
 from qbsync.db.runs import run_of_request, run_report
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import SYNC_REQUESTS
+from qbsync.retry import is_transient
 from schemas import SyncRequest
 
 APPEAR_TIMEOUT = 15.0  # how long to wait for the importer to open the run without --wait
@@ -66,15 +68,34 @@ async def request_syncs(settings: Settings, firm_ids: list[str], kind: str) -> l
 async def wait_for_run(
     pool: Pool, request: SyncRequest, *, until_finished: bool, timeout: float
 ) -> dict[str, Any] | None:
+    """The request's run once it exists (and, `until_finished`, has ended). PostgreSQL
+    restarting meanwhile is waited out like the services do, with one line when it goes
+    and one when it is back: the run goes on without us."""
     deadline = time.monotonic() + timeout
+    outage = False
     while time.monotonic() < deadline:
-        run_id = await run_of_request(pool, request.firm_id, request.request_id)
-        if run_id is not None:
-            report = await run_report(pool, run_id)
-            if report and (not until_finished or report["status"] in ("done", "failed")):
-                return report
+        try:
+            report = await _report_of_request(pool, request)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if not outage:
+                print(f"database unavailable ({exc}); still waiting", file=sys.stderr)
+            outage = True
+            report = None
+        else:
+            if outage:
+                print("database back; still waiting", file=sys.stderr)
+            outage = False
+        if report and (not until_finished or report["status"] in ("done", "failed")):
+            return report
         await asyncio.sleep(0.2)
     return None
+
+
+async def _report_of_request(pool: Pool, request: SyncRequest) -> dict[str, Any] | None:
+    run_id = await run_of_request(pool, request.firm_id, request.request_id)
+    return None if run_id is None else await run_report(pool, run_id)
 
 
 def describe(report: dict[str, Any]) -> str:

@@ -70,3 +70,9 @@ async def count_needing_reconnect(db: Db) -> int:
         "SELECT count(*) FROM connections WHERE status = 'needs_reconnect'"
     )
     return count
+
+
+async def connected_realms(db: Db) -> list[tuple[str, str]]:
+    """(firm_id, realm_id) of every usable connection."""
+    rows = await db.fetch("SELECT firm_id, realm_id FROM connections WHERE status = 'connected'")
+    return [(row["firm_id"], row["realm_id"]) for row in rows]

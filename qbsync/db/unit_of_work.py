@@ -181,6 +181,9 @@ class _Connections(_Bound, seam.Connections):
     async def count_needing_reconnect(self) -> int:
         return await connections.count_needing_reconnect(self._db)
 
+    async def connected_realms(self) -> list[tuple[str, str]]:
+        return await connections.connected_realms(self._db)
+
 
 class _Runs(_Bound, seam.Runs):
     async def open_or_join(

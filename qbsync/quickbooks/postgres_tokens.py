@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from qbsync.crypto import TokenCipher
+from qbsync.crypto import TokenCipher, TokenDecryptionError
 from qbsync.quickbooks.errors import NeedsReconnectError, NotConnectedError
 from qbsync.quickbooks.tokens import Renewal, StoredTokens
 
@@ -36,7 +36,10 @@ class PostgresTokenStore:
         self._cipher = cipher
 
     async def load(self, realm_id: str) -> StoredTokens:
-        return self._decode(realm_id, await self._pool.fetchrow(_SELECT, realm_id))
+        try:
+            return self._decode(realm_id, await self._pool.fetchrow(_SELECT, realm_id))
+        except _UnreadableTokens as exc:
+            raise await self._marked(realm_id, exc) from None
 
     async def save(self, realm_id: str, tokens: StoredTokens) -> None:
         await self._write(self._pool, realm_id, tokens)
@@ -54,13 +57,22 @@ class PostgresTokenStore:
         )
 
     async def rotate(self, realm_id: str, renew: Renewal) -> StoredTokens:
-        async with self._pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(_SELECT + " FOR UPDATE", realm_id)
-            current = self._decode(realm_id, row)
-            renewed = await renew(current)
-            if renewed is not current:
-                await self._write(connection, realm_id, renewed)
-            return renewed
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                row = await connection.fetchrow(_SELECT + " FOR UPDATE", realm_id)
+                current = self._decode(realm_id, row)
+                renewed = await renew(current)
+                if renewed is not current:
+                    await self._write(connection, realm_id, renewed)
+                return renewed
+        except _UnreadableTokens as exc:  # marked once the row's lock is released
+            raise await self._marked(realm_id, exc) from None
+
+    async def _marked(self, realm_id: str, exc: _UnreadableTokens) -> NeedsReconnectError:
+        """Tokens that no key of ours opens are as dead as a refused refresh token: the
+        connection needs reconnecting, and only this realm stops."""
+        await self.mark_needs_reconnect(realm_id, str(exc))
+        return NeedsReconnectError(realm_id=realm_id, operation="load_tokens", message=str(exc))
 
     async def _write(
         self,
@@ -89,8 +101,16 @@ class PostgresTokenStore:
                 detail=row["status_reason"] or "",
             )
         access = row["access_token_enc"]
-        return StoredTokens(
-            refresh_token=self._cipher.decrypt(bytes(row["refresh_token_enc"])),
-            access_token=self._cipher.decrypt(bytes(access)) if access is not None else None,
-            access_token_expires_at=row["access_token_expires_at"],
-        )
+        try:
+            return StoredTokens(
+                refresh_token=self._cipher.decrypt(bytes(row["refresh_token_enc"])),
+                access_token=self._cipher.decrypt(bytes(access)) if access is not None else None,
+                access_token_expires_at=row["access_token_expires_at"],
+            )
+        except TokenDecryptionError as exc:
+            raise _UnreadableTokens(str(exc)) from None
+
+
+class _UnreadableTokens(Exception):
+    """Raised inside the store only: the caller marks the connection, then raises
+    NeedsReconnectError."""

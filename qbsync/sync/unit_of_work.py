@@ -195,6 +195,10 @@ class Connections(ABC):
     @abstractmethod
     async def count_needing_reconnect(self) -> int: ...
 
+    @abstractmethod
+    async def connected_realms(self) -> list[tuple[str, str]]:
+        """(firm_id, realm_id) of every usable connection."""
+
 
 class Runs(ABC):
     """Sync Now runs and their steps, each step claimed under a lease by one process."""

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from aiohttp import web
 from aiokafka import ConsumerRecord
 
+from qbsync import metrics
 from qbsync.errors import ConfigurationError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
 from qbsync.process import run_until_signalled
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications, verify_signature
-from qbsync.retry import Backoff, pause_after_failure
+from qbsync.retry import Backoff, is_transient, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.sync.freshness import apply_change_notice, poll_realm
 from qbsync.sync.steps import import_run
@@ -126,22 +127,20 @@ class Importer:
             await wait_for_event(stopping, interval)
 
     async def poll_connected_realms(self) -> None:
-        rows = await self.runtime.pool.fetch(
-            "SELECT firm_id, realm_id FROM connections WHERE status = 'connected'"
-        )
-        for row in rows:
+        """One CDC round of every connected realm. A realm's failure stays that realm's
+        (logged and counted; a dead token marks its connection), except a dependency
+        being down (`is_transient`), which ends the round for the loop to wait out."""
+        uow = self.runtime.uow
+        for firm_id, realm_id in await uow.direct.connections.connected_realms():
             try:
                 await poll_realm(
-                    self.runtime.uow,
-                    self.runtime.producer,
-                    self.runtime.quickbooks,
-                    row["firm_id"],
-                    row["realm_id"],
+                    uow, self.runtime.producer, self.runtime.quickbooks, firm_id, realm_id
                 )
-            except (QuickBooksError, ConfigurationError) as exc:
-                log.warning(
-                    "CDC poll failed", extra={"realm_id": row["realm_id"], "reason": str(exc)}
-                )
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                metrics.CDC_POLLS_FAILED.labels(type(exc).__name__).inc()
+                log.warning("CDC poll failed", extra={"realm_id": realm_id, "reason": str(exc)})
 
 
 async def serve(runtime: Runtime, importer: Importer, stopping: asyncio.Event) -> None:

@@ -1,12 +1,12 @@
 """The pusher: turns Liscio account events into QuickBooks customer writes.
 
-One agent reads `liscio.account-events` with manual acknowledgements and hands each event
-to a dispatcher keyed by account: one account's events are applied in order, different
-accounts (and so different firms and realms) concurrently, and an event's offset is
-committed only after it was applied. Events of an account that arrive while its earlier
-ones are being applied wait, and an update arriving behind a waiting update takes its
-place at once (the waiting one is acknowledged and marked processed before the update that
-superseded it is applied): under a backlog (a burst, a throttled realm) superseded states
+An `AcknowledgingConsumer` (qbsync/kafka/acks.py) reads `liscio.account-events` and hands
+each event to a dispatcher keyed by account: one account's events are applied in order,
+different accounts (and so different firms and realms) concurrently, and a partition's
+offset is committed only past events that were applied. Events of an account that arrive
+while its earlier ones are being applied wait, and an update arriving behind a waiting
+update stands for both at once (the older of the two is acknowledged and marked processed
+before the newer is applied): under a backlog (a burst, a throttled realm) superseded states
 are never written, and the read-ahead holds each account's latest state rather than
 thousands of superseded ones, so every firm keeps work ready for its next window.
 
@@ -24,18 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
-from typing import Any
 
 from pydantic import ValidationError
 
 from qbsync.dispatch import GroupedRunner, KeyedDispatcher
+from qbsync.kafka.acks import Ack, AckedInput, Record
 from qbsync.kafka.topics import ACCOUNT_EVENTS
 from qbsync.observability import observe_message
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.retry import Backoff, is_transient, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
-from qbsync.streaming import create_app, input_topic, run_worker
+from qbsync.streaming import create_app, run_worker
 from qbsync.sync.account_events import (
     QueuedEvent,
     absorb,
@@ -50,8 +49,7 @@ log = logging.getLogger("qbsync.pusher")
 
 settings = settings_or_exit(SERVICE)
 runtime = Runtime(SERVICE, settings)
-app = create_app(SERVICE, settings)
-account_events = input_topic(app, settings, ACCOUNT_EVENTS)
+app = create_app(SERVICE, settings, with_agents=False)
 
 RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 # How many events may wait unapplied (an update absorbed by a later one no longer counts).
@@ -118,25 +116,25 @@ dispatcher: KeyedDispatcher[QueuedEvent] = KeyedDispatcher(
 )
 
 
-@app.agent(account_events)
-async def account_event_agent(stream: Any) -> None:
-    manual = stream.noack()
-    async for event in manual.events():
-        message = event.message
-        try:
-            parsed = AccountEvent.model_validate_json(message.value)
-        except ValidationError as exc:
-            await runtime.dead_letters.send(ACCOUNT_EVENTS, message, exc)
-            await manual.ack(event)
-            continue
-        key = f"{parsed.firm_id}:{parsed.account.id}"
-        await dispatcher.submit(key, QueuedEvent(parsed, message), partial(manual.ack, event))
+async def take_event(record: Record, ack: Ack) -> None:
+    """Queue one message of liscio.account-events; `ack` once its event is applied."""
+    try:
+        parsed = AccountEvent.model_validate_json(record.value or b"")
+    except ValidationError as exc:
+        await runtime.dead_letters.send(ACCOUNT_EVENTS, record, exc)
+        await ack()
+        return
+    key = f"{parsed.firm_id}:{parsed.account.id}"
+    await dispatcher.submit(key, QueuedEvent(parsed, record), ack)
 
 
-@app.on_before_shutdown.connect
-async def finish_applies_under_way(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-    """Sent by the stopping app after its consumer paused and before it commits."""
+async def finish_applies_under_way() -> None:
     await dispatcher.stop(STOP_GRACE_SECONDS)
+
+
+ACCOUNT_EVENTS_INPUT = AckedInput(
+    ACCOUNT_EVENTS, take_event, room=dispatcher.room, finish=finish_applies_under_way
+)
 
 
 @app.task
@@ -162,4 +160,4 @@ async def publish_outbox() -> None:
 
 
 def main() -> None:
-    run_worker(app, runtime)
+    run_worker(app, runtime, acked_input=ACCOUNT_EVENTS_INPUT)

@@ -308,3 +308,46 @@ async def uncommitted_account_events(system: System) -> int:
     group = next(g for g in report["groups"] if g["group"] == f"{system.prefix}qbsync-pusher")
     topic = system.prefix + ACCOUNT_EVENTS
     return sum(row["lag"] for row in group["partitions"] if row["topic"] == topic)
+
+
+async def test_random_redeliveries_while_updates_wait_end_in_the_last_state(
+    system: System,
+) -> None:
+    """Issue 11, defect 2: while each account's first update is being written (QuickBooks
+    holds the answers), its later updates wait, and Liscio redelivers events at random,
+    soon or late, the newest too. Every customer ends in its account's last state."""
+    rng = __import__("random").Random(113)
+    firm = await system.new_firm()
+    accounts = [f"a-r{n}" for n in range(6)]
+    links = {}
+    for account_id in accounts:
+        await firm.liscio.create(LiscioAccount(account_id, f"Redelivered {account_id}"))
+    for account_id in accounts:
+        links[account_id] = await wait_link(firm, account_id)
+
+    await system.admin.set_faults(firm.realm_id, latency_ms=400)  # updates wait behind
+    sent = []
+    for round_ in range(1, 6):
+        for account_id in accounts:
+            event = await firm.liscio.update(account_id, phone=f"512-555-{round_:04d}")
+            sent.append(event)
+            for again in rng.sample(sent, k=rng.randint(0, 2)):  # redeliveries
+                key = f"{firm.firm_id}:{again.account.id}"
+                await system.producer.send(ACCOUNT_EVENTS, key, again)
+    newest = sent[-len(accounts) :]
+    for event in newest:  # the newest of each account, once more, after all the others
+        await system.producer.send(ACCOUNT_EVENTS, f"{firm.firm_id}:{event.account.id}", event)
+    await eventually(
+        lambda: processed_by_pusher(system, [e.event_id for e in newest]),
+        timeout=60,
+        what="the newest events handled",
+    )
+    await system.admin.set_faults(firm.realm_id, latency_ms=0)
+
+    phones = {
+        account_id: (await firm.customer(str(link["customer_id"])))["PrimaryPhone"][
+            "FreeFormNumber"
+        ]
+        for account_id, link in links.items()
+    }
+    assert phones == dict.fromkeys(accounts, "512-555-0005")

@@ -121,3 +121,45 @@ async def test_invalid_grant_marks_the_connection_needs_reconnect(pool: Pool) ->
     assert row is not None and row["status"] == "needs_reconnect"
     assert "invalid_grant" in row["status_reason"]
     assert fake.token_requests == 1
+
+
+async def test_a_token_no_key_of_ours_opens_marks_only_its_realm(pool: Pool) -> None:
+    """Issue 11, defect 4: a stored token written under another QBSYNC_SECRET_KEY is a dead
+    connection (it needs reconnecting, with the reason), not an error that escapes as
+    something else; other realms' tokens still load."""
+    unreadable = await connected_realm(pool)
+    await pool.execute(
+        "UPDATE connections SET refresh_token_enc = $2 WHERE realm_id = $1",
+        unreadable,
+        TokenCipher("another-key").encrypt("rt-0"),
+    )
+    healthy = await connected_realm(pool)
+    store = PostgresTokenStore(pool, CIPHER)
+
+    with pytest.raises(NeedsReconnectError, match="cannot be decrypted"):
+        await store.load(unreadable)
+
+    row = await pool.fetchrow(
+        "SELECT status, status_reason FROM connections WHERE realm_id = $1", unreadable
+    )
+    assert row["status"] == "needs_reconnect"
+    assert "cannot be decrypted" in row["status_reason"]
+    assert (await store.load(healthy)).refresh_token == "rt-0"
+
+
+async def test_a_refresh_of_a_token_no_key_of_ours_opens_marks_it_too(pool: Pool) -> None:
+    realm = await connected_realm(pool)
+    await pool.execute(
+        "UPDATE connections SET refresh_token_enc = $2 WHERE realm_id = $1",
+        realm,
+        TokenCipher("another-key").encrypt("rt-0"),
+    )
+    store = PostgresTokenStore(pool, CIPHER)
+
+    async def renew(current: StoredTokens) -> StoredTokens:
+        raise AssertionError("never called: the stored token cannot be read")
+
+    with pytest.raises(NeedsReconnectError):
+        await asyncio.wait_for(store.rotate(realm, renew), 10)
+    status = await pool.fetchval("SELECT status FROM connections WHERE realm_id = $1", realm)
+    assert status == "needs_reconnect"

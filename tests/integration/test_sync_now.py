@@ -477,3 +477,28 @@ async def test_the_matcher_rebuilds_its_copy_from_qbo_customers_and_reaches_the_
     }
     assert links_after == links_before
     assert len(await firm.writes()) == writes
+
+
+async def test_a_sync_now_while_the_pusher_writes_the_firms_customers_finishes(
+    system: System,
+) -> None:
+    """Issue 11: the pusher's writes of a firm's customers reach `qbo.customers` while a
+    Sync Now imports the same customers, so the run's import record and our later write of
+    a customer often meet in one matcher batch. The run must still finish, every time."""
+    names = [f"Busy Client {n:02d}" for n in range(40)]
+    firm = await system.new_firm(*({"name": name} for name in names))
+    for n, name in enumerate(names):
+        await firm.liscio.create(LiscioAccount(f"a-{n}", name, status="Prospect"))
+    assert (await firm.sync())["status"] == "done"  # linked
+
+    async def keep_updating() -> None:
+        for round_ in range(5):
+            for n in range(len(names)):
+                await firm.liscio.update(f"a-{n}", phone=f"512-555-{round_}{n:03d}")
+            await asyncio.sleep(0)
+
+    updates = asyncio.create_task(keep_updating())
+    reports = [await firm.sync() for _ in range(3)]
+    await updates
+
+    assert [r["status"] for r in reports] == ["done"] * 3, reports

@@ -405,6 +405,10 @@ class _Connections(_Memory, seam.Connections):
         async with self._access() as s:
             return sum(1 for c in s.connections.values() if c.status == "needs_reconnect")
 
+    async def connected_realms(self) -> list[tuple[str, str]]:
+        async with self._access() as s:
+            return [(c.firm_id, c.realm_id) for c in s.connections.values() if c.usable]
+
 
 def _claimable(step: StepRow) -> bool:
     return step.status == "pending" or (

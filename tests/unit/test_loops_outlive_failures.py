@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
-from qbsync import retry
+from qbsync import metrics, retry
+from qbsync.crypto import TokenDecryptionError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.retry import Backoff
 from services.importer import app as importer_app
@@ -71,7 +72,7 @@ async def test_the_change_poller_outlives_a_dropped_connection(
     stopping = asyncio.Event()
     rounds = 0
 
-    async def fetch(query: str) -> list[object]:
+    async def connected_realms() -> list[tuple[str, str]]:
         nonlocal rounds
         rounds += 1
         if rounds == 1:
@@ -79,10 +80,9 @@ async def test_the_change_poller_outlives_a_dropped_connection(
         stopping.set()
         return []
 
-    runtime = SimpleNamespace(
-        pool=SimpleNamespace(fetch=fetch),
-        settings=SimpleNamespace(QBSYNC_CDC_INTERVAL_SECONDS=0.0),
-    )
+    uow = MemoryUnitOfWork()
+    setattr(uow.direct.connections, "connected_realms", connected_realms)  # noqa: B010
+    runtime = SimpleNamespace(uow=uow, settings=SimpleNamespace(QBSYNC_CDC_INTERVAL_SECONDS=0.0))
     importer = importer_app.Importer(cast(Any, runtime))
     await asyncio.wait_for(importer.poll_changes(stopping), 1)
     assert rounds == 2 and no_real_pauses == [0.2]
@@ -150,3 +150,39 @@ async def test_a_consumer_stopped_while_a_message_waits_leaves_it_for_later() ->
     loop.stop_soon()
     assert await loop._handle(record(9)) is False
     assert letters.sent == []
+
+
+async def test_one_realms_failure_stays_that_realms_and_the_others_are_polled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 11, defect 4: a token that cannot be decrypted (or any other failure of one
+    realm) is logged and counted, and the round goes on with the other realms; only a
+    dependency being down ends the round, for the loop to wait out."""
+    polled: list[str] = []
+    failures: dict[str, Exception] = {"r-bad": TokenDecryptionError("stored token cannot be")}
+
+    uow = MemoryUnitOfWork()
+    for realm_id in ("r-1", "r-bad", "r-2"):
+        uow.connect(f"f-{realm_id}", realm_id)
+
+    async def poll_realm(uow: Any, producer: Any, qb: Any, firm_id: str, realm_id: str) -> int:
+        if realm_id in failures:
+            raise failures[realm_id]
+        polled.append(realm_id)
+        return 0
+
+    monkeypatch.setattr(importer_app, "poll_realm", poll_realm)
+    runtime = SimpleNamespace(uow=uow, producer=None, quickbooks=None)
+    importer = importer_app.Importer(cast(Any, runtime))
+    counted = metrics.CDC_POLLS_FAILED.labels("TokenDecryptionError")
+    before = counted._value.get()
+
+    await importer.poll_connected_realms()
+
+    assert polled == ["r-1", "r-2"]
+    assert counted._value.get() == before + 1
+    failures["r-bad"] = DROPPED
+    polled.clear()
+    with pytest.raises(asyncpg.exceptions.ConnectionDoesNotExistError):
+        await importer.poll_connected_realms()
+    assert polled == ["r-1"]
