@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag clean
+        schemas bench bench-client bench-sync bench-pusher bench-lag chaos clean
 
 help:
 	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
@@ -16,6 +16,7 @@ help:
 	@echo "make services-up    start Kafka and PostgreSQL (writes .run/services.env)"
 	@echo "make services-down  stop them"
 	@echo "make bench          every benchmark (see bench/README.md)"
+	@echo "make chaos          ten minutes of faults, the history checked (bench/chaos.py)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +58,9 @@ bench: bench-client bench-sync bench-pusher bench-lag
 
 bench-client: venv
 	$(BIN)/python -m bench.client_bench
+
+chaos: venv services-up
+	$(BIN)/python -m bench.chaos
 
 bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench

@@ -5,9 +5,11 @@ and sending from its own threads. Messages are not confirmed one by one: a batch
 confirmed as a whole by `BulkBatch.confirm()` (flush, then a check that none failed), and
 the caller marks its work done only after that, so delivery stays at-least-once.
 
-Same settings as the aiokafka `Producer` where they matter: idempotent, acks=all, and
-Kafka's default partitioner (murmur2 of the key, like aiokafka's DefaultPartitioner), so a
-key lands on the same partition whichever producer sent it and per-key order holds.
+Same settings as the aiokafka `Producer` where they matter: acks=all (librdkafka's
+idempotence stays on: it recovers its sequence numbers after a broker restart, which
+aiokafka's does not), and Kafka's default partitioner (murmur2 of the key, like
+aiokafka's DefaultPartitioner), so a key lands on the same partition whichever producer
+sent it and per-key order holds.
 """
 
 from __future__ import annotations

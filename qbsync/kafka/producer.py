@@ -27,7 +27,14 @@ def encode(value: BaseModel | dict[str, Any]) -> bytes:
 
 
 class Producer:
-    """Sends JSON values with UTF-8 keys to prefixed topic names; idempotent, acks=all."""
+    """Sends JSON values with UTF-8 keys to prefixed topic names; acks=all.
+
+    Not idempotent: after a broker restart aiokafka's idempotent producer can be left with
+    sequence numbers the broker refuses for ever (OutOfOrderSequenceNumber on every send,
+    aio-libs/aiokafka#1017; `make chaos` met it on the first run: the importer and Liscio's
+    stand-in stopped producing). Order per partition holds without it (aiokafka keeps one
+    batch per partition in flight), and a batch written twice after a lost answer is a
+    duplicate message every consumer here already tolerates (event ids, upserts)."""
 
     def __init__(self, bootstrap: str, prefix: str = "") -> None:
         self.prefix = prefix
@@ -36,7 +43,7 @@ class Producer:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
-            enable_idempotence=True,
+            enable_idempotence=False,
             linger_ms=5,
             max_batch_size=256 * 1024,
         )

@@ -3,6 +3,7 @@ command line of the project, such as `qbsync emulator`)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -11,6 +12,16 @@ import tempfile
 from pathlib import Path
 
 from tests.support.stack import REPO
+
+
+def _die_with_parent() -> None:
+    """In the child: killed when the process that started it dies (a test run that is
+    killed must not leave services running against the shared broker and database)."""
+    if sys.platform == "linux":
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 class ServiceProcess:
@@ -26,6 +37,7 @@ class ServiceProcess:
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
 
     def output(self) -> str:
