@@ -7,7 +7,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import asyncpg
@@ -52,7 +52,7 @@ async def with_backoff(
     max_delay: float = 8.0,
 ) -> T:
     """Call `attempt` until it succeeds, at most `attempts` times, one log line per failure."""
-    delay = first_delay
+    backoff = Backoff(first=first_delay, cap=max_delay)
     last: BaseException | None = None
     for number in range(1, attempts + 1):
         try:
@@ -67,23 +67,30 @@ async def with_backoff(
             "%s unreachable (attempt %d of %d): %s", what, number, attempts, last or type(last)
         )
         if number < attempts:
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
-            delay = min(delay * 2, max_delay)
+            await asyncio.sleep(backoff.next_delay())
     raise DependencyUnavailable(f"{what} unreachable after {attempts} attempts: {last}")
 
 
 @dataclass
 class Backoff:
     """Pauses between attempts of work that must go on (a loop of a service, a message):
-    `first`, then twice as long each time up to `cap`; `reset()` after a success."""
+    about `first`, then twice as long each time up to `cap`; `reset()` after a success.
+    Each pause is drawn between half its ceiling and the ceiling, so the instances that
+    met one outage do not all try again at the same instant."""
 
     first: float = 0.2
     cap: float = 10.0
     failures: int = 0
+    draw: Callable[[], float] = field(default=random.random, repr=False)
+
+    def ceiling(self) -> float:
+        """The longest the next pause may be."""
+        return min(self.cap, self.first * 2.0**self.failures)
 
     def next_delay(self) -> float:
+        ceiling = self.ceiling()
         self.failures += 1
-        return min(self.cap, self.first * 2.0 ** (self.failures - 1))
+        return ceiling * (0.5 + self.draw() / 2)
 
     def reset(self) -> None:
         self.failures = 0

@@ -18,6 +18,7 @@ from qbsync.crypto import TokenCipher
 from qbsync.db import connect_pool, migrate
 from qbsync.db.outbox import OutboxRelay
 from qbsync.db.pool import Pool
+from qbsync.db.unit_of_work import PostgresUnitOfWork
 from qbsync.errors import ConfigurationError, DependencyUnavailable
 from qbsync.http import ServiceHttpServer
 from qbsync.kafka.admin import ensure_topics
@@ -49,6 +50,7 @@ class Runtime:
     service: str
     settings: Settings
     pool: Pool = field(init=False)
+    uow: PostgresUnitOfWork = field(init=False)  # what the use cases get: never the pool
     producer: Producer = field(init=False)
     dead_letters: DeadLetterSink = field(init=False)
     http: ServiceHttpServer = field(init=False)
@@ -65,6 +67,7 @@ class Runtime:
             max_size=30,
             application_name=f"qbsync-{self.service}",
         )
+        self.uow = PostgresUnitOfWork(self.pool)
         await migrate(self.pool)
         await ensure_topics(
             s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX, s.QBSYNC_CONNECT_ATTEMPTS

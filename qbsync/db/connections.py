@@ -9,11 +9,18 @@ from qbsync.db.pool import Db
 
 
 @dataclass(frozen=True)
-class Connection:
+class QuickBooksConnection:
+    """A firm's QuickBooks connection (its realm and whether it works), not a database one."""
+
     firm_id: str
     realm_id: str
     status: str
     status_reason: str | None
+
+    @property
+    def usable(self) -> bool:
+        """Whether QuickBooks may be called for the firm (not waiting for a reconnect)."""
+        return self.status == "connected"
 
 
 async def store_connection(
@@ -42,20 +49,27 @@ async def remove_connection(db: Db, firm_id: str) -> bool:
     return (await db.execute("DELETE FROM connections WHERE firm_id = $1", firm_id)) != "DELETE 0"
 
 
-async def get_connection(db: Db, firm_id: str) -> Connection | None:
+async def get_connection(db: Db, firm_id: str) -> QuickBooksConnection | None:
     row = await db.fetchrow(
         "SELECT firm_id, realm_id, status, status_reason FROM connections WHERE firm_id = $1",
         firm_id,
     )
-    return Connection(**dict(row)) if row else None
+    return QuickBooksConnection(**dict(row)) if row else None
 
 
-async def connection_of_realm(db: Db, realm_id: str) -> Connection | None:
+async def connection_of_realm(db: Db, realm_id: str) -> QuickBooksConnection | None:
     row = await db.fetchrow(
         "SELECT firm_id, realm_id, status, status_reason FROM connections WHERE realm_id = $1",
         realm_id,
     )
-    return Connection(**dict(row)) if row else None
+    return QuickBooksConnection(**dict(row)) if row else None
+
+
+async def count_needing_reconnect(db: Db) -> int:
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM connections WHERE status = 'needs_reconnect'"
+    )
+    return count
 
 
 async def connected_realms(db: Db) -> list[tuple[str, str]]:

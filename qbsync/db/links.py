@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from qbsync.db.pool import Connection, Db, EncodedJson
+from qbsync.db.pool import Db, EncodedJson
 from qbsync.domain.matching import Ambiguity
 
 
@@ -43,7 +43,7 @@ _COLUMNS = "firm_id, account_id, realm_id, customer_id, how, linked_at, first_sy
 
 
 async def insert_links(
-    conn: Connection,
+    db: Db,
     firm_id: str,
     realm_id: str,
     pairs: Sequence[tuple[str, str]],
@@ -54,7 +54,7 @@ async def insert_links(
     already is skipped (the constraints decide, not a prior read). Returns those inserted.
     `first_synced`, one flag per pair: the link's first sync is recorded in this same
     transaction (`first_synced_at` is set now); otherwise it is owed."""
-    rows = await conn.fetch(
+    rows = await db.fetch(
         f"""
         INSERT INTO links (firm_id, account_id, realm_id, customer_id, how, first_synced_at)
         SELECT $1, a, $2, c, $3, CASE WHEN s THEN now() END
@@ -72,8 +72,8 @@ async def insert_links(
     return [Link.from_row(r) for r in rows]
 
 
-async def delete_link(conn: Connection, firm_id: str, account_id: str) -> Link | None:
-    row = await conn.fetchrow(
+async def delete_link(db: Db, firm_id: str, account_id: str) -> Link | None:
+    row = await db.fetchrow(
         f"DELETE FROM links WHERE firm_id = $1 AND account_id = $2 RETURNING {_COLUMNS}",
         firm_id,
         account_id,
@@ -104,8 +104,8 @@ async def links_of_firm(db: Db, firm_id: str) -> list[Link]:
     return [Link.from_row(r) for r in rows]
 
 
-async def mark_first_synced(conn: Connection, firm_id: str, account_ids: Sequence[str]) -> None:
-    await conn.execute(_MARK_FIRST_SYNCED, firm_id, list(account_ids))
+async def mark_first_synced(db: Db, firm_id: str, account_ids: Sequence[str]) -> None:
+    await db.execute(_MARK_FIRST_SYNCED, firm_id, list(account_ids))
 
 
 # Each link found by its key (a LATERAL subquery with a LIMIT runs once per account), then
@@ -123,10 +123,10 @@ UPDATE links SET first_synced_at = now()
 
 
 async def replace_ambiguities(
-    conn: Connection, firm_id: str, found: Sequence[Ambiguity], run_id: str | None
+    db: Db, firm_id: str, found: Sequence[Ambiguity], run_id: str | None
 ) -> None:
-    await conn.execute("DELETE FROM ambiguities WHERE firm_id = $1", firm_id)
-    await conn.executemany(
+    await db.execute("DELETE FROM ambiguities WHERE firm_id = $1", firm_id)
+    await db.executemany(
         "INSERT INTO ambiguities (firm_id, name_folded, account_ids, customer_ids, run_id)"
         " VALUES ($1, $2, $3, $4, $5)",
         [
@@ -175,11 +175,11 @@ _AUDIT_COLUMNS = (
 )
 
 
-async def record_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+async def record_audit(db: Db, entries: Sequence[AuditEntry]) -> None:
     """Append the entries to the audit log inside the caller's transaction (one COPY)."""
     if not entries:
         return
-    await conn.copy_records_to_table(
+    await db.copy_records_to_table(
         "audit_log",
         columns=_AUDIT_COLUMNS,
         records=[

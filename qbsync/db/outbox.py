@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 from pydantic import BaseModel
 
-from qbsync.db.pool import Connection
+from qbsync.db.pool import Db
 from qbsync.kafka.bulk import BulkBatch
 from qbsync.kafka.producer import Producer
 from qbsync.retry import Backoff, pause_after_failure
@@ -26,13 +26,13 @@ _RELAY_LOCK = 0x4F5554424F58  # "OUTBOX"
 MAX_RETRY_SECONDS = 10.0
 
 
-async def enqueue(conn: Connection, messages: Sequence[tuple[str, str, BaseModel | str]]) -> None:
+async def enqueue(db: Db, messages: Sequence[tuple[str, str, BaseModel | str]]) -> None:
     """(topic, key, value) rows to publish once the caller's transaction commits (one COPY).
     Each value is stored as the JSON that will be published: a model's JSON, or JSON text
     its writer already encoded as that model's (qbsync/sync/encoded.py)."""
     if not messages:
         return
-    await conn.copy_records_to_table(
+    await db.copy_records_to_table(
         "outbox",
         columns=("topic", "key", "value"),
         records=[

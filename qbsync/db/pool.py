@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Union
 
 import asyncpg
@@ -71,3 +73,15 @@ async def connect_pool(
 # What repository functions accept: a connection (plain or from the pool) or the pool.
 Connection = Union["asyncpg.Connection[Any]", "PoolConnectionProxy[Any]"]
 Db = Union["asyncpg.Connection[Any]", "PoolConnectionProxy[Any]", "asyncpg.Pool[Any]"]
+
+
+@asynccontextmanager
+async def transaction_on(db: Db) -> AsyncIterator[Connection]:
+    """A transaction: of its own on a pool connection, or within the caller's on a
+    connection (a savepoint there), so a repository works both ways."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with db.transaction():
+            yield db

@@ -15,11 +15,20 @@ from typing import Any, Literal
 
 import asyncpg
 
-from qbsync.db.pool import Db
+from qbsync.db.pool import Db, transaction_on
 
 Step = Literal["import", "match", "push"]
 STEPS: tuple[Step, ...] = ("import", "match", "push")
 LEASE_SECONDS = 120
+_LEASED = f"lease_until = now() + make_interval(secs => {LEASE_SECONDS})"
+
+
+def _claimable(step: str) -> str:
+    """The condition on a step row (`step`: its alias) that another process may claim it:
+    pending, or running under a lease that ran out."""
+    return (
+        f"({step}.status = 'pending' OR ({step}.status = 'running' AND {step}.lease_until < now()))"
+    )
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,11 @@ class Run:
 
 
 async def open_or_join_run(
-    db: asyncpg.Pool, firm_id: str, request_id: str, kind: str, requested_at: datetime
+    db: Db, firm_id: str, request_id: str, kind: str, requested_at: datetime
 ) -> tuple[Run, bool]:
     """The firm's open run with this request added, or a new one. Returns (run, created).
     Redelivery of a request that already belongs to a run returns that run."""
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction_on(db) as conn:
         # Serialise requests of one firm so two at once cannot both create a run.
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended('run:' || $1, 0))", firm_id
@@ -83,12 +92,11 @@ async def claim_step(db: Db, step: Step) -> Run | None:
     row = await db.fetchrow(
         f"""
         UPDATE sync_run_steps s SET status = 'running', started_at = COALESCE(started_at, now()),
-               lease_until = now() + make_interval(secs => {LEASE_SECONDS})
+               {_LEASED}
          WHERE (s.run_id, s.step) = (
                SELECT c.run_id, c.step FROM sync_run_steps c
                  JOIN sync_runs r ON r.run_id = c.run_id
-                WHERE c.step = $1 AND r.status IN ('pending', 'running')
-                  AND (c.status = 'pending' OR (c.status = 'running' AND c.lease_until < now()))
+                WHERE c.step = $1 AND r.status IN ('pending', 'running') AND {_claimable("c")}
                 ORDER BY r.requested_at
                 LIMIT 1 FOR UPDATE OF c SKIP LOCKED)
         RETURNING run_id
@@ -109,12 +117,11 @@ async def claim_step(db: Db, step: Step) -> Run | None:
 async def runs_waiting_for(db: Db, step: Step, after: Step) -> list[tuple[Run, dict[str, Any]]]:
     """Runs whose `step` is still pending while `after` is done, with `after`'s counts."""
     rows = await db.fetch(
-        """
+        f"""
         SELECT r.*, p.counts AS after_counts FROM sync_runs r
           JOIN sync_run_steps s ON s.run_id = r.run_id AND s.step = $1
           JOIN sync_run_steps p ON p.run_id = r.run_id AND p.step = $2
-         WHERE r.status = 'running' AND p.status = 'done'
-           AND (s.status = 'pending' OR (s.status = 'running' AND s.lease_until < now()))
+         WHERE r.status = 'running' AND p.status = 'done' AND {_claimable("s")}
         """,
         step,
         after,
@@ -125,10 +132,9 @@ async def runs_waiting_for(db: Db, step: Step, after: Step) -> list[tuple[Run, d
 async def claim_specific_step(db: Db, run_id: str, step: Step) -> bool:
     status = await db.execute(
         f"""
-        UPDATE sync_run_steps SET status = 'running', started_at = COALESCE(started_at, now()),
-               lease_until = now() + make_interval(secs => {LEASE_SECONDS})
-         WHERE run_id = $1 AND step = $2
-           AND (status = 'pending' OR (status = 'running' AND lease_until < now()))
+        UPDATE sync_run_steps s SET status = 'running', started_at = COALESCE(started_at, now()),
+               {_LEASED}
+         WHERE run_id = $1 AND step = $2 AND {_claimable("s")}
         """,
         uuid.UUID(run_id),
         step,
@@ -138,8 +144,8 @@ async def claim_specific_step(db: Db, run_id: str, step: Step) -> bool:
 
 async def renew_lease(db: Db, run_id: str, step: Step) -> None:
     await db.execute(
-        f"UPDATE sync_run_steps SET lease_until = now() + make_interval(secs => {LEASE_SECONDS})"
-        " WHERE run_id = $1 AND step = $2 AND status = 'running'",
+        f"UPDATE sync_run_steps SET {_LEASED} WHERE run_id = $1 AND step = $2"
+        " AND status = 'running'",
         uuid.UUID(run_id),
         step,
     )
@@ -152,10 +158,10 @@ async def set_run_realm(db: Db, run_id: str, realm_id: str) -> None:
 
 
 async def finish_step(
-    db: asyncpg.Pool, run_id: str, step: Step, counts: dict[str, int], *, failure: str | None = None
+    db: Db, run_id: str, step: Step, counts: dict[str, int], *, failure: str | None = None
 ) -> None:
     """Record the step's outcome; a failed step fails the run, the last step done ends it."""
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction_on(db) as conn:
         await conn.execute(
             "UPDATE sync_run_steps SET status = $3, counts = $4::text::jsonb, reason = $5,"
             " finished_at = now(), lease_until = NULL WHERE run_id = $1 AND step = $2",

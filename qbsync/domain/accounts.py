@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 PROSPECT = "prospect"
+ARCHIVED_IN_LISCIO = "account archived in Liscio"
 
 
 def is_prospect(status: str | None) -> bool:
@@ -27,7 +28,7 @@ def delink_reason(
     """Why a link must go, or None. Nothing is ever auto-deleted: an archived account's
     customer stays in QuickBooks, a deactivated customer's account stays in Liscio."""
     if account_archived:
-        return "account archived in Liscio"
+        return ARCHIVED_IN_LISCIO
     if customer_deleted:
         return "customer deleted or merged away in QuickBooks"
     if not customer_active:

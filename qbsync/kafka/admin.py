@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -13,9 +15,15 @@ from qbsync.retry import with_backoff
 log = logging.getLogger("qbsync.kafka")
 
 
-async def connect_admin(bootstrap: str, attempts: int = 10) -> AIOKafkaAdminClient:
+async def connect_admin(
+    bootstrap: str, attempts: int = 10, request_timeout_ms: int = 10000
+) -> AIOKafkaAdminClient:
+    """A started admin client (the caller closes it), reached with bounded retries."""
+
     async def attempt() -> AIOKafkaAdminClient:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms
+        )
         try:
             await admin.start()
         except BaseException:
@@ -26,10 +34,19 @@ async def connect_admin(bootstrap: str, attempts: int = 10) -> AIOKafkaAdminClie
     return await with_backoff("Kafka", attempt, attempts)
 
 
-async def ensure_topics(bootstrap: str, prefix: str = "", attempts: int = 10) -> list[str]:
-    """Create every missing topic of the catalogue; returns the names created."""
+@asynccontextmanager
+async def kafka_admin(bootstrap: str, attempts: int = 10) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client for the block, closed after it."""
     admin = await connect_admin(bootstrap, attempts)
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, prefix: str = "", attempts: int = 10) -> list[str]:
+    """Create every missing topic of the catalogue; returns the names created."""
+    async with kafka_admin(bootstrap, attempts) as admin:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
@@ -51,5 +68,3 @@ async def ensure_topics(bootstrap: str, prefix: str = "", attempts: int = 10) ->
         if created:
             log.info("created topics", extra={"topics": created})
         return created
-    finally:
-        await admin.close()

@@ -74,9 +74,7 @@ async def process_batch(
             parsed.append((record, model.model_validate_json(record.value or b"")))
         except ValidationError as exc:
             metrics.MESSAGES_FAILED.labels(topic).inc()
-            await dead_letters.send(
-                topic, record.partition, record.offset, record.key, record.value, exc
-            )
+            await dead_letters.send(topic, record, exc)
     if parsed:
         await _handle_or_isolate(parsed, source, dead_letters)
     metrics.MESSAGES_CONSUMED.labels(topic).inc(len(records))
@@ -104,9 +102,7 @@ async def _handle_or_isolate(
                 log.error(
                     "message failed: %s", exc, extra={"topic": topic, "offset": record.offset}
                 )
-                await dead_letters.send(
-                    topic, record.partition, record.offset, record.key, record.value, exc
-                )
+                await dead_letters.send(topic, record, exc)
                 return
             log.warning(
                 "batch failed, isolating the failing message: %s", exc, extra={"topic": topic}

@@ -74,22 +74,26 @@ class ConsumerLoop:
         message to the dead-letter topic with its reason, and the partition moves on."""
         topic = record.topic.removeprefix(self.prefix)
         backoff = Backoff()
-        while True:
-            try:
-                with observe_message(topic):
+        with observe_message(topic) as observed:  # one message, however many attempts
+            while True:
+                try:
                     await self.handlers[topic](record)
-                return True
-            except Exception as exc:
-                if is_transient(exc):
-                    await pause_after_failure(
-                        f"{topic} message at offset {record.offset}", exc, backoff, self._stopping
-                    )
-                    if self._stopping.is_set():
-                        return False
-                    continue
-                if not isinstance(exc, ValidationError | InvalidMessage):
-                    log.exception("message failed", extra={"topic": topic, "offset": record.offset})
-                await self.dead_letters.send(
-                    topic, record.partition, record.offset, record.key, record.value, exc
-                )
-                return True
+                    return True
+                except Exception as exc:
+                    if is_transient(exc):
+                        await pause_after_failure(
+                            f"{topic} message at offset {record.offset}",
+                            exc,
+                            backoff,
+                            self._stopping,
+                        )
+                        if self._stopping.is_set():
+                            return False
+                        continue
+                    if not isinstance(exc, ValidationError | InvalidMessage):
+                        log.exception(
+                            "message failed", extra={"topic": topic, "offset": record.offset}
+                        )
+                    observed.mark_failed()
+                    await self.dead_letters.send(topic, record, exc)
+                    return True

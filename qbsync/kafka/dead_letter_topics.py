@@ -22,7 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from qbsync.errors import QbsyncError
-from qbsync.kafka.admin import connect_admin
+from qbsync.kafka.admin import kafka_admin
 from qbsync.kafka.dead_letter_view import StoredDeadLetter, parse_dead_letter
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import all_specs, dlq_of
@@ -211,13 +211,10 @@ class _Reader:
                 yield record
 
     async def _partition_numbers(self) -> list[int]:
-        admin = await connect_admin(self.topic.bootstrap, self.attempts)
-        try:
+        async with kafka_admin(self.topic.bootstrap, self.attempts) as admin:
             # All topics, not just this one: asking for a missing topic by name would have a
             # broker with auto.create.topics.enable create it.
             described = await admin.describe_topics()
-        finally:
-            await admin.close()
         found = next((t for t in described if t["topic"] == self.topic.name), None)
         if not found or found["error_code"] or not found["partitions"]:
             raise DeadLetterError(

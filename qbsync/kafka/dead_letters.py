@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from datetime import UTC, datetime
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -26,21 +27,32 @@ def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class Received(Protocol):
+    """A consumed message as aiokafka's ConsumerRecord and faust's Message both give it."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 class DeadLetterSink:
     def __init__(self, producer: Producer, service: str) -> None:
         self.producer = producer
         self.service = service
 
-    async def send(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        error: Exception | str,
-    ) -> None:
+    async def send(self, topic: str, message: Received, error: Exception | str) -> None:
         """`topic` is the unprefixed name of the topic the message came from."""
+        partition, offset, key, value = (
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+        )
         reason = error if isinstance(error, str) else describe(error)
         letter = DeadLetter(
             error=reason,

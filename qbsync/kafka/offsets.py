@@ -17,12 +17,12 @@ import time
 from types import TracebackType
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, NotCoordinatorForGroupError
 from aiokafka.protocol.offset import OffsetRequest
 
 from qbsync.errors import DependencyUnavailable
+from qbsync.kafka.admin import connect_admin
 from qbsync.kafka.lag import OffsetsSnapshot, PartitionOffsets, TopicPartitionKey
 from qbsync.retry import with_backoff
 
@@ -43,17 +43,6 @@ class OffsetsCollector:
         self._coordinators: dict[str, int] = {}
 
     async def start(self, attempts: int = 3) -> None:
-        async def connect_admin() -> Any:
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=self._timeout_ms
-            )
-            try:
-                await admin.start()
-            except BaseException:
-                await admin.close()
-                raise
-            return admin
-
         async def connect_offsets_client() -> Any:
             # A bare client: it only asks partition leaders for offsets.
             client = AIOKafkaClient(
@@ -66,7 +55,7 @@ class OffsetsCollector:
                 raise
             return client
 
-        self._admin = await with_backoff("Kafka", connect_admin, attempts)
+        self._admin = await connect_admin(self.bootstrap, attempts, self._timeout_ms)
         self._offsets = await with_backoff("Kafka", connect_offsets_client, attempts)
 
     async def close(self) -> None:

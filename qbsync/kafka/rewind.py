@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from qbsync.errors import QbsyncError
-from qbsync.kafka.admin import connect_admin
+from qbsync.kafka.admin import kafka_admin
 
 
 class RewindError(QbsyncError):
@@ -19,11 +19,8 @@ async def rewind_group(bootstrap: str, prefix: str, group: str, topic: str) -> i
     """Commit the earliest offsets of every partition of `topic` for `group`; returns the
     number of partitions rewound. Kafka refuses while the group has active members, so the
     group's service must be stopped first."""
-    admin = await connect_admin(bootstrap, attempts=3)
-    try:
+    async with kafka_admin(bootstrap, attempts=3) as admin:
         (described,) = await admin.describe_topics([prefix + topic])
-    finally:
-        await admin.close()
     partitions = [p["partition"] for p in described["partitions"]]
     if described["error_code"] or not partitions:
         raise RewindError(f"topic {topic} not found")

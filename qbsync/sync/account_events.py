@@ -22,20 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qbsync import metrics
-from qbsync.db.accounts import record_pushed_statuses, status_last_pushed, store_accounts
-from qbsync.db.connections import get_connection
-from qbsync.db.links import link_of_account
-from qbsync.db.pairs import load_pairs
-from qbsync.db.pending_creates import unfinished_creates
-from qbsync.db.pool import Pool
-from qbsync.db.processed import mark_processed, processed_among
 from qbsync.domain.accounts import is_prospect, may_create_in_quickbooks
 from qbsync.quickbooks.errors import NeedsReconnectError, QuickBooksError
 from qbsync.sync.creating import create_or_link
-from qbsync.sync.locks import lock_accounts
-from qbsync.sync.pairs import apply_plans, calling_transaction, plan_for, sync_account
+from qbsync.sync.pairs import apply_plans, plan_for, sync_account
 from qbsync.sync.ports import CustomerGateway
-from qbsync.sync.removal import delink_account
+from qbsync.sync.removal import delink_archived
+from qbsync.sync.unit_of_work import UnitOfWork
 from schemas import AccountEvent
 
 log = logging.getLogger("qbsync.sync.account_events")
@@ -103,7 +96,7 @@ def without(event_id: str, ids: Sequence[str]) -> list[str]:
 
 
 async def handle_account_events(
-    pool: Pool, quickbooks: CustomerGateway, events: Sequence[AccountEvent]
+    uow: UnitOfWork, quickbooks: CustomerGateway, events: Sequence[AccountEvent]
 ) -> None:
     """Events of any accounts, in order per account. The accounts of a firm that are linked
     and got only updates are synced together (`sync_linked_updates`); every other account's
@@ -121,11 +114,11 @@ async def handle_account_events(
             one_by_one.append(queued)
     failures: list[Exception] = []
     for firm_id, updates in updates_by_firm.items():
-        batch = await sync_linked_updates(pool, quickbooks, firm_id, updates)
+        batch = await sync_linked_updates(uow, quickbooks, firm_id, updates)
         one_by_one.extend(batch.not_linked)
         failures.extend(batch.failures)
     results = await asyncio.gather(
-        *(_handle_in_order(pool, quickbooks, queued) for queued in one_by_one),
+        *(_handle_in_order(uow, quickbooks, queued) for queued in one_by_one),
         return_exceptions=True,
     )
     for result in results:
@@ -140,21 +133,21 @@ async def handle_account_events(
 
 
 async def _handle_in_order(
-    pool: Pool, quickbooks: CustomerGateway, events: Sequence[AccountEvent]
+    uow: UnitOfWork, quickbooks: CustomerGateway, events: Sequence[AccountEvent]
 ) -> None:
     """One account's events, one at a time (consecutive updates: only the last)."""
     for event, redundant in superseded(events):
-        await mark_superseded(pool, redundant)
-        outcome = await handle_account_event(pool, quickbooks, event)
+        await mark_superseded(uow, redundant)
+        outcome = await handle_account_event(uow, quickbooks, event)
         metrics.PUSHER_EVENTS.labels(outcome).inc()
 
 
-async def mark_superseded(pool: Pool, event_ids: Sequence[str]) -> None:
+async def mark_superseded(uow: UnitOfWork, event_ids: Sequence[str]) -> None:
     """Events that a later event of their account supersedes, as processed, *before* that
     later one is applied: it is acknowledged only once applied, so after a crash it comes
     again, while a superseded event redelivered on its own must not be applied after it."""
     if event_ids:
-        await mark_processed(pool, CONSUMER, event_ids)
+        await uow.direct.processed.mark(CONSUMER, event_ids)
         metrics.PUSHER_EVENTS.labels("superseded").inc(len(event_ids))
 
 
@@ -165,7 +158,7 @@ class LinkedBatch:
 
 
 async def sync_linked_updates(
-    pool: Pool,
+    uow: UnitOfWork,
     quickbooks: CustomerGateway,
     firm_id: str,
     updates: Mapping[str, Sequence[AccountEvent]],
@@ -178,15 +171,15 @@ async def sync_linked_updates(
     path, untouched, so that it sees the account as it was (a Prospect leaving that status
     is created there)."""
     batch = LinkedBatch()
-    async with calling_transaction(pool) as conn:
-        connection = await get_connection(conn, firm_id)
-        if connection is None or connection.status != "connected":
+    async with uow.begin(calls_quickbooks=True) as tx:
+        connection = await tx.connections.of_firm(firm_id)
+        if connection is None or not connection.usable:
             batch.not_linked.extend(list(queued) for queued in updates.values())
             return batch
         # Each event carries the account's whole state and an account's events are handled
         # in order, so when its last queued event was processed every earlier one was too
         # (redelivery); otherwise only that last state matters. One look per account.
-        seen = await processed_among(conn, CONSUMER, [q[-1].event_id for q in updates.values()])
+        seen = await tx.processed.among(CONSUMER, [q[-1].event_id for q in updates.values()])
         fresh: dict[str, Sequence[AccountEvent]] = {}
         duplicates = 0
         for account_id, queued in updates.items():
@@ -196,16 +189,16 @@ async def sync_linked_updates(
                 fresh[account_id] = queued
         if duplicates:
             metrics.PUSHER_EVENTS.labels("duplicate").inc(duplicates)
-        await lock_accounts(conn, firm_id, list(fresh))
-        linked = {pair.link.account_id for pair in await load_pairs(conn, firm_id, list(fresh))}
+        await tx.locks.accounts(firm_id, list(fresh))
+        linked = {pair.link.account_id for pair in await tx.pairs.load(firm_id, list(fresh))}
         batch.not_linked.extend(list(q) for a, q in fresh.items() if a not in linked)
         mine = {a: q for a, q in fresh.items() if a in linked}
         if not mine:
             return batch
-        await store_accounts(conn, [queued[-1] for queued in mine.values()])
-        pairs = await load_pairs(conn, firm_id, list(mine))
+        await tx.accounts.store([queued[-1] for queued in mine.values()])
+        pairs = await tx.pairs.load(firm_id, list(mine))
         outcomes = await apply_plans(
-            conn,
+            tx,
             quickbooks,
             [(pair, plan_for(pair)) for pair in pairs],
             reason="Liscio account changed",
@@ -223,40 +216,43 @@ async def sync_linked_updates(
             metrics.PUSHER_EVENTS.labels("written" if written else "unchanged").inc()
             if len(queued) > 1:
                 metrics.PUSHER_EVENTS.labels("superseded").inc(len(queued) - 1)
-        await record_pushed_statuses(conn, firm_id, pushed)
-        await mark_processed(conn, CONSUMER, done)
+        await tx.accounts.record_pushed_statuses(firm_id, pushed)
+        await tx.processed.mark(CONSUMER, done)
     return batch
 
 
-async def handle_account_event(pool: Pool, quickbooks: CustomerGateway, event: AccountEvent) -> str:
+async def handle_account_event(
+    uow: UnitOfWork, quickbooks: CustomerGateway, event: AccountEvent
+) -> str:
     """Apply one event; returns its outcome (a metric label)."""
-    if await processed_among(pool, CONSUMER, [event.event_id]):
+    db = uow.direct
+    if await db.processed.among(CONSUMER, [event.event_id]):
         return "duplicate"
     firm_id, account_id = event.firm_id, event.account.id
-    status_before = await status_last_pushed(pool, firm_id, account_id)
-    await store_accounts(pool, [event])
-    outcome = await _apply(pool, quickbooks, event, status_before)
-    await record_pushed_statuses(pool, firm_id, {account_id: event.account.status})
-    await mark_processed(pool, CONSUMER, [event.event_id])
+    status_before = await db.accounts.status_last_pushed(firm_id, account_id)
+    await db.accounts.store([event])
+    outcome = await _apply(uow, quickbooks, event, status_before)
+    await db.accounts.record_pushed_statuses(firm_id, {account_id: event.account.status})
+    await db.processed.mark(CONSUMER, [event.event_id])
     return outcome
 
 
 async def _apply(
-    pool: Pool, quickbooks: CustomerGateway, event: AccountEvent, status_before: str | None
+    uow: UnitOfWork, quickbooks: CustomerGateway, event: AccountEvent, status_before: str | None
 ) -> str:
     firm_id, account = event.firm_id, event.account
     if event.type == "account.archived":
-        removed = await delink_account(pool, firm_id, account.id, "account archived in Liscio")
+        removed = await delink_archived(uow, firm_id, account.id)
         return "delinked" if removed else "archived"
-    connection = await get_connection(pool, firm_id)
+    connection = await uow.direct.connections.of_firm(firm_id)
     if connection is None:
         return "skipped_not_connected"
-    if connection.status != "connected":
+    if not connection.usable:
         return "skipped_needs_reconnect"
     try:
-        if await link_of_account(pool, firm_id, account.id) is not None:
+        if await uow.direct.links.of_account(firm_id, account.id) is not None:
             counts = await sync_account(
-                pool, quickbooks, firm_id, account.id, reason="Liscio account changed"
+                uow, quickbooks, firm_id, account.id, reason="Liscio account changed"
             )
             return "written" if counts.quickbooks_writes else "unchanged"
         if not may_create_in_quickbooks(account.status, archived=False):
@@ -264,7 +260,7 @@ async def _apply(
         left_prospect = event.type == "account.updated" and is_prospect(status_before)
         if event.type == "account.created" or left_prospect:
             result = await create_or_link(
-                pool, quickbooks, firm_id, connection.realm_id, account.id, event.event_id
+                uow, quickbooks, firm_id, connection.realm_id, account.id, event.event_id
             )
             return result.outcome
         return "unlinked_waits_for_sync"
@@ -272,20 +268,20 @@ async def _apply(
         return "skipped_needs_reconnect"
 
 
-async def reconcile_unfinished_creates(pool: Pool, quickbooks: CustomerGateway) -> int:
+async def reconcile_unfinished_creates(uow: UnitOfWork, quickbooks: CustomerGateway) -> int:
     """After a crash: finish every create that was recorded but not completed (the same
     requestid makes QuickBooks answer with a customer it already created). One that fails
     (its realm's QuickBooks unavailable, say) does not hold up the others: each is tried,
     then the first failure is raised, for the caller to try again later."""
     finished = 0
     failures: list[Exception] = []
-    for pending in await unfinished_creates(pool):
-        connection = await get_connection(pool, pending.firm_id)
-        if connection is None or connection.status != "connected":
+    for pending in await uow.direct.pending_creates.unfinished():
+        connection = await uow.direct.connections.of_firm(pending.firm_id)
+        if connection is None or not connection.usable:
             continue
         try:
             await create_or_link(
-                pool,
+                uow,
                 quickbooks,
                 pending.firm_id,
                 connection.realm_id,

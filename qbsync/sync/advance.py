@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from qbsync import metrics
-from qbsync.db import runs
-from qbsync.db.customers import count_seen_in_run
-from qbsync.db.pool import Pool
+from qbsync.db.runs import Run, Step
 from qbsync.errors import ConfigurationError
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.sync.pairs import SyncCounts
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.steps import StepFailed, match_firm, push_firm
+from qbsync.sync.unit_of_work import UnitOfWork
 
 log = logging.getLogger("qbsync.sync.advance")
 
@@ -63,9 +62,10 @@ class StallWatch:
 
 class RunAdvancer:
     def __init__(
-        self, pool: Pool, quickbooks: CustomerGateway, *, stall_seconds: float = 120.0
+        self, uow: UnitOfWork, quickbooks: CustomerGateway, *, stall_seconds: float = 120.0
     ) -> None:
-        self.pool = pool
+        self.uow = uow
+        self.runs = uow.direct.runs
         self.quickbooks = quickbooks
         self.stall_seconds = stall_seconds
         self.stalls = StallWatch()
@@ -73,32 +73,27 @@ class RunAdvancer:
 
     async def tick(self) -> None:
         """Start every match or push step that has become runnable."""
-        metrics.CONNECTIONS_NEEDING_RECONNECT.set(
-            await self.pool.fetchval(
-                "SELECT count(*) FROM connections WHERE status = 'needs_reconnect'"
-            )
-        )
-        for run, imported in await runs.runs_waiting_for(self.pool, "match", after="import"):
+        db = self.uow.direct
+        metrics.CONNECTIONS_NEEDING_RECONNECT.set(await db.connections.count_needing_reconnect())
+        for run, imported in await self.runs.waiting_for("match", after="import"):
             if run.run_id in self._working or run.realm_id is None:
                 continue
             expected = int(imported.get("customers", 0))
-            stored = await count_seen_in_run(self.pool, run.realm_id, run.run_id)
+            stored = await db.customers.count_seen_in_run(run.realm_id, run.run_id)
             if stored < expected:  # the matcher has not stored every imported customer yet
                 await self._fail_if_stalled(run, stored, expected)
                 continue
             self.stalls.forget(run.run_id)
-            if await runs.claim_specific_step(self.pool, run.run_id, "match"):
+            if await self.runs.claim(run.run_id, "match"):
                 self._start(run, self._match_then_push(run))
-        for run, _ in await runs.runs_waiting_for(self.pool, "push", after="match"):
-            if run.run_id not in self._working and await runs.claim_specific_step(
-                self.pool, run.run_id, "push"
-            ):
+        for run, _ in await self.runs.waiting_for("push", after="match"):
+            if run.run_id not in self._working and await self.runs.claim(run.run_id, "push"):
                 self._start(run, self._push(run))
 
-    async def _fail_if_stalled(self, run: runs.Run, stored: int, expected: int) -> None:
+    async def _fail_if_stalled(self, run: Run, stored: int, expected: int) -> None:
         if self.stalls.still_for(run.run_id, stored) < self.stall_seconds:
             return
-        if await runs.claim_specific_step(self.pool, run.run_id, "match"):
+        if await self.runs.claim(run.run_id, "match"):
             self.stalls.forget(run.run_id)
             await self._finish(
                 run,
@@ -108,42 +103,42 @@ class RunAdvancer:
                 f" and none more for {self.stall_seconds:g} s; press Sync Now again",
             )
 
-    def _start(self, run: runs.Run, work: Coroutine[Any, Any, None]) -> None:
+    def _start(self, run: Run, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
         self._working[run.run_id] = task
         task.add_done_callback(lambda _: self._working.pop(run.run_id, None))
 
-    async def _match_then_push(self, run: runs.Run) -> None:
+    async def _match_then_push(self, run: Run) -> None:
         assert run.realm_id is not None
         try:
             outcome = await match_firm(
-                self.pool,
+                self.uow,
                 self.quickbooks,
                 run.firm_id,
                 run.realm_id,
                 run.run_id,
-                keep_alive=lambda: runs.renew_lease(self.pool, run.run_id, "match"),
+                keep_alive=lambda: self.runs.renew_lease(run.run_id, "match"),
             )
         except (StepFailed, QuickBooksError, ConfigurationError) as exc:
             await self._finish(run, "match", {}, str(exc))
             return
         failure = _failure(outcome.first_sync)
         await self._finish(run, "match", outcome.as_dict(), failure)
-        if failure is None and await runs.claim_specific_step(self.pool, run.run_id, "push"):
+        if failure is None and await self.runs.claim(run.run_id, "push"):
             await self._push(run)
 
-    async def _push(self, run: runs.Run) -> None:
+    async def _push(self, run: Run) -> None:
         try:
-            outcome = await push_firm(self.pool, self.quickbooks, run.firm_id, run.run_id)
+            outcome = await push_firm(self.uow, self.quickbooks, run.firm_id, run.run_id)
         except (StepFailed, QuickBooksError, ConfigurationError) as exc:
             await self._finish(run, "push", {}, str(exc))
             return
         await self._finish(run, "push", outcome.as_dict(), _failure(outcome.synced))
 
     async def _finish(
-        self, run: runs.Run, step: runs.Step, counts: dict[str, int], failure: str | None
+        self, run: Run, step: Step, counts: dict[str, int], failure: str | None
     ) -> None:
-        await runs.finish_step(self.pool, run.run_id, step, counts, failure=failure)
+        await self.runs.finish_step(run.run_id, step, counts, failure=failure)
         metrics.SYNC_RUN_STEPS.labels(step, "failed" if failure else "done").inc()
         log.info(
             "sync run step finished",

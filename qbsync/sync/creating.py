@@ -17,27 +17,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from qbsync.db.accounts import get_account, mark_for_attention
-from qbsync.db.customers import store_customers
-from qbsync.db.links import link_of_account, links_of_customers
-from qbsync.db.outbox import enqueue
-from qbsync.db.pairs import load_pairs
-from qbsync.db.pending_creates import begin_create, finish_create
-from qbsync.db.pool import Connection, Pool
 from qbsync.domain.accounts import customer_may_be_linked
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.errors import DuplicateNameError, QuickBooksValidationError
 from qbsync.quickbooks.mapping import customer_record, new_customer_body
 from qbsync.sync.linking import How, create_links
-from qbsync.sync.locks import lock_accounts
-from qbsync.sync.pairs import (
-    apply_plan,
-    calling_transaction,
-    plan_for,
-    stable_id,
-    sync_account,
-)
+from qbsync.sync.pairs import apply_plan, plan_for, stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
+from qbsync.sync.unit_of_work import Repositories, UnitOfWork
 
 log = logging.getLogger("qbsync.sync.creating")
 
@@ -50,27 +37,26 @@ class CreateOutcome:
 
 
 async def create_or_link(
-    pool: Pool,
+    uow: UnitOfWork,
     quickbooks: CustomerGateway,
     firm_id: str,
     realm_id: str,
     account_id: str,
     event_id: str,
 ) -> CreateOutcome:
-    if await link_of_account(pool, firm_id, account_id) is not None:
-        await sync_account(pool, quickbooks, firm_id, account_id, reason="Liscio account changed")
+    if await uow.direct.links.of_account(firm_id, account_id) is not None:
+        await sync_account(uow, quickbooks, firm_id, account_id, reason="Liscio account changed")
         return CreateOutcome("already_linked")
-    pending = await begin_create(
-        pool, firm_id, account_id, stable_id("create", firm_id, account_id, event_id), event_id
+    pending = await uow.direct.pending_creates.begin(
+        firm_id, account_id, stable_id("create", firm_id, account_id, event_id), event_id
     )
     if pending.state == "done":
         return CreateOutcome("already_linked", pending.customer_id)
 
-    async with calling_transaction(pool) as conn:
-        await lock_accounts(conn, firm_id, [account_id])
-        if await link_of_account(conn, firm_id, account_id) is not None:
+    async with uow.for_accounts(firm_id, [account_id], calls_quickbooks=True) as tx:
+        if await tx.links.of_account(firm_id, account_id) is not None:
             return CreateOutcome("already_linked")
-        account = await get_account(conn, firm_id, account_id)
+        account = await tx.accounts.get(firm_id, account_id)
         if account is None:
             return CreateOutcome("attention", reason="account unknown")
 
@@ -86,16 +72,14 @@ async def create_or_link(
                 )
                 how, why = "created", "new Liscio account created in QuickBooks"
             except DuplicateNameError:
-                found = await _free_customers_named(conn, quickbooks, realm_id, account.name)
+                found = await _free_customers_named(tx, quickbooks, realm_id, account.name)
                 if len(found) != 1:
-                    return await _attention(
-                        conn, firm_id, account_id, _refusal(account.name, found)
-                    )
+                    return await _attention(tx, firm_id, account_id, _refusal(account.name, found))
                 customer, how, why = found[0], "auto", "new Liscio account: QuickBooks has the name"
         else:
-            found = await _free_customers_named(conn, quickbooks, realm_id, account.name)
+            found = await _free_customers_named(tx, quickbooks, realm_id, account.name)
             if len(found) > 1:
-                return await _attention(conn, firm_id, account_id, _refusal(account.name, found))
+                return await _attention(tx, firm_id, account_id, _refusal(account.name, found))
             if found:
                 customer, how, why = found[0], "auto", "new Liscio account: QuickBooks has the name"
             else:
@@ -107,15 +91,15 @@ async def create_or_link(
                     )
                 except (DuplicateNameError, QuickBooksValidationError) as exc:
                     return await _attention(
-                        conn, firm_id, account_id, f"QuickBooks refused the customer: {exc}"
+                        tx, firm_id, account_id, f"QuickBooks refused the customer: {exc}"
                     )
                 how, why = "created", "new Liscio account created in QuickBooks"
 
         record = customer_record(realm_id, customer, source="write", firm_id=firm_id)
-        await store_customers(conn, [record])
-        await enqueue(conn, [(QBO_CUSTOMERS, f"{realm_id}:{record.customer_id}", record)])
+        await tx.customers.store([record])
+        await tx.outbox.enqueue([(QBO_CUSTOMERS, f"{realm_id}:{record.customer_id}", record)])
         await create_links(
-            conn,
+            tx,
             firm_id,
             realm_id,
             [(account_id, record.customer_id)],
@@ -123,15 +107,15 @@ async def create_or_link(
             reason=why,
         )
         # The first sync of the new link (for a created customer there is nothing left to do).
-        (pair,) = await load_pairs(conn, firm_id, [account_id])
-        await apply_plan(conn, quickbooks, pair, plan_for(pair), reason=why)
-        await mark_for_attention(conn, firm_id, account_id, None)
-        await finish_create(conn, firm_id, account_id, customer_id=record.customer_id)
+        (pair,) = await tx.pairs.load(firm_id, [account_id])
+        await apply_plan(tx, quickbooks, pair, plan_for(pair), reason=why)
+        await tx.accounts.mark_for_attention(firm_id, account_id, None)
+        await tx.pending_creates.finish(firm_id, account_id, customer_id=record.customer_id)
         return CreateOutcome("created" if how == "created" else "linked", record.customer_id)
 
 
 async def _free_customers_named(
-    conn: Connection, quickbooks: CustomerGateway, realm_id: str, name: str
+    tx: Repositories, quickbooks: CustomerGateway, realm_id: str, name: str
 ) -> list[dict[str, Any]]:
     """Linkable customers QuickBooks itself has under this name (ignoring case) that no
     account is linked to yet."""
@@ -144,7 +128,7 @@ async def _free_customers_named(
     ]
     linked = {
         link.customer_id
-        for link in await links_of_customers(conn, realm_id, [str(c["Id"]) for c in candidates])
+        for link in await tx.links.of_customers(realm_id, [str(c["Id"]) for c in candidates])
     }
     return [c for c in candidates if str(c["Id"]) not in linked]
 
@@ -158,7 +142,7 @@ def _refusal(name: str, found: list[dict[str, Any]]) -> str:
     )
 
 
-async def _attention(conn: Connection, firm_id: str, account_id: str, reason: str) -> CreateOutcome:
-    await mark_for_attention(conn, firm_id, account_id, reason)
-    await finish_create(conn, firm_id, account_id, customer_id=None, failure=reason)
+async def _attention(tx: Repositories, firm_id: str, account_id: str, reason: str) -> CreateOutcome:
+    await tx.accounts.mark_for_attention(firm_id, account_id, reason)
+    await tx.pending_creates.finish(firm_id, account_id, customer_id=None, failure=reason)
     return CreateOutcome("attention", reason=reason)

@@ -8,14 +8,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from qbsync.db.connections import connection_of_realm
-from qbsync.db.pool import Pool
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.errors import ObjectNotFoundError
 from qbsync.quickbooks.mapping import customer_message
 from qbsync.sync.steps import import_customers
+from qbsync.sync.unit_of_work import UnitOfWork
 from schemas import CustomerRecord, QboChangeNotice
 
 log = logging.getLogger("qbsync.sync.freshness")
@@ -41,13 +40,13 @@ def tombstone_message(
 
 
 async def apply_change_notice(
-    pool: Pool, producer: Producer, quickbooks: QuickBooksClient, notice: QboChangeNotice
+    uow: UnitOfWork, producer: Producer, quickbooks: QuickBooksClient, notice: QboChangeNotice
 ) -> None:
     """Read the changed customer (notifications carry ids, not values) and publish it."""
     if notice.entity != "Customer":
         return
-    connection = await connection_of_realm(pool, notice.realm_id)
-    if connection is None or connection.status != "connected":
+    connection = await uow.direct.connections.of_realm(notice.realm_id)
+    if connection is None or not connection.usable:
         log.info(
             "change of a realm without a usable connection ignored",
             extra={"realm_id": notice.realm_id},
@@ -83,18 +82,14 @@ def _next_mark(customers: list[dict[str, Any]], server_time: datetime, truncated
 
 
 async def poll_realm(
-    pool: Pool, producer: Producer, quickbooks: QuickBooksClient, firm_id: str, realm_id: str
+    uow: UnitOfWork, producer: Producer, quickbooks: QuickBooksClient, firm_id: str, realm_id: str
 ) -> int:
     """One CDC round for one realm; returns how many customers it published. Only one
-    process polls a realm at a time (an advisory lock held for the round)."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended('cdc:' || $1, 0))", realm_id
-        ):
+    process polls a realm at a time (`cdc_marks.claim`, held for the round)."""
+    async with uow.begin(calls_quickbooks=True) as tx:
+        if not await tx.cdc_marks.claim(realm_id):
             return 0
-        mark = await conn.fetchval(
-            "SELECT changed_since FROM cdc_marks WHERE realm_id = $1", realm_id
-        )
+        mark = await tx.cdc_marks.get(realm_id)
         now = datetime.now(UTC)
         if mark is None:
             next_mark, published = now, 0  # first sight: Sync Now imports everything
@@ -116,10 +111,5 @@ async def poll_realm(
             await producer.flush()
             published = len(changes.customers)
             next_mark = _next_mark(changes.customers, changes.time, changes.maybe_truncated)
-        await conn.execute(
-            "INSERT INTO cdc_marks (realm_id, changed_since) VALUES ($1, $2)"
-            " ON CONFLICT (realm_id) DO UPDATE SET changed_since = $2, updated_at = now()",
-            realm_id,
-            next_mark,
-        )
+        await tx.cdc_marks.set(realm_id, next_mark)
         return published

@@ -10,24 +10,22 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from qbsync import metrics
-from qbsync.db.links import AuditEntry, Link, delete_link, insert_links, record_audit
-from qbsync.db.outbox import enqueue
-from qbsync.db.pool import Connection
+from qbsync.db.links import AuditEntry, Link
 from qbsync.kafka.topics import SYNC_LINKS
 from qbsync.sync.encoded import link_event_json
+from qbsync.sync.unit_of_work import Repositories
 
 How = Literal["auto", "manual", "created"]
 
 
 async def _announce(
-    conn: Connection,
+    tx: Repositories,
     links: Sequence[Link],
     change: Literal["link.created", "link.removed"],
     reason: str,
     run_id: str | None,
 ) -> None:
-    await record_audit(
-        conn,
+    await tx.audit.record(
         [
             AuditEntry(
                 firm_id=link.firm_id,
@@ -43,8 +41,7 @@ async def _announce(
         ],
     )
     at = datetime.now(UTC)
-    await enqueue(
-        conn,
+    await tx.outbox.enqueue(
         [
             (
                 SYNC_LINKS,
@@ -59,7 +56,7 @@ async def _announce(
 
 
 async def create_links(
-    conn: Connection,
+    tx: Repositories,
     firm_id: str,
     realm_id: str,
     pairs: Sequence[tuple[str, str]],
@@ -69,17 +66,17 @@ async def create_links(
     run_id: str | None = None,
     first_synced: Sequence[bool] | None = None,
 ) -> list[Link]:
-    """Link (account_id, customer_id) pairs inside the caller's transaction (which must hold
-    the accounts' locks). Pairs whose account or customer is already linked are skipped.
-    `first_synced` (see `insert_links`): the caller records those links' first sync in the
-    same transaction."""
-    links = await insert_links(conn, firm_id, realm_id, pairs, how, first_synced)
-    await _announce(conn, links, "link.created", reason, run_id)
+    """Link (account_id, customer_id) pairs inside the caller's transaction, which holds
+    the accounts' locks (`uow.for_accounts`). Pairs whose account or customer is already
+    linked are skipped. `first_synced` (see `Links.insert`): the caller records those
+    links' first sync in the same transaction."""
+    links = await tx.links.insert(firm_id, realm_id, pairs, how, first_synced)
+    await _announce(tx, links, "link.created", reason, run_id)
     return links
 
 
 async def remove_link(
-    conn: Connection,
+    tx: Repositories,
     firm_id: str,
     account_id: str,
     *,
@@ -87,7 +84,7 @@ async def remove_link(
     run_id: str | None = None,
 ) -> Link | None:
     """Delink the account (never deleting anything on either side). None if it had no link."""
-    link = await delete_link(conn, firm_id, account_id)
+    link = await tx.links.delete(firm_id, account_id)
     if link is not None:
-        await _announce(conn, [link], "link.removed", reason, run_id)
+        await _announce(tx, [link], "link.removed", reason, run_id)
     return link

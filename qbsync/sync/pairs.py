@@ -13,22 +13,14 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-from pydantic import BaseModel
-
 from qbsync import metrics
-from qbsync.db.accounts import mark_for_attention
-from qbsync.db.customers import store_customers
-from qbsync.db.links import AuditEntry, mark_first_synced, record_audit
-from qbsync.db.outbox import enqueue
-from qbsync.db.pairs import LinkedPair, load_pairs
-from qbsync.db.pool import Connection, Pool
+from qbsync.db.links import AuditEntry
+from qbsync.db.pairs import LinkedPair
 from qbsync.domain.fields import FieldName, FieldValue, to_json
 from qbsync.domain.rules import SyncPlan, first_sync, subsequent_sync
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS
@@ -39,8 +31,8 @@ from qbsync.quickbooks.errors import (
 )
 from qbsync.quickbooks.mapping import customer_record, fields_to_qbo
 from qbsync.sync.encoded import fill_command_json
-from qbsync.sync.locks import lock_accounts
 from qbsync.sync.ports import CustomerGateway
+from qbsync.sync.unit_of_work import OutgoingMessage, Repositories, UnitOfWork
 from schemas import CustomerRecord
 
 log = logging.getLogger("qbsync.sync.pairs")
@@ -48,26 +40,6 @@ log = logging.getLogger("qbsync.sync.pairs")
 # QuickBooks answers that concern this one record: recorded on the account for a person,
 # never retried and never blocking other accounts.
 RECORD_ERRORS = (QuickBooksValidationError, DuplicateNameError, ObjectNotFoundError)
-
-
-# A transaction that spans a QuickBooks call holds its connection while the call waits for
-# the realm's limiter and for QuickBooks, and the call may itself need a connection (the
-# token store reading or refreshing the realm's access token). If such transactions held
-# every connection of the pool, that call would wait for itself forever; so they may hold
-# all but RESERVED_CONNECTIONS of it.
-RESERVED_CONNECTIONS = 4
-_calling_gates: dict[Pool, asyncio.Semaphore] = {}  # a process has one pool or very few
-
-
-@asynccontextmanager
-async def calling_transaction(pool: Pool) -> AsyncIterator[Connection]:
-    """A connection in a transaction, for work that calls QuickBooks inside it."""
-    gate = _calling_gates.get(pool)
-    if gate is None:
-        allowed = max(1, pool.get_max_size() - RESERVED_CONNECTIONS)
-        gate = _calling_gates[pool] = asyncio.Semaphore(allowed)
-    async with gate, pool.acquire() as conn, conn.transaction():
-        yield conn
 
 
 def plan_for(pair: LinkedPair) -> SyncPlan:
@@ -123,7 +95,7 @@ class PairOutcome:
 
 
 async def apply_plan(
-    conn: Connection,
+    tx: Repositories,
     quickbooks: CustomerGateway,
     pair: LinkedPair,
     plan: SyncPlan,
@@ -133,14 +105,14 @@ async def apply_plan(
 ) -> SyncCounts:
     """Carry out `plan` for `pair` inside the caller's transaction, which holds the
     account's lock. A failed QuickBooks call (other than one about the record) is raised."""
-    (outcome,) = await apply_plans(conn, quickbooks, [(pair, plan)], reason=reason, run_id=run_id)
+    (outcome,) = await apply_plans(tx, quickbooks, [(pair, plan)], reason=reason, run_id=run_id)
     if outcome.failure is not None:
         raise outcome.failure
     return outcome.counts
 
 
 async def apply_plans(
-    conn: Connection,
+    tx: Repositories,
     quickbooks: CustomerGateway,
     planned: Sequence[tuple[LinkedPair, SyncPlan]],
     *,
@@ -162,7 +134,7 @@ async def apply_plans(
         answers[i] = answer
     outcomes: list[PairOutcome] = []
     records: list[CustomerRecord] = []
-    messages: list[tuple[str, str, BaseModel | str]] = []
+    messages: list[OutgoingMessage] = []
     now = datetime.now(UTC)  # one moment for the commands of one transaction
     entries: list[AuditEntry] = []
     first_synced: dict[str, list[str]] = {}
@@ -172,7 +144,7 @@ async def apply_plans(
         counts = SyncCounts(pairs=1)
         if isinstance(answer, BaseException):
             if isinstance(answer, RECORD_ERRORS):
-                await mark_for_attention(conn, link.firm_id, link.account_id, str(answer))
+                await tx.accounts.mark_for_attention(link.firm_id, link.account_id, str(answer))
                 counts.attention = 1
                 outcomes.append(PairOutcome(link.account_id, counts))
                 continue
@@ -200,12 +172,12 @@ async def apply_plans(
     for (side, name), count in written.items():
         metrics.FIELDS_WRITTEN.labels(side, name).inc(count)
     if records:
-        await store_customers(conn, records)
+        await tx.customers.store(records)
     if messages:
-        await enqueue(conn, messages)
-    await record_audit(conn, entries)
+        await tx.outbox.enqueue(messages)
+    await tx.audit.record(entries)
     for firm_id, account_ids in first_synced.items():
-        await mark_first_synced(conn, firm_id, account_ids)
+        await tx.links.mark_first_synced(firm_id, account_ids)
     return outcomes
 
 
@@ -261,7 +233,7 @@ def _audit_entries(
 
 
 async def sync_account(
-    pool: asyncpg.Pool,
+    uow: UnitOfWork,
     quickbooks: CustomerGateway,
     firm_id: str,
     account_id: str,
@@ -270,19 +242,16 @@ async def sync_account(
     run_id: str | None = None,
 ) -> SyncCounts:
     """Lock the account, read both sides afresh, apply the rules that are due."""
-    async with calling_transaction(pool) as conn:
-        await lock_accounts(conn, firm_id, [account_id])
-        pairs = await load_pairs(conn, firm_id, [account_id])
+    async with uow.for_accounts(firm_id, [account_id], calls_quickbooks=True) as tx:
+        pairs = await tx.pairs.load(firm_id, [account_id])
         if not pairs:
             return SyncCounts()
         pair = pairs[0]
-        return await apply_plan(
-            conn, quickbooks, pair, plan_for(pair), reason=reason, run_id=run_id
-        )
+        return await apply_plan(tx, quickbooks, pair, plan_for(pair), reason=reason, run_id=run_id)
 
 
 async def sync_accounts(
-    pool: asyncpg.Pool,
+    uow: UnitOfWork,
     quickbooks: CustomerGateway,
     firm_id: str,
     account_ids: Sequence[str],
@@ -299,12 +268,10 @@ async def sync_accounts(
     busy: list[str] = []
     for start in range(0, len(account_ids), chunk):
         ids = account_ids[start : start + chunk]
-        async with pool.acquire() as conn, conn.transaction():
-            await lock_accounts(conn, firm_id, ids)
-            pairs = await load_pairs(conn, firm_id, ids)
+        async with uow.for_accounts(firm_id, ids) as tx:
+            pairs = await tx.pairs.load(firm_id, ids)
             settled = [p for p in pairs if not plan_for(p)]
-            await mark_first_synced(
-                conn,
+            await tx.links.mark_first_synced(
                 firm_id,
                 [p.link.account_id for p in settled if p.link.first_synced_at is None],
             )
@@ -318,7 +285,7 @@ async def sync_accounts(
         async with gate:
             try:
                 return await sync_account(
-                    pool, quickbooks, firm_id, account_id, reason=reason, run_id=run_id
+                    uow, quickbooks, firm_id, account_id, reason=reason, run_id=run_id
                 )
             except Exception as exc:  # one pair's failure must not stop the others
                 log.warning(

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qbsync.db.customers import get_customer
-from qbsync.db.links import links_of_customers
-from qbsync.db.pool import Pool
-from qbsync.domain.accounts import delink_reason
+from qbsync.domain.accounts import ARCHIVED_IN_LISCIO, delink_reason
 from qbsync.sync.linking import remove_link
-from qbsync.sync.locks import lock_accounts
+from qbsync.sync.unit_of_work import UnitOfWork
 
 
-async def delink_account(pool: Pool, firm_id: str, account_id: str, reason: str) -> bool:
-    async with pool.acquire() as conn, conn.transaction():
-        await lock_accounts(conn, firm_id, [account_id])
-        return await remove_link(conn, firm_id, account_id, reason=reason) is not None
+async def delink_account(uow: UnitOfWork, firm_id: str, account_id: str, reason: str) -> bool:
+    async with uow.for_accounts(firm_id, [account_id]) as tx:
+        return await remove_link(tx, firm_id, account_id, reason=reason) is not None
 
 
-async def delink_gone_customers(pool: Pool, realm_id: str, customer_ids: Sequence[str]) -> int:
+async def delink_archived(uow: UnitOfWork, firm_id: str, account_id: str) -> bool:
+    """An account archived in Liscio loses its link; its customer stays in QuickBooks."""
+    return await delink_account(uow, firm_id, account_id, ARCHIVED_IN_LISCIO)
+
+
+async def delink_gone_customers(uow: UnitOfWork, realm_id: str, customer_ids: Sequence[str]) -> int:
     """Remove the links of these customers that are, as stored now, inactive or deleted."""
     removed = 0
-    for link in await links_of_customers(pool, realm_id, customer_ids):
-        customer = await get_customer(pool, realm_id, link.customer_id)
+    for link in await uow.direct.links.of_customers(realm_id, customer_ids):
+        customer = await uow.direct.customers.get(realm_id, link.customer_id)
         if customer is None:
             continue
         reason = delink_reason(False, customer.active, customer.deleted)
-        if reason and await delink_account(pool, link.firm_id, link.account_id, reason):
+        if reason and await delink_account(uow, link.firm_id, link.account_id, reason):
             removed += 1
     return removed

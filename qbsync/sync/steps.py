@@ -13,40 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-import asyncpg
-
-from qbsync.db.accounts import (
-    accounts_awaiting_first_sync,
-    linked_account_ids,
-    unlinked_account_names,
-)
-from qbsync.db.connections import get_connection
-from qbsync.db.customers import unlinked_customer_names
-from qbsync.db.links import replace_ambiguities
-from qbsync.db.pairs import LinkedPair, load_pairs, load_sides
-from qbsync.db.pool import Connection
+from qbsync.db.pairs import LinkedPair
+from qbsync.db.runs import Run
 from qbsync.domain.accounts import customer_may_be_linked, delink_reason
 from qbsync.domain.matching import Named, match_by_name
 from qbsync.domain.rules import first_sync as first_sync_rules
+from qbsync.errors import ConfigurationError
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
+from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.mapping import customer_message
 from qbsync.sync.linking import create_links, remove_link
-from qbsync.sync.locks import lock_accounts
-from qbsync.sync.pairs import (
-    PairOutcome,
-    SyncCounts,
-    apply_plans,
-    calling_transaction,
-    plan_for,
-    sync_accounts,
-)
+from qbsync.sync.pairs import PairOutcome, SyncCounts, apply_plans, plan_for, sync_accounts
 from qbsync.sync.ports import CustomerGateway
+from qbsync.sync.unit_of_work import UnitOfWork
 
 log = logging.getLogger("qbsync.sync.steps")
 
@@ -66,11 +50,11 @@ class StepFailed(Exception):
     """The step cannot go on; the reason is shown in `qbsync sync --json`."""
 
 
-async def realm_of_firm(pool: asyncpg.Pool, firm_id: str) -> str:
-    connection = await get_connection(pool, firm_id)
+async def realm_of_firm(uow: UnitOfWork, firm_id: str) -> str:
+    connection = await uow.direct.connections.of_firm(firm_id)
     if connection is None:
         raise StepFailed(f"firm {firm_id} has no QuickBooks connection")
-    if connection.status != "connected":
+    if not connection.usable:
         raise StepFailed(
             f"the QuickBooks connection of firm {firm_id} needs reconnecting"
             + (f" ({connection.status_reason})" if connection.status_reason else "")
@@ -102,6 +86,24 @@ async def import_customers(
     return len(sent)
 
 
+async def import_run(
+    uow: UnitOfWork, producer: Producer, quickbooks: CustomerGateway, run: Run
+) -> None:
+    """The import step of a claimed run, finished with the number of customers sent (the
+    matcher's cue), or failed with the reason when the firm or QuickBooks cannot serve it."""
+    runs = uow.direct.runs
+    try:
+        realm_id = await realm_of_firm(uow, run.firm_id)
+        await runs.set_realm(run.run_id, realm_id)
+        count = await import_customers(producer, quickbooks, run.firm_id, realm_id, run.run_id)
+    except (StepFailed, QuickBooksError, ConfigurationError) as exc:
+        log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
+        await runs.finish_step(run.run_id, "import", {}, failure=str(exc))
+        return
+    await runs.finish_step(run.run_id, "import", {"customers": count})
+    log.info("import done", extra={"run_id": run.run_id, "customers": count})
+
+
 @dataclass(frozen=True)
 class MatchOutcome:
     linked: int
@@ -115,7 +117,7 @@ class MatchOutcome:
 
 
 async def match_firm(
-    pool: asyncpg.Pool,
+    uow: UnitOfWork,
     quickbooks: CustomerGateway,
     firm_id: str,
     realm_id: str,
@@ -124,16 +126,16 @@ async def match_firm(
     chunk: int = 1000,
     workers: int = WORKERS,
 ) -> MatchOutcome:
-    accounts = await unlinked_account_names(pool, firm_id)
+    accounts = await uow.direct.accounts.unlinked_names(firm_id)
     customers = [
         Named(c.customer_id, c.display_name)
-        for c in await unlinked_customer_names(pool, realm_id)
+        for c in await uow.direct.customers.unlinked_names(realm_id)
         if customer_may_be_linked(c.active, c.deleted, c.parent_id)
     ]
     result = match_by_name(accounts, customers)
     del accounts, customers  # a firm's worth of names: not kept through the first sync
-    async with pool.acquire() as conn, conn.transaction():
-        await replace_ambiguities(conn, firm_id, result.ambiguities, run_id)
+    async with uow.begin() as tx:
+        await tx.links.replace_ambiguities(firm_id, result.ambiguities, run_id)
 
     reason = "Sync Now: names equal ignoring case"
 
@@ -143,15 +145,14 @@ async def match_firm(
         are inserted first-synced (no second lock, lookup and update of the same rows).
         Those that write to QuickBooks are left owed: a transaction of 1,000 links must not
         wait for QuickBooks (`first_sync` below does them)."""
-        async with pool.acquire() as conn, conn.transaction():
-            await lock_accounts(conn, firm_id, [a for a, _ in pairs])
-            sides = await load_sides(conn, firm_id, realm_id, pairs)
+        async with uow.for_accounts(firm_id, [a for a, _ in pairs]) as tx:
+            sides = await tx.pairs.sides(firm_id, realm_id, pairs)
             plans = {
                 account_id: first_sync_rules(account.fields, customer.fields)
                 for account_id, (account, customer) in sides.items()
             }
             created = await create_links(
-                conn,
+                tx,
                 firm_id,
                 realm_id,
                 pairs,
@@ -165,9 +166,7 @@ async def match_firm(
                 for link in created
                 if link.first_synced_at is not None
             ]
-            outcomes = await apply_plans(
-                conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
-            )
+            outcomes = await apply_plans(tx, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id)
         return len(created), _counted(outcomes)
 
     async def link(pairs: Sequence[tuple[str, str]]) -> tuple[int, SyncCounts]:
@@ -179,10 +178,9 @@ async def match_firm(
                 "linking with first sync failed; linking the chunk alone",
                 extra={"firm_id": firm_id, "error": str(exc)},
             )
-            async with pool.acquire() as conn, conn.transaction():
-                await lock_accounts(conn, firm_id, [a for a, _ in pairs])
+            async with uow.for_accounts(firm_id, [a for a, _ in pairs]) as tx:
                 created = await create_links(
-                    conn, firm_id, realm_id, pairs, how="auto", reason=reason, run_id=run_id
+                    tx, firm_id, realm_id, pairs, how="auto", reason=reason, run_id=run_id
                 )
             linked, counts = len(created), SyncCounts()
         await keep_alive()
@@ -195,10 +193,8 @@ async def match_firm(
         first.add(chunk_first)
     # The first sync of every link still owed one: those that write to QuickBooks, and any
     # left over from before (interrupted, or whose QuickBooks call failed).
-    owed = await accounts_awaiting_first_sync(pool, firm_id)
-    first.add(
-        await first_sync(pool, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers)
-    )
+    owed = await uow.direct.accounts.awaiting_first_sync(firm_id)
+    first.add(await first_sync(uow, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers))
     return MatchOutcome(linked, len(result.ambiguities), first)
 
 
@@ -214,7 +210,7 @@ def _counted(outcomes: Sequence[PairOutcome]) -> SyncCounts:
 
 
 async def first_sync(
-    pool: asyncpg.Pool,
+    uow: UnitOfWork,
     quickbooks: CustomerGateway,
     firm_id: str,
     account_ids: Sequence[str],
@@ -233,19 +229,17 @@ async def first_sync(
     (`sync_accounts`), where one pair's failure never stops the others."""
 
     async def settle(ids: Sequence[str], calls_quickbooks: bool) -> tuple[SyncCounts, list[str]]:
-        transaction = calling_transaction(pool) if calls_quickbooks else _transaction(pool)
         try:
-            async with transaction as conn:
-                await lock_accounts(conn, firm_id, ids)
+            async with uow.for_accounts(firm_id, ids, calls_quickbooks=calls_quickbooks) as tx:
                 planned, later = [], []
-                for pair in await load_pairs(conn, firm_id, ids):
+                for pair in await tx.pairs.load(firm_id, ids):
                     plan = plan_for(pair)
                     if plan.to_quickbooks and not calls_quickbooks:
                         later.append(pair.link.account_id)
                     else:
                         planned.append((pair, plan))
                 outcomes = await apply_plans(
-                    conn, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
+                    tx, quickbooks, planned, reason=FIRST_SYNC, run_id=run_id
                 )
         except Exception as exc:  # retried pair by pair below, where failures are counted
             log.warning(
@@ -281,15 +275,9 @@ async def first_sync(
         for ids in _chunks(writing, writing_chunk):
             calls.create_task(write(ids))
     total.add(
-        await sync_accounts(pool, quickbooks, firm_id, failed, reason=FIRST_SYNC, run_id=run_id)
+        await sync_accounts(uow, quickbooks, firm_id, failed, reason=FIRST_SYNC, run_id=run_id)
     )
     return total
-
-
-@asynccontextmanager
-async def _transaction(pool: asyncpg.Pool) -> AsyncIterator[Connection]:
-    async with pool.acquire() as conn, conn.transaction():
-        yield conn
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -319,7 +307,7 @@ class PushOutcome:
 
 
 async def push_firm(
-    pool: asyncpg.Pool,
+    uow: UnitOfWork,
     quickbooks: CustomerGateway,
     firm_id: str,
     run_id: str | None,
@@ -333,25 +321,24 @@ async def push_firm(
 
     async def push(ids: Sequence[str]) -> tuple[int, SyncCounts]:
         delinked, keep = 0, []
-        for pair in await load_pairs(pool, firm_id, ids):
+        for pair in await uow.direct.pairs.load(firm_id, ids):
             reason = delink_reason(
                 pair.account.archived, pair.customer.active, pair.customer.deleted
             )
             if reason is None:
                 keep.append(pair.link.account_id)
                 continue
-            async with pool.acquire() as conn, conn.transaction():
-                await lock_accounts(conn, firm_id, [pair.link.account_id])
+            async with uow.for_accounts(firm_id, [pair.link.account_id]) as tx:
                 if await remove_link(
-                    conn, firm_id, pair.link.account_id, reason=reason, run_id=run_id
+                    tx, firm_id, pair.link.account_id, reason=reason, run_id=run_id
                 ):
                     delinked += 1
         synced = await sync_accounts(
-            pool, quickbooks, firm_id, keep, reason="Sync Now", run_id=run_id
+            uow, quickbooks, firm_id, keep, reason="Sync Now", run_id=run_id
         )
         return delinked, synced
 
-    linked = await linked_account_ids(pool, firm_id)
+    linked = await uow.direct.accounts.linked_ids(firm_id)
     delinked, synced = 0, SyncCounts()
     for chunk_delinked, chunk_synced in await _in_parallel(push, _chunks(linked, chunk), workers):
         delinked += chunk_delinked

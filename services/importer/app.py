@@ -17,8 +17,6 @@ from aiohttp import web
 from aiokafka import ConsumerRecord
 
 from qbsync import metrics
-from qbsync.db import runs
-from qbsync.db.connections import connected_realms
 from qbsync.errors import ConfigurationError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
@@ -28,7 +26,7 @@ from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications,
 from qbsync.retry import Backoff, is_transient, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.sync.freshness import apply_change_notice, poll_realm
-from qbsync.sync.steps import StepFailed, import_customers, realm_of_firm
+from qbsync.sync.steps import import_run
 from qbsync.waiting import wait_for_event
 from schemas import QboChangeNotice, SyncRequest
 
@@ -46,8 +44,7 @@ class Importer:
     # -- Sync Now -----------------------------------------------------------------------
     async def on_sync_request(self, record: ConsumerRecord[bytes, bytes]) -> None:
         request = SyncRequest.model_validate_json(record.value or b"")
-        run, created = await runs.open_or_join_run(
-            self.runtime.pool,
+        run, created = await self.runtime.uow.direct.runs.open_or_join(
             request.firm_id,
             request.request_id,
             request.kind,
@@ -63,9 +60,11 @@ class Importer:
         backoff = Backoff()
         while not stopping.is_set():
             try:
-                run = await runs.claim_step(self.runtime.pool, "import")
+                run = await self.runtime.uow.direct.runs.claim_next("import")
                 if run is not None:
-                    await self.import_run(run)
+                    await import_run(
+                        self.runtime.uow, self.runtime.producer, self.runtime.quickbooks, run
+                    )
             except Exception as exc:
                 # PostgreSQL down, say: this loop must outlive it. A step claimed here and
                 # left unfinished is taken over when its lease runs out.
@@ -75,21 +74,6 @@ class Importer:
             if run is None:
                 self.wake.clear()
                 await wait_for_event(self.wake, 1.0)
-
-    async def import_run(self, run: runs.Run) -> None:
-        pool = self.runtime.pool
-        try:
-            realm_id = await realm_of_firm(pool, run.firm_id)
-            await runs.set_run_realm(pool, run.run_id, realm_id)
-            count = await import_customers(
-                self.runtime.producer, self.runtime.quickbooks, run.firm_id, realm_id, run.run_id
-            )
-        except (StepFailed, QuickBooksError, ConfigurationError) as exc:
-            log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
-            await runs.finish_step(pool, run.run_id, "import", {}, failure=str(exc))
-            return
-        await runs.finish_step(pool, run.run_id, "import", {"customers": count})
-        log.info("import done", extra={"run_id": run.run_id, "customers": count})
 
     # -- Between runs -------------------------------------------------------------------
     async def on_webhook(self, request: web.Request) -> web.Response:
@@ -122,7 +106,7 @@ class Importer:
         notice = QboChangeNotice.model_validate_json(record.value or b"")
         try:
             await apply_change_notice(
-                self.runtime.pool, self.runtime.producer, self.runtime.quickbooks, notice
+                self.runtime.uow, self.runtime.producer, self.runtime.quickbooks, notice
             )
         except (QuickBooksError, ConfigurationError) as exc:
             # The next CDC round picks the change up; a notification is only a hint.
@@ -146,11 +130,11 @@ class Importer:
         """One CDC round of every connected realm. A realm's failure stays that realm's
         (logged and counted; a dead token marks its connection), except a dependency
         being down (`is_transient`), which ends the round for the loop to wait out."""
-        pool = self.runtime.pool
-        for firm_id, realm_id in await connected_realms(pool):
+        uow = self.runtime.uow
+        for firm_id, realm_id in await uow.direct.connections.connected_realms():
             try:
                 await poll_realm(
-                    pool, self.runtime.producer, self.runtime.quickbooks, firm_id, realm_id
+                    uow, self.runtime.producer, self.runtime.quickbooks, firm_id, realm_id
                 )
             except Exception as exc:
                 if is_transient(exc):

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 
-from qbsync.db.accounts import store_accounts
-from qbsync.db.customers import store_customers
 from qbsync.kafka.batches import BatchInput
 from qbsync.kafka.topics import ACCOUNT_EVENTS, QBO_CUSTOMERS
 from qbsync.retry import Backoff, pause_after_failure
 from qbsync.runtime import Runtime, settings_or_exit
 from qbsync.streaming import create_app, run_worker
+from qbsync.sync import copies
 from qbsync.sync.advance import RunAdvancer
-from qbsync.sync.removal import delink_account, delink_gone_customers
 from schemas import AccountEvent, CustomerRecord
 
 SERVICE = "matcher"
@@ -34,22 +31,11 @@ TICK_SECONDS = 0.5
 
 
 async def keep_accounts(events: list[AccountEvent]) -> None:
-    await store_accounts(runtime.pool, events)
-    for event in events:
-        if event.type == "account.archived":
-            await delink_account(
-                runtime.pool, event.firm_id, event.account.id, "account archived in Liscio"
-            )
+    await copies.keep_accounts(runtime.uow, events)
 
 
 async def keep_customers(records: list[CustomerRecord]) -> None:
-    await store_customers(runtime.pool, records)
-    gone: dict[str, list[str]] = defaultdict(list)
-    for record in records:
-        if record.deleted or not record.active:
-            gone[record.realm_id].append(record.customer_id)
-    for realm_id, customer_ids in gone.items():
-        await delink_gone_customers(runtime.pool, realm_id, customer_ids)
+    await copies.keep_customers(runtime.uow, records)
 
 
 BATCH_INPUTS = (
@@ -63,7 +49,7 @@ async def advance_runs() -> None:
     """Every TICK_SECONDS (cancelled when the app stops). A failed tick (PostgreSQL down,
     say) is logged and tried again after a pause: it must not crash the matcher."""
     advancer = RunAdvancer(
-        runtime.pool, runtime.quickbooks, stall_seconds=settings.QBSYNC_RUN_STALL_SECONDS
+        runtime.uow, runtime.quickbooks, stall_seconds=settings.QBSYNC_RUN_STALL_SECONDS
     )
     backoff = Backoff()
     while True:

@@ -65,22 +65,14 @@ STOP_GRACE_SECONDS = 5.0
 
 
 async def apply_events(key: str, queued: list[QueuedEvent]) -> None:
-    """All queued events of one key. When they fail for a reason other than QuickBooks
-    being unavailable and they span several accounts, each account's events are tried on
-    their own, so that only the failing account's go to the dead-letter topic."""
-    error = await apply_with_retries(key, queued)
-    if error is None:
-        return
-    by_account: dict[str, list[QueuedEvent]] = {}
-    for item in queued:
-        by_account.setdefault(item.event.account.id, []).append(item)
-    if isinstance(error, QuickBooksError) or len(by_account) == 1:
-        await dead_letter(queued, error)
-        return
-    for account_id, mine in by_account.items():
-        failure = await apply_with_retries(f"{key}:{account_id}", mine)
-        if failure is not None:
-            await dead_letter(mine, failure)
+    """The queued events of one account (the dispatcher's key), counted once however many
+    attempts they take; what finally fails goes to the dead-letter topic."""
+    with observe_message(ACCOUNT_EVENTS) as observed:
+        error = await apply_with_retries(key, queued)
+        if error is not None:
+            observed.mark_failed()
+            for item in queued:
+                await runtime.dead_letters.send(ACCOUNT_EVENTS, item.message, error)
 
 
 async def apply_with_retries(key: str, queued: list[QueuedEvent]) -> Exception | None:
@@ -91,9 +83,8 @@ async def apply_with_retries(key: str, queued: list[QueuedEvent]) -> Exception |
     events = [item.event for item in queued]
     for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
         try:
-            with observe_message(ACCOUNT_EVENTS):
-                await mark_superseded(runtime.pool, absorbed)
-                await firm_batches.run(events[0].firm_id, events)
+            await mark_superseded(runtime.uow, absorbed)
+            await firm_batches.run(events[0].firm_id, events)
             return None
         except QuickBooksError as exc:
             if delay is None:
@@ -111,18 +102,10 @@ async def apply_with_retries(key: str, queued: list[QueuedEvent]) -> Exception |
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def dead_letter(queued: list[QueuedEvent], error: Exception) -> None:
-    for item in queued:
-        message = item.message
-        await runtime.dead_letters.send(
-            ACCOUNT_EVENTS, message.partition, message.offset, message.key, message.value, error
-        )
-
-
 async def apply_account_queues(queues: list[list[AccountEvent]]) -> None:
     """The queued events of several accounts of one firm, together."""
     events = [event for queued in queues for event in queued]
-    await handle_account_events(runtime.pool, runtime.quickbooks, events)
+    await handle_account_events(runtime.uow, runtime.quickbooks, events)
 
 
 firm_batches: GroupedRunner[list[AccountEvent]] = GroupedRunner(
@@ -138,9 +121,7 @@ async def take_event(record: Record, ack: Ack) -> None:
     try:
         parsed = AccountEvent.model_validate_json(record.value or b"")
     except ValidationError as exc:
-        await runtime.dead_letters.send(
-            ACCOUNT_EVENTS, record.partition, record.offset, record.key, record.value, exc
-        )
+        await runtime.dead_letters.send(ACCOUNT_EVENTS, record, exc)
         await ack()
         return
     key = f"{parsed.firm_id}:{parsed.account.id}"
@@ -164,7 +145,7 @@ async def reconcile() -> None:
     backoff = Backoff(cap=60.0)
     while True:
         try:
-            finished = await reconcile_unfinished_creates(runtime.pool, runtime.quickbooks)
+            finished = await reconcile_unfinished_creates(runtime.uow, runtime.quickbooks)
         except Exception as exc:
             await pause_after_failure("reconciling unfinished creates", exc, backoff)
             continue

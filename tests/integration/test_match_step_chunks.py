@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from qbsync.db import pairs as db_pairs
 from qbsync.db.accounts import store_accounts
 from qbsync.db.customers import store_customers
 from qbsync.db.links import insert_links
 from qbsync.db.pairs import load_pairs, load_sides
 from qbsync.db.pool import Pool
+from qbsync.db.unit_of_work import PostgresUnitOfWork
 from qbsync.quickbooks.errors import ServerError
-from qbsync.sync import steps
 from qbsync.sync.steps import MatchOutcome, first_sync, match_firm
 from schemas import AccountEvent, CustomerRecord
 from tests.conftest import unique
@@ -180,7 +181,14 @@ async def test_chunks_in_parallel_link_and_first_sync_every_pair(pool: Pool) -> 
     calls, keep_alive = counter()
 
     outcome = await match_firm(
-        pool, quickbooks, firm_id, realm_id, None, keep_alive, chunk=7, workers=3
+        PostgresUnitOfWork(pool),
+        quickbooks,
+        firm_id,
+        realm_id,
+        None,
+        keep_alive,
+        chunk=7,
+        workers=3,
     )
 
     await assert_every_pair_linked_and_first_synced_once(pool, firm_id, realm_id, outcome)
@@ -208,9 +216,16 @@ async def test_a_chunk_whose_first_sync_fails_is_linked_alone_and_first_synced_a
             raise RuntimeError("lost the connection")
         return await load_sides(*args)
 
-    monkeypatch.setattr(steps, "load_sides", flaky_load_sides)
+    monkeypatch.setattr(db_pairs, "load_sides", flaky_load_sides)
     outcome = await match_firm(
-        pool, quickbooks, firm_id, realm_id, None, keep_alive, chunk=7, workers=1
+        PostgresUnitOfWork(pool),
+        quickbooks,
+        firm_id,
+        realm_id,
+        None,
+        keep_alive,
+        chunk=7,
+        workers=1,
     )
 
     assert failing_chunks == 0
@@ -230,7 +245,9 @@ async def test_a_failed_quickbooks_call_leaves_that_first_sync_owed_and_no_other
     quickbooks = ScriptedQuickBooks(realm_id, {failing})
     owed = [f"a{n:03d}" for n in range(PAIRS)]
 
-    counts = await first_sync(pool, quickbooks, firm_id, owed, None, keep_alive, chunk=6)
+    counts = await first_sync(
+        PostgresUnitOfWork(pool), quickbooks, firm_id, owed, None, keep_alive, chunk=6
+    )
 
     assert len(counts.errors) == 1 and counts.errors[0].startswith("a001: ")
     assert counts.pairs == PAIRS
@@ -271,7 +288,14 @@ async def test_links_owed_from_before_get_their_first_sync_with_the_new_ones(poo
     _, keep_alive = counter()
 
     outcome = await match_firm(
-        pool, quickbooks, firm_id, realm_id, None, keep_alive, chunk=5, workers=2
+        PostgresUnitOfWork(pool),
+        quickbooks,
+        firm_id,
+        realm_id,
+        None,
+        keep_alive,
+        chunk=5,
+        workers=2,
     )
 
     assert outcome.linked == PAIRS - len(earlier)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from qbsync.db import runs
 from qbsync.db.customers import store_customers
 from qbsync.db.pool import Pool
+from qbsync.db.unit_of_work import PostgresUnitOfWork
 from qbsync.sync.advance import RunAdvancer, StallWatch
 from schemas import CustomerRecord
 from tests.support.fake_quickbooks import FakeQuickBooks
@@ -53,7 +54,7 @@ async def test_a_run_that_stops_progressing_fails_and_the_next_sync_now_starts_a
     run_id = await imported_run(pool, firm_id, realm_id, customers=3)
     await store_customers(pool, [tagged(realm_id, "1", run_id)])
     clock = Clock()
-    advancer = RunAdvancer(pool, FakeQuickBooks(), stall_seconds=60)
+    advancer = RunAdvancer(PostgresUnitOfWork(pool), FakeQuickBooks(), stall_seconds=60)
     advancer.stalls = StallWatch(clock)
 
     await advancer.tick()  # 1 of 3: waits

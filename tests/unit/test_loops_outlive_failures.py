@@ -18,6 +18,7 @@ from qbsync.crypto import TokenDecryptionError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.retry import Backoff
 from services.importer import app as importer_app
+from tests.support.memory_uow import MemoryUnitOfWork
 
 DROPPED = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
 
@@ -36,10 +37,24 @@ def no_real_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_reset() -> None:
-    backoff = Backoff(first=0.5, cap=3.0)
+    backoff = Backoff(first=0.5, cap=3.0, draw=lambda: 1.0)
     assert [backoff.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     backoff.reset()
     assert backoff.next_delay() == 0.5
+
+
+def test_backoff_pauses_are_jittered_between_half_their_ceiling_and_it() -> None:
+    """Services that met one outage must not all try again at the same instant."""
+    assert Backoff(first=4.0, draw=lambda: 0.0).next_delay() == 2.0
+    pauses = {Backoff(first=4.0).next_delay() for _ in range(50)}
+    assert all(2.0 <= p <= 4.0 for p in pauses) and len(pauses) > 40
+
+
+def within(pauses: list[float], ceilings: list[float]) -> bool:
+    """Each pause a jittered one of its ceiling (see the test above)."""
+    return len(pauses) == len(ceilings) and all(
+        c / 2 <= p <= c for p, c in zip(pauses, ceilings, strict=True)
+    )
 
 
 async def test_the_import_loop_outlives_a_dropped_connection(
@@ -48,7 +63,7 @@ async def test_the_import_loop_outlives_a_dropped_connection(
     stopping = asyncio.Event()
     outcomes: list[Exception | None] = [DROPPED, RuntimeError("a bug"), None]
 
-    async def claim_step(pool: object, step: str) -> None:
+    async def claim_next(step: str) -> None:
         outcome = outcomes.pop(0)
         if outcome is not None:
             raise outcome
@@ -57,11 +72,12 @@ async def test_the_import_loop_outlives_a_dropped_connection(
     async def idle(event: asyncio.Event, seconds: float) -> bool:
         return stopping.is_set()
 
-    monkeypatch.setattr(importer_app.runs, "claim_step", claim_step)
+    uow = MemoryUnitOfWork()
+    monkeypatch.setattr(uow.direct.runs, "claim_next", claim_next)
     monkeypatch.setattr(importer_app, "wait_for_event", idle)  # no run to import: idle
-    importer = importer_app.Importer(cast(Any, SimpleNamespace(pool=None)))
+    importer = importer_app.Importer(cast(Any, SimpleNamespace(uow=uow)))
     await asyncio.wait_for(importer.import_runs(stopping), 1)
-    assert outcomes == [] and no_real_pauses == [0.2, 0.4]
+    assert outcomes == [] and within(no_real_pauses, [0.2, 0.4])
 
 
 async def test_the_change_poller_outlives_a_dropped_connection(
@@ -70,7 +86,7 @@ async def test_the_change_poller_outlives_a_dropped_connection(
     stopping = asyncio.Event()
     rounds = 0
 
-    async def fetch(query: str) -> list[object]:
+    async def connected_realms() -> list[tuple[str, str]]:
         nonlocal rounds
         rounds += 1
         if rounds == 1:
@@ -78,23 +94,20 @@ async def test_the_change_poller_outlives_a_dropped_connection(
         stopping.set()
         return []
 
-    runtime = SimpleNamespace(
-        pool=SimpleNamespace(fetch=fetch),
-        settings=SimpleNamespace(QBSYNC_CDC_INTERVAL_SECONDS=0.0),
-    )
+    uow = MemoryUnitOfWork()
+    setattr(uow.direct.connections, "connected_realms", connected_realms)  # noqa: B010
+    runtime = SimpleNamespace(uow=uow, settings=SimpleNamespace(QBSYNC_CDC_INTERVAL_SECONDS=0.0))
     importer = importer_app.Importer(cast(Any, runtime))
     await asyncio.wait_for(importer.poll_changes(stopping), 1)
-    assert rounds == 2 and no_real_pauses == [0.2]
+    assert rounds == 2 and within(no_real_pauses, [0.2])
 
 
 class Letters:
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, str]] = []
 
-    async def send(
-        self, topic: str, partition: int, offset: int, key: Any, value: Any, error: Exception
-    ) -> None:
-        self.sent.append((topic, offset, str(error)))
+    async def send(self, topic: str, message: Any, error: Exception) -> None:
+        self.sent.append((topic, message.offset, str(error)))
 
 
 def record(offset: int) -> ConsumerRecord[bytes, bytes]:
@@ -162,17 +175,18 @@ async def test_one_realms_failure_stays_that_realms_and_the_others_are_polled(
     polled: list[str] = []
     failures: dict[str, Exception] = {"r-bad": TokenDecryptionError("stored token cannot be")}
 
-    async def fetch(query: str) -> list[dict[str, str]]:
-        return [{"firm_id": f"f-{r}", "realm_id": r} for r in ("r-1", "r-bad", "r-2")]
+    uow = MemoryUnitOfWork()
+    for realm_id in ("r-1", "r-bad", "r-2"):
+        uow.connect(f"f-{realm_id}", realm_id)
 
-    async def poll_realm(pool: Any, producer: Any, qb: Any, firm_id: str, realm_id: str) -> int:
+    async def poll_realm(uow: Any, producer: Any, qb: Any, firm_id: str, realm_id: str) -> int:
         if realm_id in failures:
             raise failures[realm_id]
         polled.append(realm_id)
         return 0
 
     monkeypatch.setattr(importer_app, "poll_realm", poll_realm)
-    runtime = SimpleNamespace(pool=SimpleNamespace(fetch=fetch), producer=None, quickbooks=None)
+    runtime = SimpleNamespace(uow=uow, producer=None, quickbooks=None)
     importer = importer_app.Importer(cast(Any, runtime))
     counted = metrics.CDC_POLLS_FAILED.labels("TokenDecryptionError")
     before = counted._value.get()

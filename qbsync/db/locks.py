@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qbsync.db.pool import Connection
+from qbsync.db.pool import Db
 
 
-async def lock_accounts(conn: Connection, firm_id: str, account_ids: Sequence[str]) -> None:
+async def lock_accounts(db: Db, firm_id: str, account_ids: Sequence[str]) -> None:
     """Hold the accounts' locks until the caller's transaction ends."""
-    await conn.execute(
+    await db.execute(
         """
         SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || a, 0))
           FROM (SELECT DISTINCT a FROM unnest($2::text[]) AS a ORDER BY a) AS sorted
