@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -402,7 +403,12 @@ async def test_cdc_returns_changes_since_a_time_including_inactive_and_merged(
 
         # From 1 ms after the answer's time: `changedSince` includes its millisecond, in which
         # the merge above may have landed (as in test_quickbooks_client_emulator.py).
-        mark = (datetime.fromisoformat(changes["time"]) + timedelta(milliseconds=1)).isoformat()
+        mark_at = datetime.fromisoformat(changes["time"]) + timedelta(milliseconds=1)
+        # A create within a millisecond of the answer (an in-process round trip can be that
+        # fast) would fall before the mark: the clock passes it first.
+        await asyncio.sleep(max(0.0, (mark_at - datetime.now(mark_at.tzinfo)).total_seconds()))
+        await asyncio.sleep(0.001)  # past it, not at it
+        mark = mark_at.isoformat()
         later = await qbo.create_customer({"DisplayName": "After The Mark"})
         newer = (await cdc(qbo, mark))["CDCResponse"][0]["QueryResponse"][0]["Customer"]
         assert [row["Id"] for row in newer] == [later["Id"]]
