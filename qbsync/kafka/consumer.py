@@ -1,4 +1,4 @@
-"""A plain aiokafka consumer loop for services that are not faust apps (the importer).
+"""A plain aiokafka consumer loop handling a message at a time (the importer's).
 
 At-least-once: offsets are committed only after the handler finished the batch. A message
 the handler rejects goes to the dead-letter topic and the partition moves on; a message
@@ -18,9 +18,12 @@ from qbsync.errors import InvalidMessage
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.observability import observe_message
 from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
+from qbsync.waiting import finish_or_cancel
 
 log = logging.getLogger("qbsync.kafka.consumer")
 
+# How long a stopping consumer lets the message in hand finish.
+STOP_GRACE_SECONDS = 10.0
 Handler = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 
@@ -32,8 +35,11 @@ class ConsumerLoop:
         group: str,
         handlers: dict[str, Handler],
         dead_letters: DeadLetterSink,
+        *,
+        connect_attempts: int = 10,
     ) -> None:
         self.prefix = prefix
+        self.connect_attempts = connect_attempts
         self.handlers = handlers
         self.dead_letters = dead_letters
         self._consumer = AIOKafkaConsumer(
@@ -45,28 +51,39 @@ class ConsumerLoop:
             max_poll_records=500,
         )
         self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def start(self, attempts: int = 10) -> None:
+    async def start(self) -> None:
+        """Connect (bounded attempts), subscribe, and consume in a task of its own."""
+
         async def attempt() -> None:
             await self._consumer.start()
 
-        await with_backoff("Kafka", attempt, attempts)
+        await with_backoff("Kafka", attempt, self.connect_attempts)
+        self._task = asyncio.create_task(self._run())
 
-    def stop_soon(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """The message in hand gets `grace` to finish; one cancelled is read again later."""
         self._stopping.set()
+        if self._task is not None:
+            await finish_or_cancel([self._task], grace)
+        await self._consumer.stop()
 
-    async def run(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                batches = await self._consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        if not await self._handle(record):
-                            return  # stopped while it waited: read again after a restart
-                if batches:
-                    await self._consumer.commit()
-        finally:
-            await self._consumer.stop()
+    @property
+    def consuming(self) -> asyncio.Task[None]:
+        """Ends once stopped; raises if consuming could not go on."""
+        assert self._task is not None, "not started"
+        return self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    if not await self._handle(record):
+                        return  # stopped while it waited: read again after a restart
+            if batches:
+                await self._consumer.commit()
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
         """Handle `record` or set it aside; False if the loop stopped before either. A
