@@ -12,12 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from pydantic import ValidationError
 
-from qbsync.errors import InvalidMessage
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.observability import observe_message
-from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
+from qbsync.retry import Backoff, is_bad_input, is_transient, pause_after_failure, with_backoff
 from qbsync.waiting import finish_or_cancel
 
 log = logging.getLogger("qbsync.kafka.consumer")
@@ -107,7 +105,7 @@ class ConsumerLoop:
                         if self._stopping.is_set():
                             return False
                         continue
-                    if not isinstance(exc, ValidationError | InvalidMessage):
+                    if not is_bad_input(exc):  # a bug or a refusal: its cause is logged
                         log.exception(
                             "message failed", extra={"topic": topic, "offset": record.offset}
                         )

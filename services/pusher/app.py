@@ -32,7 +32,6 @@ from qbsync.dispatch import GroupedRunner, KeyedDispatcher
 from qbsync.kafka.acks import Ack, AckedInput, AcknowledgingConsumer, Record
 from qbsync.kafka.topics import ACCOUNT_EVENTS
 from qbsync.observability import observe_message
-from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.retry import Backoff, is_transient, pause_after_failure
 from qbsync.runtime import Route, Runtime
 from qbsync.sync.account_events import (
@@ -47,7 +46,6 @@ from schemas import AccountEvent
 SERVICE = "pusher"
 log = logging.getLogger("qbsync.pusher")
 
-RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 # How many events may wait unapplied (an update absorbed by a later one no longer counts).
 # Under a backlog (a burst, a throttled realm) it bounds how many accounts have a state
 # waiting; an event costs a few KB while it waits, and a crash re-reads what waited.
@@ -87,39 +85,27 @@ class Pusher:
 
     async def apply_events(self, key: str, queued: list[QueuedEvent]) -> None:
         """The queued events of one account (the dispatcher's key), counted once however
-        many attempts they take; what finally fails goes to the dead-letter topic."""
-        with observe_message(ACCOUNT_EVENTS) as observed:
-            error = await self.apply_with_retries(key, queued)
-            if error is not None:
-                observed.mark_failed()
-                for item in queued:
-                    await self.runtime.dead_letters.send(ACCOUNT_EVENTS, item.message, error)
-
-    async def apply_with_retries(self, key: str, queued: list[QueuedEvent]) -> Exception | None:
-        """Apply; QuickBooks being unavailable (throttled or down after the client's own
-        retries) is waited out: the change must not be lost. Returns what finally failed.
-        Raises when PostgreSQL or the network is down (`is_transient`), however long."""
+        many rounds they take. A transient failure (PostgreSQL, Kafka, QuickBooks once its
+        client's attempts are spent) is waited out and the events applied again: the
+        change must not be lost. Any other failure dead-letters them with the reason."""
         absorbed = [event_id for item in queued for event_id in item.absorbed]
         events = [item.event for item in queued]
-        for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
-            try:
-                await mark_superseded(self.runtime.uow, absorbed)
-                await self.firm_batches.run(events[0].firm_id, events)
-                return None
-            except QuickBooksError as exc:
-                if delay is None:
-                    return exc
-                log.warning(
-                    "QuickBooks unavailable, retrying",
-                    extra={"key": key, "attempt": attempt, "error": str(exc)},
-                )
-                await asyncio.sleep(delay)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise  # our database or network, not the events: the dispatcher retries
-                log.exception("account events failed", extra={"key": key})
-                return exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        backoff = Backoff(first=1.0, cap=30.0)
+        with observe_message(ACCOUNT_EVENTS) as observed:
+            while True:
+                try:
+                    await mark_superseded(self.runtime.uow, absorbed)
+                    await self.firm_batches.run(events[0].firm_id, events)
+                    return
+                except Exception as exc:
+                    if is_transient(exc):
+                        await pause_after_failure(f"account events of {key}", exc, backoff)
+                        continue
+                    log.error("account events failed", extra={"key": key}, exc_info=exc)
+                    observed.mark_failed()
+                    for item in queued:
+                        await self.runtime.dead_letters.send(ACCOUNT_EVENTS, item.message, exc)
+                    return
 
     async def apply_account_queues(self, queues: list[list[AccountEvent]]) -> None:
         """The queued events of several accounts of one firm, together."""
