@@ -26,8 +26,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from qbsync.kafka.groups import join_group
 from qbsync.kafka.topics import spec_of
-from qbsync.retry import with_backoff
 from qbsync.waiting import finish_or_cancel
 
 log = logging.getLogger("qbsync.kafka.acks")
@@ -145,19 +145,14 @@ class AcknowledgingConsumer:
 
     async def start(self) -> None:
         """Connect (bounded attempts), subscribe, and consume in a task of its own."""
-        consumer = self._consumer = AIOKafkaConsumer(  # made here: it needs the running loop
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=MAX_RECORDS,
+        consumer = self._consumer = await join_group(
+            self.bootstrap,
+            self.group,
+            [self.topic],
+            max_records=MAX_RECORDS,
+            attempts=self.connect_attempts,
+            listener=_CommitBeforeRevoke(self),
         )
-
-        async def attempt() -> None:
-            await consumer.start()
-
-        await with_backoff("Kafka", attempt, self.connect_attempts)
-        consumer.subscribe([self.topic], listener=_CommitBeforeRevoke(self))
         self._loop_task = asyncio.ensure_future(self._consume(consumer))
 
     async def stop(self) -> None:

@@ -32,8 +32,9 @@ from pydantic import BaseModel, ValidationError
 
 from qbsync import metrics
 from qbsync.kafka.dead_letters import DeadLetterSink
+from qbsync.kafka.groups import join_group
 from qbsync.kafka.topics import spec_of
-from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
+from qbsync.retry import Backoff, is_transient, pause_after_failure
 from qbsync.waiting import finish_or_cancel
 
 log = logging.getLogger("qbsync.kafka.batches")
@@ -142,19 +143,14 @@ class BatchConsumer:
 
     async def start(self) -> None:
         """Connect (bounded attempts), subscribe, and consume in a task of its own."""
-        consumer = self._consumer = AIOKafkaConsumer(  # made here: it needs the running loop
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.max_records,
+        consumer = self._consumer = await join_group(
+            self.bootstrap,
+            self.group,
+            self.inputs,
+            max_records=self.max_records,
+            attempts=self.connect_attempts,
+            listener=_CommitBeforeRevoke(self),
         )
-
-        async def attempt() -> None:
-            await consumer.start()
-
-        await with_backoff("Kafka", attempt, self.connect_attempts)
-        consumer.subscribe(list(self.inputs), listener=_CommitBeforeRevoke(self))
         self._loop_task = asyncio.ensure_future(self._consume(consumer))
 
     async def stop(self) -> None:

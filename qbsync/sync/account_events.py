@@ -26,7 +26,7 @@ from qbsync.domain.accounts import is_prospect, may_create_in_quickbooks
 from qbsync.errors import Transient
 from qbsync.quickbooks.errors import NeedsReconnectError
 from qbsync.sync.creating import create_or_link
-from qbsync.sync.pairs import apply_plans, plan_for, sync_account
+from qbsync.sync.field_sync import apply_plans, plan_for, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_archived
 from qbsync.sync.unit_of_work import UnitOfWork

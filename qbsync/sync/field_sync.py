@@ -31,7 +31,7 @@ from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import OutgoingMessage, Repositories, UnitOfWork
 from schemas import CustomerRecord
 
-log = logging.getLogger("qbsync.sync.pairs")
+log = logging.getLogger("qbsync.sync.field_sync")
 
 # QuickBooks answers that concern this one record: recorded on the account for a person,
 # never retried and never blocking other accounts.
