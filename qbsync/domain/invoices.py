@@ -72,13 +72,14 @@ def addressee(
             and (_same(individual_name(sub), contact) or _same(sub.display_name, contact))
         ]
         if named:
-            chosen = min(named, key=lambda sub: _id_order(sub.customer_id))
+            chosen = min(named, key=lambda sub: id_order(sub.customer_id))
             return InvoiceAddressee(chosen.customer_id, contact)
     return InvoiceAddressee(linked.customer_id, individual_name(linked))
 
 
-def _id_order(customer_id: str) -> tuple[int, int, str]:
-    return (0, int(customer_id), "") if customer_id.isdigit() else (1, 0, customer_id)
+def id_order(entity_id: str) -> tuple[int, int, str]:
+    """QuickBooks Ids are numbers written as text: compare them as numbers."""
+    return (0, int(entity_id), "") if entity_id.isdigit() else (1, 0, entity_id)
 
 
 def status_matches(status: InvoiceStatus, balance: float) -> bool:
