@@ -56,3 +56,8 @@ class InvoiceGateway(Protocol):
     async def create_invoice(
         self, realm_id: str, body: dict[str, Any], *, request_id: str
     ) -> dict[str, Any]: ...
+
+
+class TokenRevoker(Protocol):
+    async def revoke(self, realm_id: str) -> None:
+        """Best effort: revoke the realm's tokens at Intuit."""
