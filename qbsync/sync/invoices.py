@@ -3,7 +3,9 @@
 Listing reads the linked customer, its sub-customers and their invoices live from
 QuickBooks (queries page through 1000 rows at a time); nothing is copied. Creating makes the
 invoice out to whom `qbsync.domain.invoices.addressee` says, with one sales item line per
-line given, on the realm's item named `Services` (created once when the realm has none).
+line given, on the realm's item named `Services` (created once when the realm has none),
+and remembers the contact it was for: the list names that contact, and for an invoice made
+elsewhere the individual on its customer.
 
 Exactly once in effect: every QuickBooks write carries a requestid derived from the
 caller's `request_id`, so a retry of the same request gets QuickBooks' first answer. Two
@@ -20,6 +22,7 @@ from datetime import date
 from typing import Any
 
 from qbsync.db.connections import QuickBooksConnection
+from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import Link
 from qbsync.domain.invoices import (
     InvoiceStatus,
@@ -31,7 +34,11 @@ from qbsync.domain.invoices import (
     text_matches,
 )
 from qbsync.errors import Conflict, NotFound
-from qbsync.quickbooks.errors import DuplicateNameError, ObjectNotFoundError
+from qbsync.quickbooks.errors import (
+    DuplicateNameError,
+    ObjectNotFoundError,
+    QuickBooksValidationError,
+)
 from qbsync.sync.pairs import stable_id
 from qbsync.sync.ports import InvoiceGateway
 from qbsync.sync.unit_of_work import UnitOfWork
@@ -84,8 +91,16 @@ async def list_invoices(
     )
     people = {str(c["Id"]): _person(c) for c in family}
     invoices = await quickbooks.invoices_of_customers(linked.realm_id, list(people))
+    made_here = await uow.direct.invoice_contacts.names(
+        linked.realm_id, [str(invoice["Id"]) for invoice in invoices]
+    )
     views = [
-        _view(invoice, _contact_name_of(invoice, people))
+        _view(
+            invoice,
+            made_here[str(invoice["Id"])]
+            if str(invoice["Id"]) in made_here
+            else _contact_name_of(invoice, people),
+        )
         for invoice in invoices
         if status_matches(status, float(invoice.get("Balance", 0)))
         and text_matches(q, invoice.get("DocNumber"), _descriptions(invoice))
@@ -129,8 +144,22 @@ async def create_invoice(
     }
     if due_date is not None:
         body["DueDate"] = due_date.isoformat()
-    invoice = await quickbooks.create_invoice(
-        linked.realm_id, body, request_id=stable_id("invoice", firm_id, account_id, request_id)
+    try:
+        invoice = await quickbooks.create_invoice(
+            linked.realm_id, body, request_id=stable_id("invoice", firm_id, account_id, request_id)
+        )
+    except (ObjectNotFoundError, QuickBooksValidationError) as exc:
+        # E.g. the sub-customer was made inactive a moment ago: the records have moved on.
+        raise Conflict(f"QuickBooks refused the invoice: {exc}") from exc
+    await uow.direct.invoice_contacts.record(
+        InvoiceContact(
+            linked.realm_id,
+            str(invoice["Id"]),
+            firm_id,
+            account_id,
+            contact_id,
+            chosen.contact_name,
+        )
     )
     log.info(
         "invoice %s created for account %s (customer %s)",

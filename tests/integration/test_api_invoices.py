@@ -4,6 +4,7 @@ process (`python -m services.api`) on the real PostgreSQL, calling the QuickBook
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -421,3 +422,32 @@ async def test_quickbooks_unavailable_is_503_with_retry_after_and_nothing_made(a
     # and once it is back, the same request works
     retried = await firm.post("/accounts/a-acme/invoices", json=invoice_body("c-grace", 10))
     assert retried.status_code == 201, retried.text
+
+
+async def test_first_invoices_at_once_share_one_services_item_and_keep_their_contact(
+    api: Api,
+) -> None:
+    firm = await new_firm(api)
+    parent = await firm.customer("Bolt Inc")  # a company: no individual on it
+    known = await firm.customer("ada lovelace", ParentRef={"value": parent["Id"]})
+    await firm.account("a-bolt", "Bolt Inc", [ADA, ALAN])
+    await firm.link("a-bolt", parent["Id"])
+    path = "/accounts/a-bolt/invoices"
+
+    made = await asyncio.gather(
+        firm.post(path, json=invoice_body("c-ada", 10)),
+        firm.post(path, json=invoice_body("c-alan", 20)),
+        firm.post(path, json=invoice_body("c-ada", 30)),
+    )
+
+    assert [r.status_code for r in made] == [201, 201, 201], [r.text for r in made]
+    assert await firm.items_in_quickbooks() == 1
+    assert len(await firm.invoices_in_quickbooks()) == 3
+    listed = (await firm.get(path)).json()["items"]
+    # Ada's invoices went to the sub-customer of her name and say so; Alan's to the company,
+    # which has no individual to name
+    assert sorted((i["total"], i["customer_id"], i["contact_name"]) for i in listed) == [
+        (10.0, known["Id"], "Ada Lovelace"),
+        (20.0, parent["Id"], None),
+        (30.0, known["Id"], "Ada Lovelace"),
+    ]

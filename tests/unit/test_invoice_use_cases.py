@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -27,6 +27,7 @@ from qbsync.sync.invoices import (
     list_invoices,
     services_item,
 )
+from qbsync.sync.ports import InvoiceGateway
 from schemas import AccountEvent
 from tests.support.memory_uow import MemoryUnitOfWork
 
@@ -399,3 +400,68 @@ async def test_quickbooks_down_creates_nothing(world: World, emulator: RunningEm
         )
     await emulator.admin.set_faults(world.realm_id, fault_5xx_rate=0.0)
     assert await world.emulator.admin.invoices(world.realm_id) == []
+
+
+async def test_the_list_names_the_contact_an_invoice_was_made_for(world: World) -> None:
+    parent = await world.customer("Bolt Inc")  # a company: no individual on it
+    known = await world.customer("ada lovelace", ParentRef={"value": parent["Id"]})
+    await world.account("a-bolt", "Bolt Inc", [ADA, ALAN])
+    await world.link("a-bolt", parent["Id"])
+
+    made = await create_invoice(
+        world.uow,
+        world.quickbooks,
+        FIRM,
+        "a-bolt",
+        contact_id="c-ada",
+        lines=[InvoiceLine(25, "Advice")],
+        due_date=None,
+        request_id="r-made",
+    )
+    elsewhere = await world.invoice_elsewhere(known["Id"], 5, "Made in QuickBooks")
+
+    assert (made.customer_id, made.contact_name) == (known["Id"], "Ada Lovelace")
+    listed = await list_invoices(world.uow, world.quickbooks, FIRM, "a-bolt")
+    assert {(v.id, v.contact_name) for v in listed} == {
+        (made.id, "Ada Lovelace"),  # the contact it was made for
+        (elsewhere["Id"], None),  # its customer's individual: it has none
+    }
+
+
+class DeactivatesFirst:
+    """QuickBooks' customer made inactive by a user just before the invoice arrives."""
+
+    def __init__(self, world: World, customer_id: str) -> None:
+        self._world = world
+        self._customer_id = customer_id
+
+    async def create_invoice(
+        self, realm_id: str, body: dict[str, Any], *, request_id: str
+    ) -> dict[str, Any]:
+        await self._world.emulator.admin.edit_customer_as_user(
+            realm_id, self._customer_id, {"Active": False}
+        )
+        return await self._world.quickbooks.create_invoice(realm_id, body, request_id=request_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._world.quickbooks, name)
+
+
+async def test_an_invoice_quickbooks_refuses_is_a_conflict_and_nothing_is_recorded(
+    world: World,
+) -> None:
+    _, ada, _ = await acme(world)
+
+    with pytest.raises(Conflict, match="QuickBooks refused the invoice"):
+        await create_invoice(
+            world.uow,
+            cast(InvoiceGateway, DeactivatesFirst(world, ada["Id"])),
+            FIRM,
+            "a-acme",
+            contact_id="c-ada",
+            lines=[InvoiceLine(10, "x")],
+            due_date=None,
+            request_id="r-refused",
+        )
+    assert await world.emulator.admin.invoices(world.realm_id) == []
+    assert world.uow.state.invoice_contacts == {}
