@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,9 +21,9 @@ from qbsync.db.connections import store_connection
 from qbsync.db.pool import Pool
 from qbsync.db.unit_of_work import PostgresUnitOfWork
 from qbsync.emulator.admin_client import EmulatorAdmin, EmulatorAdminError
-from schemas import AccountEvent
 from tests.conftest import unique
 from tests.integration.system import CLIENT_ID, CLIENT_SECRET, free_port, start_emulator
+from tests.support.accounts import account_event
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 
@@ -111,20 +110,7 @@ class Firm:
         )
 
     async def account(self, account_id: str, name: str, contacts: list[dict[str, Any]]) -> None:
-        event = AccountEvent.model_validate(
-            {
-                "event_id": uuid.uuid4().hex,
-                "type": "account.created",
-                "occurred_at": datetime.now(UTC),
-                "firm_id": self.firm_id,
-                "account": {
-                    "id": account_id,
-                    "name": name,
-                    "status": "Client",
-                    "contacts": contacts,
-                },
-            }
-        )
+        event = account_event(self.firm_id, account_id, name, contacts=contacts)
         await PostgresUnitOfWork(self.api.pool).direct.accounts.store([event])
 
     async def link(self, account_id: str, customer_id: str) -> None:
