@@ -121,6 +121,8 @@ async def create_invoice(
 ) -> InvoiceView:
     """An invoice for one of the account's contacts, made in QuickBooks for the linked
     customer (or the sub-customer that is the contact)."""
+    if await uow.direct.accounts.get(firm_id, account_id) is None:
+        raise NotFound("account", account_id)
     account = await uow.direct.records.account(firm_id, account_id)
     if account is None:
         raise NotFound("account", account_id)

@@ -388,8 +388,13 @@ async def test_bad_queries_and_names_never_answer_500(api: Api) -> None:
     assert made.status_code == 201, made.text
     found = await firm.get("/accounts/a-acme/invoices", params={"q": "«税» 🧾"})
     assert [i["id"] for i in found.json()["items"]] == [made.json()["id"]]
-    weird_account = await firm.get("/accounts/%27%20OR%201%3D1--/invoices")
-    assert weird_account.status_code == 404
+    for weird in ("%27%20OR%201%3D1--", "%00", "a%00b", "%F0%9F%A7%BE"):
+        response = await firm.get(f"/accounts/{weird}/invoices")
+        assert response.status_code == 404, (weird, response.text)
+        posted = await firm.post(f"/accounts/{weird}/invoices", json=invoice_body("c-ada", 1))
+        assert posted.status_code == 404, (weird, posted.text)
+    with_nul = await firm.post("/accounts/a-acme/invoices", json=invoice_body("c-\u0000", 1))
+    assert with_nul.status_code == 404, with_nul.text
 
 
 async def test_quickbooks_unavailable_is_503_with_retry_after_and_nothing_made(api: Api) -> None:
