@@ -30,6 +30,7 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import AuditEntry, AuditRecord, Link
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
@@ -304,6 +305,18 @@ class Idempotency(ABC):
         """Free a key whose request did not answer (a retry may try again)."""
 
 
+class InvoiceContacts(ABC):
+    """Who each invoice made through the API was for."""
+
+    @abstractmethod
+    async def record(self, made: InvoiceContact) -> None:
+        """Once per invoice (a repeated record of it changes nothing)."""
+
+    @abstractmethod
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        """invoice id -> the contact's name, for those of the invoices made here."""
+
+
 class Records(ABC):
     """What the integration page lists: both sides' records of a firm as one ordered list
     of items (qbsync/db/records.py says what is listed and in which order)."""
@@ -356,6 +369,7 @@ class Repositories:
         "customers",
         "firms",
         "idempotency",
+        "invoice_contacts",
         "links",
         "locks",
         "outbox",
@@ -376,6 +390,7 @@ class Repositories:
         customers: Customers,
         firms: Firms,
         idempotency: Idempotency,
+        invoice_contacts: InvoiceContacts,
         links: Links,
         locks: Locks,
         outbox: Outbox,
@@ -392,6 +407,7 @@ class Repositories:
         self.customers = customers
         self.firms = firms
         self.idempotency = idempotency
+        self.invoice_contacts = invoice_contacts
         self.links = links
         self.locks = locks
         self.outbox = outbox
