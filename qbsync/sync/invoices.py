@@ -39,7 +39,7 @@ from qbsync.quickbooks.errors import (
     ObjectNotFoundError,
     QuickBooksValidationError,
 )
-from qbsync.sync.pairs import stable_id
+from qbsync.sync.field_sync import stable_id
 from qbsync.sync.ports import InvoiceGateway
 from qbsync.sync.unit_of_work import UnitOfWork
 
