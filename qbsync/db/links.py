@@ -158,6 +158,7 @@ class AuditEntry:
     old_value: Any = None
     new_value: Any = None
     run_id: str | None = None
+    actor: str = "sync"  # a person (a JWT's `sub`) for what was done through the API
 
 
 _AUDIT_COLUMNS = (
@@ -172,6 +173,7 @@ _AUDIT_COLUMNS = (
     "new_value",
     "reason",
     "run_id",
+    "actor",
 )
 
 
@@ -195,6 +197,7 @@ async def record_audit(db: Db, entries: Sequence[AuditEntry]) -> None:
                 EncodedJson(orjson.dumps(e.new_value).decode()),
                 e.reason,
                 e.run_id,
+                e.actor,
             )
             for e in entries
         ],

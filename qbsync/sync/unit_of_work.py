@@ -30,6 +30,7 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.links import AuditEntry, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
 from qbsync.db.runs import Run, Step
@@ -183,6 +184,28 @@ class PendingCreates(ABC):
     async def unfinished(self) -> list[PendingCreate]: ...
 
 
+class LiscioCreates(ABC):
+    """Create in Liscio: `account.create` commands waiting for Liscio's answer."""
+
+    @abstractmethod
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        """Record the command, or find the customer's one still waiting: (command, new)."""
+
+    @abstractmethod
+    async def of_command(self, command_id: str) -> LiscioCreate | None: ...
+
+    @abstractmethod
+    async def finish(
+        self, command_id: str, *, account_id: str, failure: str | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    async def awaiting(self, realm_id: str) -> set[str]:
+        """The realm's customers whose account Liscio is still to create."""
+
+
 class Connections(ABC):
     """The firms' QuickBooks connections."""
 
@@ -265,6 +288,7 @@ class Repositories:
         "connections",
         "customers",
         "links",
+        "liscio_creates",
         "locks",
         "outbox",
         "pairs",
@@ -282,6 +306,7 @@ class Repositories:
         connections: Connections,
         customers: Customers,
         links: Links,
+        liscio_creates: LiscioCreates,
         locks: Locks,
         outbox: Outbox,
         pairs: Pairs,
@@ -295,6 +320,7 @@ class Repositories:
         self.connections = connections
         self.customers = customers
         self.links = links
+        self.liscio_creates = liscio_creates
         self.locks = locks
         self.outbox = outbox
         self.pairs = pairs
