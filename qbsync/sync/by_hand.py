@@ -1,8 +1,9 @@
 """What a firm admin does by hand on the integration page (DOMAIN.md rules 7, 8, 10):
 link a pair, delink, and Create in Liscio (Create in QuickBooks is `creating.py`'s, beside
 the pusher's creates). Each takes the person's id as `actor`, which the audit log keeps
-for the link and for every write of its first sync; what cannot be done is refused
-(`refusals.py`) before anything is written."""
+for the link and for every write of its first sync. What cannot be done is refused before
+anything is written: `NotFound` for an id that names nothing, `Conflict` (naming the
+other side) for a state that forbids it."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from datetime import UTC, datetime
 from qbsync.db.links import Link
 from qbsync.domain.accounts import customer_may_be_linked
 from qbsync.domain.fields import FIELD_NAMES, to_json
+from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import ACCOUNT_COMMANDS
 from qbsync.sync.creating import usable_realm
 from qbsync.sync.linking import link_with_first_sync, remove_link
 from qbsync.sync.ports import CustomerGateway
-from qbsync.sync.refusals import ConflictingState, UnknownRecord
 from qbsync.sync.unit_of_work import Repositories, UnitOfWork
 from schemas import AccountCommand, AccountEvent
 
@@ -40,23 +41,21 @@ async def link_by_hand(
     realm_id = await usable_realm(uow, firm_id)
     account = await uow.direct.accounts.get(firm_id, account_id)
     if account is None:
-        raise UnknownRecord(f"account {account_id} not found", account_id=account_id)
+        raise NotFound("account", account_id)
     customer = await uow.direct.customers.get(realm_id, customer_id)
     if customer is None:
-        raise UnknownRecord(f"customer {customer_id} not found", customer_id=customer_id)
+        raise NotFound("customer", customer_id)
     if account.archived:
-        raise ConflictingState(f"account {account_id} is archived", account_id=account_id)
+        raise Conflict(f"account {account_id} is archived")
     if not customer_may_be_linked(customer.active, customer.deleted, None):
-        raise ConflictingState(
+        raise Conflict(
             f"customer {customer_id} is inactive or deleted in QuickBooks",
-            customer_id=customer_id,
         )
     async with uow.for_accounts(firm_id, [account_id], calls_quickbooks=True) as tx:
         await _refuse_linked_pair(tx, firm_id, realm_id, account_id, customer_id)
         if customer_id in await tx.liscio_creates.awaiting(realm_id):
-            raise ConflictingState(
+            raise Conflict(
                 f"customer {customer_id} waits for the account Liscio is creating for it",
-                customer_id=customer_id,
             )
         link = await link_with_first_sync(
             tx,
@@ -80,16 +79,12 @@ async def _refuse_linked_pair(
     """Either side linked already: refused, naming the other side."""
     mine = await tx.links.of_account(firm_id, account_id)
     if mine is not None:
-        raise ConflictingState(
+        raise Conflict(
             f"account {account_id} is already linked to customer {mine.customer_id}",
-            account_id=account_id,
-            customer_id=mine.customer_id,
         )
     for theirs in await tx.links.of_customers(realm_id, [customer_id]):
-        raise ConflictingState(
+        raise Conflict(
             f"customer {customer_id} is already linked to account {theirs.account_id}",
-            account_id=theirs.account_id,
-            customer_id=customer_id,
         )
 
 
@@ -100,8 +95,8 @@ async def delink_by_hand(uow: UnitOfWork, firm_id: str, account_id: str, *, acto
     if link is not None:
         return link
     if await uow.direct.accounts.get(firm_id, account_id) is None:
-        raise UnknownRecord(f"account {account_id} not found", account_id=account_id)
-    raise ConflictingState(f"account {account_id} is not linked", account_id=account_id)
+        raise NotFound("account", account_id)
+    raise Conflict(f"account {account_id} is not linked")
 
 
 async def create_in_liscio(uow: UnitOfWork, firm_id: str, customer_id: str, *, actor: str) -> str:
@@ -113,18 +108,15 @@ async def create_in_liscio(uow: UnitOfWork, firm_id: str, customer_id: str, *, a
     realm_id = await usable_realm(uow, firm_id)
     customer = await uow.direct.customers.get(realm_id, customer_id)
     if customer is None:
-        raise UnknownRecord(f"customer {customer_id} not found", customer_id=customer_id)
+        raise NotFound("customer", customer_id)
     if not customer_may_be_linked(customer.active, customer.deleted, None):
-        raise ConflictingState(
+        raise Conflict(
             f"customer {customer_id} is inactive or deleted in QuickBooks",
-            customer_id=customer_id,
         )
     async with uow.begin() as tx:
         for theirs in await tx.links.of_customers(realm_id, [customer_id]):
-            raise ConflictingState(
+            raise Conflict(
                 f"customer {customer_id} is already linked to account {theirs.account_id}",
-                account_id=theirs.account_id,
-                customer_id=customer_id,
             )
         create, new = await tx.liscio_creates.begin(
             firm_id, realm_id, customer_id, uuid.uuid4().hex, actor
@@ -180,7 +172,7 @@ async def answer_liscio_create(
                 await _refuse_linked_pair(
                     tx, firm_id, create.realm_id, account_id, create.customer_id
                 )
-            except ConflictingState as exc:
+            except Conflict as exc:
                 problem = str(exc)
         if problem is not None:
             await tx.accounts.mark_for_attention(firm_id, account_id, problem)

@@ -21,13 +21,13 @@ from typing import Any
 from qbsync.db.customers import StoredCustomer
 from qbsync.db.links import Link
 from qbsync.domain.accounts import customer_may_be_linked
+from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.errors import DuplicateNameError, QuickBooksValidationError
 from qbsync.quickbooks.mapping import customer_record, new_customer_body
 from qbsync.sync.linking import How, link_with_first_sync
 from qbsync.sync.pairs import stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
-from qbsync.sync.refusals import ConflictingState, Refused, RefusedByQuickBooks, UnknownRecord
 from qbsync.sync.unit_of_work import Repositories, UnitOfWork
 
 log = logging.getLogger("qbsync.sync.creating")
@@ -136,9 +136,7 @@ async def _keep_and_link(
         actor=actor,
     )
     if link is None:  # the caller checked under the lock: the customer's link is new
-        raise ConflictingState(
-            f"customer {record.customer_id} is already linked", customer_id=record.customer_id
-        )
+        raise Conflict(f"customer {record.customer_id} is already linked")
     await tx.accounts.mark_for_attention(firm_id, account_id, None)
     await tx.pending_creates.finish(firm_id, account_id, customer_id=record.customer_id)
     return link
@@ -198,21 +196,19 @@ async def create_in_quickbooks(
     realm_id = await usable_realm(uow, firm_id)
     account = await uow.direct.accounts.get(firm_id, account_id)
     if account is None:
-        raise UnknownRecord(f"account {account_id} not found", account_id=account_id)
+        raise NotFound("account", account_id)
     if account.archived:
-        raise ConflictingState(f"account {account_id} is archived", account_id=account_id)
+        raise Conflict(f"account {account_id} is archived")
     await _refuse_if_linked(uow.direct, firm_id, account_id)
     pending = await uow.direct.pending_creates.begin(
         firm_id, account_id, uuid.uuid4().hex, f"created by hand by {actor}"
     )
     if pending.state == "done":  # its link was removed since
-        raise ConflictingState(
+        raise Conflict(
             f"account {account_id} was created in (or linked to) QuickBooks before, as customer"
             f" {pending.customer_id}: link that customer by hand",
-            account_id=account_id,
-            customer_id=pending.customer_id,
         )
-    refusal: Refused | None = None
+    refusal: Exception | None = None
     async with uow.for_accounts(firm_id, [account_id], calls_quickbooks=True) as tx:
         try:
             await _refuse_if_linked(tx, firm_id, account_id)
@@ -223,9 +219,7 @@ async def create_in_quickbooks(
             )
         except DuplicateNameError:
             refusal = await _name_taken(quickbooks, realm_id, account.name)
-        except QuickBooksValidationError as exc:
-            refusal = RefusedByQuickBooks(f"QuickBooks refused the customer: {exc.message}")
-        except ConflictingState as exc:
+        except (QuickBooksValidationError, Conflict) as exc:
             refusal = exc
         if refusal is not None:
             # Finished as failed (committed): nothing is left for a reconciliation to redo.
@@ -255,32 +249,29 @@ async def usable_realm(uow: UnitOfWork, firm_id: str) -> str:
     """The firm's realm, for what a person asks of QuickBooks; refused when not connected."""
     connection = await uow.direct.connections.of_firm(firm_id)
     if connection is None:
-        raise ConflictingState(f"firm {firm_id} is not connected to QuickBooks")
+        raise Conflict(f"firm {firm_id} is not connected to QuickBooks")
     if not connection.usable:
-        raise ConflictingState(f"the QuickBooks connection of firm {firm_id} needs reconnecting")
+        raise Conflict(f"the QuickBooks connection of firm {firm_id} needs reconnecting")
     return connection.realm_id
 
 
 async def _refuse_if_linked(tx: Repositories, firm_id: str, account_id: str) -> None:
     link = await tx.links.of_account(firm_id, account_id)
     if link is not None:
-        raise ConflictingState(
+        raise Conflict(
             f"account {account_id} is already linked to customer {link.customer_id}",
-            account_id=account_id,
-            customer_id=link.customer_id,
         )
 
 
-async def _name_taken(quickbooks: CustomerGateway, realm_id: str, name: str) -> ConflictingState:
+async def _name_taken(quickbooks: CustomerGateway, realm_id: str, name: str) -> Conflict:
     """6240, naming the customer that has the name (when it is an active customer)."""
     found = await quickbooks.find_customers_by_name(realm_id, name)
     if found:
         existing = found[0]
-        return ConflictingState(
+        return Conflict(
             f"QuickBooks customer {existing['Id']} ('{existing.get('DisplayName')}') already"
             f" has the name '{name}': link the account to it instead",
-            customer_id=str(existing["Id"]),
         )
-    return ConflictingState(
+    return Conflict(
         f"QuickBooks already has the name '{name}' (an inactive customer, a vendor or an employee)"
     )

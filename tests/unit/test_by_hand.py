@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, SYNC_LINKS
 from qbsync.quickbooks.backoff import RetryPolicy
 from qbsync.quickbooks.client import QuickBooksClient
@@ -19,7 +20,6 @@ from qbsync.sync import copies
 from qbsync.sync.account_events import handle_account_events
 from qbsync.sync.by_hand import create_in_liscio, delink_by_hand, link_by_hand
 from qbsync.sync.creating import create_in_quickbooks
-from qbsync.sync.refusals import ConflictingState, UnknownRecord
 from qbsync.sync.steps import match_firm
 from schemas import AccountEvent
 from tests.unit.test_use_cases import (
@@ -103,22 +103,21 @@ async def test_linking_by_hand_refuses_what_names_nothing_or_is_taken(
     await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
     assert world.links() == {"a-acme": (acme["Id"], "auto")}
 
-    async def refused(account_id: str, customer_id: str) -> ConflictingState | UnknownRecord:
-        with pytest.raises((ConflictingState, UnknownRecord)) as caught:
+    async def refused(account_id: str, customer_id: str) -> Conflict | NotFound:
+        with pytest.raises((Conflict, NotFound)) as caught:
             await link_by_hand(
                 world.uow, world.quickbooks, FIRM, account_id, customer_id, actor=ADMIN
             )
-        assert isinstance(caught.value, ConflictingState | UnknownRecord)
+        assert isinstance(caught.value, Conflict | NotFound)
         return caught.value
 
-    assert isinstance(await refused("a-nobody", bolt["Id"]), UnknownRecord)
-    assert isinstance(await refused("a-free", "9999"), UnknownRecord)
+    assert isinstance(await refused("a-nobody", bolt["Id"]), NotFound)
+    assert isinstance(await refused("a-free", "9999"), NotFound)
     taken = await refused("a-acme", bolt["Id"])
-    assert isinstance(taken, ConflictingState)
+    assert isinstance(taken, Conflict)
     assert str(taken) == f"account a-acme is already linked to customer {acme['Id']}"
     taken = await refused("a-free", acme["Id"])
     assert str(taken) == f"customer {acme['Id']} is already linked to account a-acme"
-    assert taken.details == {"account_id": "a-acme", "customer_id": acme["Id"]}
     assert "archived" in str(await refused("a-arch", bolt["Id"]))
     assert "inactive" in str(await refused("a-free", gone["Id"]))
     # nothing of it was written
@@ -175,9 +174,9 @@ async def test_delinking_by_hand_keeps_both_records_and_names_its_actor(
     assert actors(world, "a-acme")[-1] == ("link.removed", ADMIN)
     assert (FIRM, "a-acme") in world.uow.state.accounts
     assert (await world.quickbooks_customer(acme["Id"]))["Active"] is True
-    with pytest.raises(ConflictingState, match="is not linked"):
+    with pytest.raises(Conflict, match="is not linked"):
         await delink_by_hand(world.uow, FIRM, "a-acme", actor=ADMIN)
-    with pytest.raises(UnknownRecord):
+    with pytest.raises(NotFound):
         await delink_by_hand(world.uow, FIRM, "a-nobody", actor=ADMIN)
 
 
@@ -197,7 +196,7 @@ async def test_create_in_quickbooks_creates_a_prospect_too_and_links_it(
     assert world.links() == {"a-pro": (customer["Id"], "created")}
     assert world.uow.state.pending[(FIRM, "a-pro")].create.state == "done"
     assert actors(world, "a-pro") == [("link.created", ADMIN)]
-    with pytest.raises(ConflictingState, match="already linked"):
+    with pytest.raises(Conflict, match="already linked"):
         await create_in_quickbooks(world.uow, world.quickbooks, FIRM, "a-pro", actor=ADMIN)
     assert len(await world.customers_named("Asked For Inc")) == 1
 
@@ -208,10 +207,9 @@ async def test_create_in_quickbooks_of_a_name_quickbooks_has_names_the_customer(
     existing = await world.customer_in_quickbooks("Taken Name LLC")
     await copies.keep_accounts(world.uow, [event("a-taken", "taken name llc")])
 
-    with pytest.raises(ConflictingState) as refused:
+    with pytest.raises(Conflict) as refused:
         await create_in_quickbooks(world.uow, world.quickbooks, FIRM, "a-taken", actor=ADMIN)
 
-    assert refused.value.details == {"customer_id": existing["Id"]}
     assert f"QuickBooks customer {existing['Id']}" in str(refused.value)
     assert world.links() == {}
     assert len(await world.customers_named("Taken Name LLC")) == 1
@@ -295,7 +293,7 @@ async def test_create_in_liscio_sends_one_command_and_links_liscios_answer(
     assert actors(world, "a-new")[0] == ("link.created", ADMIN)
     assert world.uow.state.liscio_creates[command_id].state == "done"
     # now linked: asking again is refused, naming the account
-    with pytest.raises(ConflictingState, match="already linked to account a-new"):
+    with pytest.raises(Conflict, match="already linked to account a-new"):
         await create_in_liscio(world.uow, FIRM, customer["Id"], actor=ADMIN)
 
 
@@ -307,11 +305,11 @@ async def test_create_in_liscio_refuses_unknown_and_linked_customers(
     await copies.keep_accounts(world.uow, [event("a-acme", "Acme Ltd")])
     await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
 
-    with pytest.raises(UnknownRecord):
+    with pytest.raises(NotFound):
         await create_in_liscio(world.uow, FIRM, "9999", actor=ADMIN)
-    with pytest.raises(ConflictingState, match="already linked to account a-acme"):
+    with pytest.raises(Conflict, match="already linked to account a-acme"):
         await create_in_liscio(world.uow, FIRM, acme["Id"], actor=ADMIN)
-    with pytest.raises(ConflictingState, match="not connected"):
+    with pytest.raises(Conflict, match="not connected"):
         await create_in_liscio(world.uow, "firm-unknown", acme["Id"], actor=ADMIN)
     sent = [json.loads(value)["type"] for _, value in world.uow.messages(ACCOUNT_COMMANDS)]
     assert "account.create" not in sent

@@ -1,7 +1,3 @@
--- Who did it: the user (a JWT's `sub`) for what a person did through the API, "sync" for
--- what the services did. IF NOT EXISTS: the API's own migration may have added it first.
-ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS actor text NOT NULL DEFAULT 'sync';
-
 -- Create in Liscio: the `account.create` commands sent for customers, so that whichever
 -- pusher reads Liscio's `account.created` answer (it carries the command_id) links the new
 -- account to the customer, and so that nothing links the customer elsewhere meanwhile.
