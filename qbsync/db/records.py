@@ -231,7 +231,11 @@ async def count_records(db: Db, firm_id: str, realm_id: str | None) -> dict[str,
     for record_filter in RECORD_FILTERS[1:]:
         parts = _parts(record_filter, searching=False)
         sql = " + ".join(f"(SELECT count(*) {source})" for _, source, _ in parts)
-        counts[record_filter] = int(await db.fetchval(f"SELECT {sql}", firm_id, realm_id) or 0)
+        # Both parameters named whichever parts the filter has (an unused one has no type).
+        both = "(SELECT $1::text, $2::text) AS parameters"
+        counts[record_filter] = int(
+            await db.fetchval(f"SELECT {sql} FROM {both}", firm_id, realm_id) or 0
+        )
     return counts
 
 
