@@ -32,6 +32,7 @@ from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
 from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
 from qbsync.db.records import (
@@ -198,6 +199,28 @@ class PendingCreates(ABC):
 
     @abstractmethod
     async def unfinished(self) -> list[PendingCreate]: ...
+
+
+class LiscioCreates(ABC):
+    """Create in Liscio: `account.create` commands waiting for Liscio's answer."""
+
+    @abstractmethod
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        """Record the command, or find the customer's one still waiting: (command, new)."""
+
+    @abstractmethod
+    async def of_command(self, command_id: str) -> LiscioCreate | None: ...
+
+    @abstractmethod
+    async def finish(
+        self, command_id: str, *, account_id: str, failure: str | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    async def awaiting(self, realm_id: str) -> set[str]:
+        """The realm's customers whose account Liscio is still to create."""
 
 
 class Connections(ABC):
@@ -371,6 +394,7 @@ class Repositories:
         "idempotency",
         "invoice_contacts",
         "links",
+        "liscio_creates",
         "locks",
         "outbox",
         "pairs",
@@ -392,6 +416,7 @@ class Repositories:
         idempotency: Idempotency,
         invoice_contacts: InvoiceContacts,
         links: Links,
+        liscio_creates: LiscioCreates,
         locks: Locks,
         outbox: Outbox,
         pairs: Pairs,
@@ -409,6 +434,7 @@ class Repositories:
         self.idempotency = idempotency
         self.invoice_contacts = invoice_contacts
         self.links = links
+        self.liscio_creates = liscio_creates
         self.locks = locks
         self.outbox = outbox
         self.pairs = pairs
