@@ -21,8 +21,8 @@ from qbsync.domain.accounts import customer_may_be_linked
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.errors import DuplicateNameError, QuickBooksValidationError
 from qbsync.quickbooks.mapping import customer_record, new_customer_body
+from qbsync.sync.field_sync import apply_plan, plan_for, stable_id, sync_account
 from qbsync.sync.linking import How, create_links
-from qbsync.sync.pairs import apply_plan, plan_for, stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import Repositories, UnitOfWork
 

@@ -13,13 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qbsync.errors import Conflict, NotFound
+from qbsync.errors import Conflict, NotFound, Transient
 from qbsync.quickbooks.errors import (
     DuplicateNameError,
     NeedsReconnectError,
-    ServerError,
-    ThrottledError,
-    TransportError,
+    QuickBooksUnavailable,
 )
 from qbsync.retry import is_transient
 
@@ -108,9 +106,9 @@ def _as_problem(exc: Exception) -> Problem | None:
         return Problem(409, "Conflict", f"QuickBooks refused the name: {exc}")
     if isinstance(exc, NeedsReconnectError):
         return Problem(409, "Conflict", f"the QuickBooks connection needs reconnecting: {exc}")
-    if isinstance(exc, ThrottledError | ServerError | TransportError):
+    if isinstance(exc, QuickBooksUnavailable):
         return unavailable(f"QuickBooks is unavailable: {exc}")
-    if is_transient(exc):
+    if isinstance(exc, Transient) or is_transient(exc):
         return unavailable("the database is unavailable; try again")
     return None
 
@@ -162,9 +160,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         Conflict,
         DuplicateNameError,
         NeedsReconnectError,
-        ThrottledError,
-        ServerError,
-        TransportError,
+        QuickBooksUnavailable,
+        Transient,
         Exception,
     )
     for error in mapped:

@@ -29,8 +29,8 @@ from qbsync.sync.account_events import (
 )
 from qbsync.sync.advance import RunAdvancer
 from qbsync.sync.creating import create_or_link
+from qbsync.sync.field_sync import stable_id, sync_account
 from qbsync.sync.freshness import poll_realm
-from qbsync.sync.pairs import stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_account
 from qbsync.sync.steps import match_firm, push_firm
