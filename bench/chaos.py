@@ -43,7 +43,7 @@ from aiokafka.errors import KafkaError
 from bench.scratch import create_database, drop_database
 from qbsync.crypto import TokenCipher
 from qbsync.db import connect_pool, migrate
-from qbsync.db.connections import store_connection
+from qbsync.db.connections import count_needing_reconnect, store_connection
 from qbsync.domain.fields import SyncedFields
 from qbsync.emulator.admin_client import EmulatorAdmin
 from qbsync.kafka.admin import ensure_topics
@@ -214,6 +214,9 @@ class Chaos:
         self.broker_restarts = 0
         self.database_restarts = 0
         self.faults_injected: Counter[str] = Counter()
+        self.created_mid_run = 0
+        # Per realm, the emulator-clock spans in which a 429 burst was injected.
+        self.bursts: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.services: dict[str, ServiceProcess] = {}
         self.links: dict[tuple[str, str], str] = {}  # (firm, account) -> customer id
         self.requests: list[dict[str, Any]] = []
@@ -358,6 +361,20 @@ class Chaos:
             await self._remove_in_quickbooks(firm, account)
         elif roll < 0.84:
             await self._request_sync(firm)
+        elif roll < 0.86:
+            await self._create_account(firm)
+
+    async def _create_account(self, firm: Firm) -> None:
+        """A Client or a Prospect created while everything else goes on (Clients are
+        created in QuickBooks by the pusher; Prospects never are)."""
+        kind = self.rng.choice(("client", "prospect"))
+        number = len(firm.accounts)
+        status = "Prospect" if kind == "prospect" else "Client"
+        name = f"Chaos New {kind.title()} {firm.firm_id[-6:]}-{number:03d}"
+        account = Account(f"a-{number:03d}", name, kind, status, phone=self._phone())
+        firm.accounts[account.id] = account
+        await self.liscio.publish(firm, account, "account.created")
+        self.created_mid_run += 1
 
     async def _edit_in_quickbooks(self, firm: Firm, account: Account) -> None:
         """A QuickBooks user edits a linked customer's phone: the next Liscio change or
@@ -451,10 +468,19 @@ class Chaos:
             self.faults_injected["5xx, dropped writes, slow answers"] += 1
         elif roll < 0.35:
             # A 429 burst: for a few seconds the realm allows almost nothing more.
+            began = time.time()
             await self._quietly(self.admin.set_limits(firm.realm_id, max_requests_per_window=3))
             self.faults_injected["429 burst"] += 1
             await asyncio.sleep(3)
             await self._quietly(self.admin.set_limits(firm.realm_id, max_requests_per_window=500))
+            # The window is rolling: what the burst admitted still counts for 60 s after it.
+            self.bursts[firm.realm_id].append((began, time.time() + 60.0))
+            return
+        elif roll < 0.42:
+            # Every access token of the realm dies at once: every process that calls it
+            # refreshes together (one refresh token, rotating) while services are killed.
+            await self._quietly(self.admin.expire_access_tokens(firm.realm_id))
+            self.faults_injected["access tokens expired"] += 1
             return
         else:
             settings = {"fault_5xx_rate": 0.0, "drop_rate": 0.0, "slow_rate": 0.0}
@@ -576,7 +602,28 @@ class Chaos:
                 break
             await asyncio.sleep(2)
         verdict["seconds_to_converge"] = round(time.monotonic() - last_fault, 1)
+        verdict["after_the_last_fault"] = self._after(time.time() - (time.monotonic() - last_fault))
         return verdict
+
+    def _after(self, moment: float) -> dict[str, Any]:
+        """What QuickBooks saw from `moment` (the last fault) on, per realm: requests, how
+        many were writes, and when the last write came (seconds after `moment`): a backlog
+        that the realms' quotas drain, or the system waiting on something."""
+        figures: dict[str, Any] = {}
+        for firm in self.liscio.firms.values():
+            later = [
+                r
+                for r in self.requests
+                if r["realm_id"] == firm.realm_id and r["started_at"] >= moment
+            ]
+            writes = [r["started_at"] for r in later if r["operation"] == "customer.write"]
+            figures[firm.realm_id] = {
+                "requests": len(later),
+                "writes": len(writes),
+                "last_write_after_s": round(max(writes) - moment, 1) if writes else None,
+                "busiest_60s": _busiest_window(later, 60.0).get(firm.realm_id, 0),
+            }
+        return figures
 
     async def oracle(self) -> dict[str, Any]:
         lost: list[str] = []
@@ -618,8 +665,12 @@ class Chaos:
                     target.append(f"{where} {name}: {have.get(name)!r} != {wanted!r}")
         problems.extend(self._history_violations())
         letters = await self._dead_letters()
+        reconnects = await self._connections_needing_reconnect()
         return {
-            "converged": not (lost or wrong or unlinked or extra_links or problems or letters),
+            "converged": not (
+                lost or wrong or unlinked or extra_links or problems or letters or reconnects
+            ),
+            "connections_needing_reconnect": reconnects,
             "lost_updates": len(lost),
             "wrong_values": len(wrong),
             "not_linked": len(unlinked),
@@ -654,7 +705,31 @@ class Chaos:
             if count > 1:
                 problems.append(f"{count} customers created for {name} in {realm}")
         self.busiest_window = _busiest_window(self.requests, 60.0)
+        over = Counter(
+            request["realm_id"]
+            for request in self.requests
+            if request["status"] == 429
+            and not any(
+                start <= request["started_at"] <= end
+                for start, end in self.bursts.get(request["realm_id"], [])
+            )
+        )
+        for realm, count in over.items():
+            problems.append(f"the quota exceeded: {count} answers 429 outside bursts in {realm}")
         return problems
+
+    async def _connections_needing_reconnect(self) -> int:
+        """What a firm would see: its QuickBooks connection asking to be reconnected (a
+        refresh token lost while processes refreshing it were killed). The only thing the
+        harness reads of the services' tables."""
+        try:
+            pool = await connect_pool(self.database_url, attempts=3, max_size=1)
+        except Exception:
+            return -1  # the database unreachable: not converged yet
+        try:
+            return await count_needing_reconnect(pool)
+        finally:
+            await pool.close()
 
     async def _dead_letters(self) -> int:
         total = 0
@@ -783,6 +858,7 @@ async def run(params: Params) -> dict[str, Any]:
         },
         "events_sent": sum(len(f.sent) for f in chaos.liscio.firms.values()),
         "redeliveries": chaos.liscio.redeliveries,
+        "accounts_created_mid_run": chaos.created_mid_run,
         "commands_applied_by_liscio": chaos.liscio.commands,
         "quickbooks_requests": len(chaos.requests),
         "quickbooks_429s": throttled,

@@ -2,7 +2,9 @@
 `python -m tests.support.refresher REALM` reads one customer count with the tokens stored
 in PostgreSQL (DATABASE_URL, QBSYNC_SECRET_KEY, QBO_BASE_URL, QBO_TOKEN_URL, QBO_CLIENT_ID,
 QBO_CLIENT_SECRET). It prints `refreshing` once it holds the realm's row and spends the
-refresh token, then `ok` (exit 0) or `needs_reconnect` (exit 3)."""
+refresh token, then `ok` (exit 0) or `needs_reconnect` (exit 3). With `--loop` it refreshes
+again and again, as if every access token were refused at once, until it is killed (one
+line `refreshed N` per refresh)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class AnnouncingStore(PostgresTokenStore):
         return await super().rotate(realm_id, announced)
 
 
-async def main(realm_id: str) -> int:
+async def main(realm_id: str, loop: bool) -> int:
     pool = await connect_pool(os.environ["DATABASE_URL"], attempts=5, max_size=2)
     store = AnnouncingStore(pool, TokenCipher(os.environ["QBSYNC_SECRET_KEY"]))
     client = QuickBooksClient(
@@ -41,6 +43,12 @@ async def main(realm_id: str) -> int:
     )
     try:
         await client.count_customers(realm_id)
+        refreshes = 0
+        while loop:
+            token = await client.tokens.access_token(realm_id)
+            await client.tokens.renew_after_rejection(realm_id, token)
+            refreshes += 1
+            print(f"refreshed {refreshes}", flush=True)
     except NeedsReconnectError:
         print("needs_reconnect", flush=True)
         return 3
@@ -52,4 +60,4 @@ async def main(realm_id: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1])))
+    sys.exit(asyncio.run(main(sys.argv[1], "--loop" in sys.argv[2:])))
