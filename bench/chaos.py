@@ -46,7 +46,7 @@ from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import count_needing_reconnect, store_connection
 from qbsync.domain.fields import SyncedFields
 from qbsync.emulator.admin_client import EmulatorAdmin
-from qbsync.kafka.admin import ensure_topics
+from qbsync.kafka.admin import ensure_topics, kafka_admin
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import (
     ACCOUNT_COMMANDS,
@@ -511,10 +511,30 @@ class Chaos:
         self.database_restarts += 1
 
     async def _services_up(self) -> None:
+        """services.sh waits 90 s for the broker's port; a broker started on a machine
+        shared with other brokers may take longer than that to recover its logs. It is then
+        still starting, so the harness waits on (the run is not lost to the harness)."""
         script = REPO / "deploy" / "local" / "services.sh"
-        await asyncio.to_thread(
-            subprocess.run, [str(script), "up"], check=True, capture_output=True
-        )
+        deadline = time.monotonic() + 600
+        while True:
+            done = await asyncio.to_thread(
+                subprocess.run, [str(script), "up"], capture_output=True, text=True
+            )
+            if done.returncode == 0 and await self._kafka_answers():
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"services.sh up kept failing: {done.stderr[-2000:]}")
+            print(f"chaos: services.sh up: {done.stderr.strip()[-300:]}; waiting", flush=True)
+            await asyncio.sleep(5)
+
+    async def _kafka_answers(self) -> bool:
+        host, port = self.stack.kafka_bootstrap.rsplit(":", 1)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 5)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
 
     # observing ------------------------------------------------------------------------
     async def follow_links(self) -> None:
@@ -779,6 +799,16 @@ class Chaos:
         await self.admin.aclose()
         await self.producer.stop()
         await drop_database(self.stack.database_url, self.database)
+        await self._delete_topics()
+
+    async def _delete_topics(self) -> None:
+        """The run's topics go with it: every run leaves the broker as it found it, so the
+        next run's broker restart has no more logs to recover than this one's."""
+        with contextlib.suppress(Exception):
+            async with kafka_admin(self.stack.kafka_bootstrap, attempts=3) as admin:
+                mine = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
+                if mine:
+                    await admin.delete_topics(mine)
 
 
 def _controller_port() -> str | None:
