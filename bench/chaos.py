@@ -84,6 +84,7 @@ class Params:
     restart_postgres: bool = True
     converge_timeout: float = 120.0
     seed: int = 20261203
+    keep: bool = False  # leave the database and the topics for inspection
 
 
 FULL = Params(firms=4, accounts=70, seconds=420.0, kill_every=(4.0, 9.0))
@@ -137,6 +138,11 @@ class Firm:
     # update, an older state left in QuickBooks, from a wrong value).
     history: dict[str, list[SyncedFields]] = field(default_factory=lambda: defaultdict(list))
     gone_in_quickbooks: set[str] = field(default_factory=set)  # deactivated or merged away
+    # Every name an account ever had (folded) -> the account: a create carries the name the
+    # account had when the create was made.
+    names: dict[str, str] = field(default_factory=dict)
+    # Accounts whose customer a QuickBooks user made before the run (same name, other case).
+    customer_made_by_a_user: set[str] = field(default_factory=set)
 
 
 class Liscio:
@@ -162,6 +168,7 @@ class Liscio:
         )
         account.ever_client |= account.status == "Client"
         firm.history[account.id].append(account.synced())
+        firm.names[account.name.casefold()] = account.id
         await self.send(ACCOUNT_EVENTS, f"{firm.firm_id}:{account.id}", event)
         firm.sent.append(event)
         return event
@@ -296,6 +303,7 @@ class Chaos:
                 # Already in QuickBooks under the same name in another case, with values of
                 # its own: the first sync merges them (Liscio's phone wins, the website is
                 # QuickBooks' only, so it is filled into Liscio).
+                firm.customer_made_by_a_user.add(account.id)
                 await self.admin.create_customer_as_user(
                     firm.realm_id,
                     {
@@ -704,26 +712,31 @@ class Chaos:
         """From the emulator's log of every request: creates (two for one account's name, a
         Prospect's), names written by an update, and the quota."""
         problems: list[str] = []
-        names: dict[str, dict[str, Account]] = {}
-        for firm in self.liscio.firms.values():
-            names[firm.realm_id] = {a.name.casefold(): a for a in firm.accounts.values()}
-        created: Counter[tuple[str, str]] = Counter()
+        firms = {firm.realm_id: firm for firm in self.liscio.firms.values()}
+        # Per account, the distinct creates QuickBooks carried out for it: a create answered
+        # again for its requestid (a retry, a replay after a crash) is the same customer.
+        creates: dict[tuple[str, str], set[str]] = defaultdict(set)
         for request in self.requests:
             body = request.get("write_body")
             if request["operation"] != "customer.write" or not isinstance(body, dict):
                 continue
+            firm = firms.get(request["realm_id"] or "")
             if body.get("Id") is None:
                 name = str(body.get("DisplayName", "")).casefold()
-                if request["status"] == 200:
-                    created[(request["realm_id"], name)] += 1
-                account = names.get(request["realm_id"], {}).get(name)
+                account_id = firm.names.get(name) if firm else None
+                account = firm.accounts.get(account_id or "") if firm else None
+                if request["status"] == 200 and firm and account_id:
+                    creates[(firm.firm_id, account_id)].add(str(request["request_id"]))
                 if account is not None and account.kind == "prospect":
                     problems.append(f"a Prospect created: {name}")
             elif "DisplayName" in body:
                 problems.append(f"a name written: customer {body.get('Id')}")
-        for (realm, name), count in created.items():
+        for (firm_id, account_id), request_ids in creates.items():
+            count = len(request_ids) + (
+                account_id in self.liscio.firms[firm_id].customer_made_by_a_user
+            )
             if count > 1:
-                problems.append(f"{count} customers created for {name} in {realm}")
+                problems.append(f"{count} customers created for {firm_id}/{account_id}")
         self.busiest_window = _busiest_window(self.requests, 60.0)
         over = Counter(
             request["realm_id"]
@@ -798,6 +811,9 @@ class Chaos:
         self.emulator.kill()
         await self.admin.aclose()
         await self.producer.stop()
+        if self.params.keep:
+            print(f"chaos: kept database {self.database}, topics {self.prefix}*", flush=True)
+            return
         await drop_database(self.stack.database_url, self.database)
         await self._delete_topics()
 
@@ -910,12 +926,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="how long the faults last")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     args = parser.parse_args(argv)
     params = QUICK if args.quick else FULL
     if args.seconds is not None:
         params = replace(params, seconds=args.seconds)
     if args.seed is not None:
         params = replace(params, seed=args.seed)
+    params = replace(params, keep=args.keep)
     result = asyncio.run(run(params))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
