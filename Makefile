@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api chaos clean
+        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills \
+        chaos clean
 
 help:
 	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
@@ -17,6 +18,7 @@ help:
 	@echo "make services-down  stop them"
 	@echo "make bench          every benchmark (see bench/README.md)"
 	@echo "make chaos          ten minutes of faults, the history checked (bench/chaos.py)"
+	@echo "make bench-token-kills  refreshers SIGKILLed mid-refresh: how often it costs the connection"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +63,9 @@ bench-client: venv
 
 chaos: venv services-up
 	$(BIN)/python -m bench.chaos
+
+bench-token-kills: venv services-up
+	$(BIN)/python -m bench.token_kills
 
 bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench
