@@ -20,3 +20,17 @@ class DependencyUnavailable(QbsyncError):
 
 class InvalidMessage(QbsyncError):
     """A message on an input topic does not parse or violates its schema."""
+
+
+class NotFound(QbsyncError):
+    """An id names nothing (of this firm): the API answers 404."""
+
+    def __init__(self, what: str, identifier: str) -> None:
+        super().__init__(f"{what} {identifier!r} does not exist")
+        self.what = what
+        self.identifier = identifier
+
+
+class Conflict(QbsyncError):
+    """The request contradicts the current state (already linked, not linked, not
+    connected): the API answers 409."""

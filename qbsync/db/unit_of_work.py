@@ -15,6 +15,8 @@ from qbsync.db import (
     cdc_marks,
     connections,
     customers,
+    firms,
+    idempotency,
     links,
     outbox,
     pairs,
@@ -25,6 +27,7 @@ from qbsync.db import (
 from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
+from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
 from qbsync.db.links import AuditEntry, Link
 from qbsync.db.locks import lock_accounts
 from qbsync.db.pairs import LinkedPair
@@ -228,6 +231,22 @@ class _Locks(_Bound, seam.Locks):
         await lock_accounts(self._db, firm_id, account_ids)
 
 
+class _Firms(_Bound, seam.Firms):
+    async def exists(self, firm_id: str) -> bool:
+        return await firms.firm_exists(self._db, firm_id)
+
+
+class _Idempotency(_Bound, seam.Idempotency):
+    async def claim(self, firm_id: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        return await idempotency.claim_key(self._db, firm_id, key, fingerprint)
+
+    async def complete(self, firm_id: str, key: str, response: StoredResponse) -> None:
+        await idempotency.complete_key(self._db, firm_id, key, response)
+
+    async def release(self, firm_id: str, key: str) -> None:
+        await idempotency.release_key(self._db, firm_id, key)
+
+
 def bound_to(db: Db) -> Repositories:
     """Every repository, bound to one connection (or to the pool: a statement each)."""
     return Repositories(
@@ -236,6 +255,8 @@ def bound_to(db: Db) -> Repositories:
         cdc_marks=_CdcMarks(db),
         connections=_Connections(db),
         customers=_Customers(db),
+        firms=_Firms(db),
+        idempotency=_Idempotency(db),
         links=_Links(db),
         locks=_Locks(db),
         outbox=_Outbox(db),

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
+from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
 from qbsync.db.links import AuditEntry, Link
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
@@ -255,6 +256,27 @@ class Locks(ABC):
         once it has begun; `for_accounts` takes them itself)."""
 
 
+class Firms(ABC):
+    @abstractmethod
+    async def exists(self, firm_id: str) -> bool:
+        """Whether Liscio's stream carried one of the firm's accounts or it is connected."""
+
+
+class Idempotency(ABC):
+    """The API's Idempotency-Keys, 24 hours per firm."""
+
+    @abstractmethod
+    async def claim(self, firm_id: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        """Hold the key for this request (`new`), or say what it already stands for."""
+
+    @abstractmethod
+    async def complete(self, firm_id: str, key: str, response: StoredResponse) -> None: ...
+
+    @abstractmethod
+    async def release(self, firm_id: str, key: str) -> None:
+        """Free a key whose request did not answer (a retry may try again)."""
+
+
 class Repositories:
     """The repositories bound to one transaction (or, as `uow.direct`, to none)."""
 
@@ -264,6 +286,8 @@ class Repositories:
         "cdc_marks",
         "connections",
         "customers",
+        "firms",
+        "idempotency",
         "links",
         "locks",
         "outbox",
@@ -281,6 +305,8 @@ class Repositories:
         cdc_marks: CdcMarks,
         connections: Connections,
         customers: Customers,
+        firms: Firms,
+        idempotency: Idempotency,
         links: Links,
         locks: Locks,
         outbox: Outbox,
@@ -294,6 +320,8 @@ class Repositories:
         self.cdc_marks = cdc_marks
         self.connections = connections
         self.customers = customers
+        self.firms = firms
+        self.idempotency = idempotency
         self.links = links
         self.locks = locks
         self.outbox = outbox

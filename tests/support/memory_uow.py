@@ -24,6 +24,7 @@ from typing import Any
 from qbsync.db.accounts import StoredAccount, synced_fields_of
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
+from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
 from qbsync.db.links import AuditEntry, Link
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
@@ -86,6 +87,10 @@ class State:
     connections: dict[str, QuickBooksConnection] = field(default_factory=dict)
     cdc_marks: dict[str, datetime] = field(default_factory=dict)
     runs: dict[str, RunRow] = field(default_factory=dict)
+    # (firm_id, key) -> (fingerprint, the first answer or None while it is served)
+    idempotency: dict[tuple[str, str], tuple[str, StoredResponse | None]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True)
@@ -517,6 +522,38 @@ class _Locks(_Memory, seam.Locks):
         self._taken.extend(f"{firm_id}:{a}" for a in sorted(set(account_ids)))
 
 
+class _Firms(_Memory, seam.Firms):
+    async def exists(self, firm_id: str) -> bool:
+        async with self._access() as s:
+            return firm_id in s.connections or any(f == firm_id for f, _ in s.accounts)
+
+
+class _Idempotency(_Memory, seam.Idempotency):
+    # Keys never expire here: a unit test lasts less than 24 hours.
+    async def claim(self, firm_id: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        async with self._access() as s:
+            found = s.idempotency.get((firm_id, key))
+            if found is None:
+                s.idempotency[(firm_id, key)] = (fingerprint, None)
+                return IdempotencyClaim("new")
+            if found[0] != fingerprint:
+                return IdempotencyClaim("mismatch")
+            if found[1] is None:
+                return IdempotencyClaim("in_progress")
+            return IdempotencyClaim("replay", found[1])
+
+    async def complete(self, firm_id: str, key: str, response: StoredResponse) -> None:
+        async with self._access() as s:
+            fingerprint, _ = s.idempotency[(firm_id, key)]
+            s.idempotency[(firm_id, key)] = (fingerprint, response)
+
+    async def release(self, firm_id: str, key: str) -> None:
+        async with self._access() as s:
+            found = s.idempotency.get((firm_id, key))
+            if found is not None and found[1] is None:
+                del s.idempotency[(firm_id, key)]
+
+
 class MemoryUnitOfWork(UnitOfWork):
     def __init__(self) -> None:
         self.state = State()
@@ -585,6 +622,8 @@ class MemoryUnitOfWork(UnitOfWork):
             cdc_marks=_CdcMarks(access, self.polled_elsewhere),
             connections=_Connections(access),
             customers=_Customers(access),
+            firms=_Firms(access),
+            idempotency=_Idempotency(access),
             links=_Links(access),
             locks=_Locks(access, taken),
             outbox=_Outbox(access),

@@ -1,0 +1,7 @@
+"""The connection routes of the integration API."""
+
+from __future__ import annotations
+
+from services.api.routes import firm_router
+
+router = firm_router("connection")
