@@ -217,6 +217,14 @@ async def run_report(db: Db, run_id: str) -> dict[str, Any] | None:
     }
 
 
+async def latest_run_of_firm(db: Db, firm_id: str) -> str | None:
+    run_id = await db.fetchval(
+        "SELECT run_id FROM sync_runs WHERE firm_id = $1 ORDER BY requested_at DESC LIMIT 1",
+        firm_id,
+    )
+    return str(run_id) if run_id else None
+
+
 async def run_of_request(db: Db, firm_id: str, request_id: str) -> str | None:
     run_id = await db.fetchval(
         "SELECT run_id FROM sync_runs WHERE firm_id = $1 AND $2 = ANY(request_ids)",

@@ -30,3 +30,8 @@ class CustomerGateway(Protocol):
         *,
         request_id: str,
     ) -> dict[str, Any]: ...
+
+
+class TokenRevoker(Protocol):
+    async def revoke(self, realm_id: str) -> None:
+        """Best effort: revoke the realm's tokens at Intuit."""

@@ -30,9 +30,17 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
-from qbsync.db.links import AuditEntry, Link
+from qbsync.db.links import AuditEntry, AuditRecord, Link
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
+from qbsync.db.records import (
+    AccountView,
+    CustomerView,
+    RecordFilter,
+    RecordItem,
+    RecordKey,
+    Suggestion,
+)
 from qbsync.db.runs import Run, Step
 from qbsync.domain.matching import Ambiguity, Named
 from schemas import AccountEvent, CustomerRecord
@@ -148,6 +156,13 @@ class AuditLog(ABC):
     @abstractmethod
     async def record(self, entries: Sequence[AuditEntry]) -> None: ...
 
+    @abstractmethod
+    async def page(
+        self, firm_id: str, account_id: str | None, before_id: int | None, limit: int
+    ) -> list[AuditRecord]:
+        """The firm's entries (of one account, or all), newest first, older than
+        `before_id`."""
+
 
 class Outbox(ABC):
     """Messages published once the transaction that wrote them commits."""
@@ -200,6 +215,10 @@ class Connections(ABC):
     async def connected_realms(self) -> list[tuple[str, str]]:
         """(firm_id, realm_id) of every usable connection."""
 
+    @abstractmethod
+    async def remove(self, firm_id: str) -> bool:
+        """Forget the firm's connection (its records and links stay)."""
+
 
 class Runs(ABC):
     """Sync Now runs and their steps, each step claimed under a lease by one process."""
@@ -226,6 +245,14 @@ class Runs(ABC):
 
     @abstractmethod
     async def set_realm(self, run_id: str, realm_id: str) -> None: ...
+
+    @abstractmethod
+    async def report(self, run_id: str) -> dict[str, Any] | None:
+        """The run as `qbsync sync --json` prints it."""
+
+    @abstractmethod
+    async def latest_of_firm(self, firm_id: str) -> str | None:
+        """The id of the firm's most recently requested run."""
 
     @abstractmethod
     async def finish_step(
@@ -277,6 +304,47 @@ class Idempotency(ABC):
         """Free a key whose request did not answer (a retry may try again)."""
 
 
+class Records(ABC):
+    """What the integration page lists: both sides' records of a firm as one ordered list
+    of items (qbsync/db/records.py says what is listed and in which order)."""
+
+    @abstractmethod
+    async def realm_of(self, firm_id: str) -> str | None:
+        """The firm's QuickBooks company (its connection's, or its links' once
+        disconnected)."""
+
+    @abstractmethod
+    async def page(
+        self,
+        firm_id: str,
+        realm_id: str | None,
+        record_filter: RecordFilter,
+        q: str | None,
+        after: RecordKey | None,
+        limit: int,
+    ) -> list[RecordItem]: ...
+
+    @abstractmethod
+    async def counts(self, firm_id: str, realm_id: str | None) -> dict[str, int]:
+        """How many items each filter (but `all`) lists."""
+
+    @abstractmethod
+    async def account(self, firm_id: str, account_id: str) -> AccountView | None: ...
+
+    @abstractmethod
+    async def customer(self, realm_id: str, customer_id: str) -> CustomerView | None: ...
+
+    @abstractmethod
+    async def suggest_customers(
+        self, firm_id: str, realm_id: str, folded_name: str
+    ) -> list[Suggestion]:
+        """Up to 10 unlinked customers (active, no parent) with a similar name."""
+
+    @abstractmethod
+    async def suggest_accounts(self, firm_id: str, folded_name: str) -> list[Suggestion]:
+        """Up to 10 unlinked accounts (not archived) with a similar name."""
+
+
 class Repositories:
     """The repositories bound to one transaction (or, as `uow.direct`, to none)."""
 
@@ -294,6 +362,7 @@ class Repositories:
         "pairs",
         "pending_creates",
         "processed",
+        "records",
         "runs",
     )
 
@@ -313,6 +382,7 @@ class Repositories:
         pairs: Pairs,
         pending_creates: PendingCreates,
         processed: Processed,
+        records: Records,
         runs: Runs,
     ) -> None:
         self.accounts = accounts
@@ -328,6 +398,7 @@ class Repositories:
         self.pairs = pairs
         self.pending_creates = pending_creates
         self.processed = processed
+        self.records = records
         self.runs = runs
 
 

@@ -79,22 +79,6 @@ class TokenVerifier:
         return Claims(user, firm_id, cast(Role, role))
 
 
-def issue_token(
-    settings: Settings, *, firm_id: str, role: Role, user: str, ttl_seconds: int, now: float
-) -> str:
-    """A token as Liscio issues them, signed with the shared secret (`qbsync api-token`)."""
-    if not settings.QBSYNC_API_JWT_SECRET:
-        raise ValueError("QBSYNC_API_JWT_SECRET is required to sign tokens")
-    claims = {
-        "sub": user,
-        "firm_id": firm_id,
-        "role": role,
-        "iat": int(now),
-        "exp": int(now) + ttl_seconds,
-    }
-    return jwt.encode(claims, settings.QBSYNC_API_JWT_SECRET, algorithm="HS256")
-
-
 async def firm_access(
     request: Request,
     firm_id: Annotated[str, Path(description="The firm's Liscio id", examples=["f-123"])],

@@ -62,11 +62,15 @@ async def serve(runtime: Runtime, stopping: asyncio.Event) -> None:
     port = listening.getsockname()[1]
     log.info("api listening", extra={"url": f"http://{s.QBSYNC_API_HOST}:{port}"})
     serving = asyncio.create_task(server.serve(sockets=[listening]))
+    # The API's own messages (Sync Now requests) leave through the outbox it writes them to.
+    relaying = asyncio.create_task(runtime.outbox.run(stopping))
     stop = asyncio.create_task(stopping.wait())
     await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
+    stopping.set()
     stop.cancel()
     await serving
+    await relaying
 
 
 def main() -> None:

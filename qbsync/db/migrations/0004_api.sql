@@ -3,9 +3,10 @@
 -- Records are listed in the order of their folded names by code point (str.casefold()
 -- then code point, as Python compares them): the "C" collation compares the folded
 -- column byte by byte, which for UTF-8 is code point order.
-CREATE INDEX accounts_by_folded_name ON accounts (firm_id, (name_folded COLLATE "C"), account_id);
+CREATE INDEX accounts_by_folded_name
+    ON accounts (firm_id, (name_folded COLLATE "C"), (account_id COLLATE "C"));
 CREATE INDEX customers_by_folded_name
-    ON customers (realm_id, (name_folded COLLATE "C"), customer_id);
+    ON customers (realm_id, (name_folded COLLATE "C"), (customer_id COLLATE "C"));
 
 -- Search (a substring of a name) and suggestions (similar names) use trigrams.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
