@@ -31,6 +31,7 @@ from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
 from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
 from qbsync.db.records import (
@@ -199,6 +200,28 @@ class PendingCreates(ABC):
     async def unfinished(self) -> list[PendingCreate]: ...
 
 
+class LiscioCreates(ABC):
+    """Create in Liscio: `account.create` commands waiting for Liscio's answer."""
+
+    @abstractmethod
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        """Record the command, or find the customer's one still waiting: (command, new)."""
+
+    @abstractmethod
+    async def of_command(self, command_id: str) -> LiscioCreate | None: ...
+
+    @abstractmethod
+    async def finish(
+        self, command_id: str, *, account_id: str, failure: str | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    async def awaiting(self, realm_id: str) -> set[str]:
+        """The realm's customers whose account Liscio is still to create."""
+
+
 class Connections(ABC):
     """The firms' QuickBooks connections."""
 
@@ -357,6 +380,7 @@ class Repositories:
         "firms",
         "idempotency",
         "links",
+        "liscio_creates",
         "locks",
         "outbox",
         "pairs",
@@ -377,6 +401,7 @@ class Repositories:
         firms: Firms,
         idempotency: Idempotency,
         links: Links,
+        liscio_creates: LiscioCreates,
         locks: Locks,
         outbox: Outbox,
         pairs: Pairs,
@@ -393,6 +418,7 @@ class Repositories:
         self.firms = firms
         self.idempotency = idempotency
         self.links = links
+        self.liscio_creates = liscio_creates
         self.locks = locks
         self.outbox = outbox
         self.pairs = pairs

@@ -17,6 +17,7 @@ from qbsync.errors import Conflict, NotFound
 from qbsync.quickbooks.errors import (
     DuplicateNameError,
     NeedsReconnectError,
+    QuickBooksValidationError,
     ServerError,
     ThrottledError,
     TransportError,
@@ -108,6 +109,8 @@ def _as_problem(exc: Exception) -> Problem | None:
         return Problem(409, "Conflict", f"QuickBooks refused the name: {exc}")
     if isinstance(exc, NeedsReconnectError):
         return Problem(409, "Conflict", f"the QuickBooks connection needs reconnecting: {exc}")
+    if isinstance(exc, QuickBooksValidationError):  # the values themselves (not the name)
+        return Problem(422, "Unprocessable Content", f"QuickBooks refused the values: {exc}")
     if isinstance(exc, ThrottledError | ServerError | TransportError):
         return unavailable(f"QuickBooks is unavailable: {exc}")
     if is_transient(exc):
@@ -162,6 +165,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         Conflict,
         DuplicateNameError,
         NeedsReconnectError,
+        QuickBooksValidationError,
         ThrottledError,
         ServerError,
         TransportError,

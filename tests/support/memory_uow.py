@@ -26,6 +26,7 @@ from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
 from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
 from qbsync.db.records import (
@@ -95,6 +96,7 @@ class State:
     outbox: list[tuple[str, str, str]] = field(default_factory=list)
     processed: set[tuple[str, str]] = field(default_factory=set)
     pending: dict[tuple[str, str], PendingRow] = field(default_factory=dict)
+    liscio_creates: dict[str, LiscioCreate] = field(default_factory=dict)  # by command id
     connections: dict[str, QuickBooksConnection] = field(default_factory=dict)
     cdc_marks: dict[str, datetime] = field(default_factory=dict)
     runs: dict[str, RunRow] = field(default_factory=dict)
@@ -437,6 +439,41 @@ class _PendingCreates(_Memory, seam.PendingCreates):
                 for row in s.pending.values()
                 if row.create.state == "pending"
             ]
+
+
+class _LiscioCreates(_Memory, seam.LiscioCreates):
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        async with self._access() as s:
+            for waiting in s.liscio_creates.values():
+                if (waiting.realm_id, waiting.customer_id, waiting.state) == (
+                    realm_id,
+                    customer_id,
+                    "pending",
+                ):
+                    return waiting, False
+            create = LiscioCreate(command_id, firm_id, realm_id, customer_id, actor, "pending")
+            s.liscio_creates[command_id] = create
+            return create, True
+
+    async def of_command(self, command_id: str) -> LiscioCreate | None:
+        async with self._access() as s:
+            return s.liscio_creates.get(command_id)
+
+    async def finish(self, command_id: str, *, account_id: str, failure: str | None = None) -> None:
+        async with self._access() as s:
+            if (create := s.liscio_creates.get(command_id)) is not None:
+                state = "failed" if failure else "done"
+                s.liscio_creates[command_id] = replace(create, state=state, account_id=account_id)
+
+    async def awaiting(self, realm_id: str) -> set[str]:
+        async with self._access() as s:
+            return {
+                c.customer_id
+                for c in s.liscio_creates.values()
+                if c.realm_id == realm_id and c.state == "pending"
+            }
 
 
 class _Connections(_Memory, seam.Connections):
@@ -933,6 +970,7 @@ class MemoryUnitOfWork(UnitOfWork):
             firms=_Firms(access),
             idempotency=_Idempotency(access),
             links=_Links(access),
+            liscio_creates=_LiscioCreates(access),
             locks=_Locks(access, taken),
             outbox=_Outbox(access),
             pairs=_Pairs(access),
