@@ -9,21 +9,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from services.api.console.contract import ApiProblem
-from services.api.console.views import NoSession, html, problem_html, router, static_files
+from services.api.console.views import NoSession, problem_html, router, static_files
 
 
-async def _on_api_problem(_: Request, exc: Exception) -> Response:
+async def _on_api_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiProblem)
-    return problem_html(exc)
+    return problem_html(exc, request)
 
 
-async def _on_no_session(_: Request, __: Exception) -> Response:
-    return html(
-        "_problem.html",
-        status=401,
-        message=("Your session has ended. Open the integration page from Liscio again."),
-        problem=None,
-    )
+async def _on_no_session(request: Request, _: Exception) -> Response:
+    return problem_html(ApiProblem(401, "Unauthorized", "no valid session"), request)
 
 
 def install_console(app: FastAPI) -> None:

@@ -114,9 +114,18 @@ def html(
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS | (headers or {}))
 
 
-def problem_html(problem: ApiProblem) -> HTMLResponse:
-    """A refusal, shown in the place the action was asked from (htmx swaps it there)."""
-    return html("_problem.html", status=problem.status, message=explain(problem), problem=problem)
+def problem_html(problem: ApiProblem, request: Request) -> HTMLResponse:
+    """A refusal, shown in the place the action was asked from. To htmx it is content to
+    swap in, so it comes with 200 (a 4xx would be a failed load in the browser's console)
+    and the API's status in `X-Problem-Status`; anyone else gets the status itself."""
+    from_htmx = request.headers.get("hx-request") == "true"
+    return html(
+        "_problem.html",
+        status=200 if from_htmx else problem.status,
+        headers={"X-Problem-Status": str(problem.status)},
+        message=explain(problem),
+        problem=problem,
+    )
 
 
 def changed(synced: bool = False) -> dict[str, str]:
@@ -168,12 +177,12 @@ async def page(request: Request, deps: Deps, token: str | None = None) -> Respon
     try:
         session = _session_of(request, deps)
     except NoSession:
-        return html("signed_out.html", status=401)
+        return html("signed_out.html")
     try:
         integration = await session.api.integration()
     except ApiProblem as problem:
         if problem.status == 401:
-            return html("signed_out.html", status=401)
+            return html("signed_out.html")
         if problem.status != 404:
             raise
         integration = None  # a firm Liscio has not told us about yet: an empty page
@@ -197,7 +206,7 @@ def _sign_in(request: Request, deps: Deps, token: str) -> Response:
     try:
         deps.tokens.claims(f"Bearer {token}")
     except Problem as problem:
-        return html("signed_out.html", status=401, reason=problem.detail)
+        return html("signed_out.html", reason=problem.detail)
     response = html("signing_in.html")
     keep_session(response, request, token)
     return response
