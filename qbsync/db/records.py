@@ -210,7 +210,12 @@ async def list_records(
             f' AND ({k1}, {k2}, {k3}) > ($3 COLLATE "C", $4 COLLATE "C", $5 COLLATE "C")'
             " ORDER BY 1, 2, 3 LIMIT $6)"
         )
-    sql = " UNION ALL ".join(queries) + " ORDER BY 1, 2, 3 LIMIT $6"
+    # The firm and the realm named once more: a filter whose parts name only one would
+    # leave the other unused, and an unused parameter has no type.
+    sql = (
+        f"SELECT listed.* FROM ({' UNION ALL '.join(queries)}) AS listed,"
+        " (SELECT $1::text, $2::text) AS parameters ORDER BY 1, 2, 3 LIMIT $6"
+    )
     arguments: list[object] = [
         firm_id,
         realm_id,
@@ -292,6 +297,7 @@ async def suggest_customers(
         f"""
         SELECT {_NO_ACCOUNT}, {_CUSTOMER}, similarity(c.name_folded, $3) AS score
           {_CUSTOMERS_FROM} AND c.parent_id IS NULL AND c.name_folded % $3
+           AND $1::text IS NOT NULL -- the firm: named, so that it has a type
          ORDER BY score DESC, c.customer_id COLLATE "C" LIMIT {SUGGESTIONS}
         """,
         firm_id,

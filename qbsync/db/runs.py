@@ -186,8 +186,13 @@ async def finish_step(
 
 
 async def run_report(db: Db, run_id: str) -> dict[str, Any] | None:
-    """The run as `qbsync sync --json` prints it."""
-    run = await db.fetchrow("SELECT * FROM sync_runs WHERE run_id = $1", uuid.UUID(run_id))
+    """The run as `qbsync sync --json` prints it (None: no such run; any string may be
+    asked for)."""
+    try:
+        key = uuid.UUID(run_id)
+    except ValueError:
+        return None
+    run = await db.fetchrow("SELECT * FROM sync_runs WHERE run_id = $1", key)
     if run is None:
         return None
     steps = await db.fetch(
