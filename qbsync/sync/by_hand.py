@@ -15,7 +15,8 @@ from qbsync.domain.accounts import customer_may_be_linked
 from qbsync.domain.fields import FIELD_NAMES, to_json
 from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import ACCOUNT_COMMANDS
-from qbsync.sync.creating import usable_realm
+from qbsync.sync.creating import refuse_linked_account
+from qbsync.sync.integration import usable_connection
 from qbsync.sync.linking import link_with_first_sync, remove_link
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import Repositories, UnitOfWork
@@ -38,7 +39,7 @@ async def link_by_hand(
     """Link the pair (`manual`) with the first-sync merge of any new link, in one
     transaction: QuickBooks failing takes the link back too. Sub-customers may be linked
     by hand; archived accounts, inactive or deleted customers may not."""
-    realm_id = await usable_realm(uow, firm_id)
+    realm_id = (await usable_connection(uow, firm_id)).realm_id
     account = await uow.direct.accounts.get(firm_id, account_id)
     if account is None:
         raise NotFound("account", account_id)
@@ -77,11 +78,11 @@ async def _refuse_linked_pair(
     tx: Repositories, firm_id: str, realm_id: str, account_id: str, customer_id: str
 ) -> None:
     """Either side linked already: refused, naming the other side."""
-    mine = await tx.links.of_account(firm_id, account_id)
-    if mine is not None:
-        raise Conflict(
-            f"account {account_id} is already linked to customer {mine.customer_id}",
-        )
+    await refuse_linked_account(tx, firm_id, account_id)
+    await _refuse_linked_customer(tx, realm_id, customer_id)
+
+
+async def _refuse_linked_customer(tx: Repositories, realm_id: str, customer_id: str) -> None:
     for theirs in await tx.links.of_customers(realm_id, [customer_id]):
         raise Conflict(
             f"customer {customer_id} is already linked to account {theirs.account_id}",
@@ -105,7 +106,7 @@ async def create_in_liscio(uow: UnitOfWork, firm_id: str, customer_id: str, *, a
     the account Liscio's answer carries (`answer_liscio_create`) and nothing links the
     customer elsewhere meanwhile. Asked again while Liscio has not answered: the same
     command, not a second one."""
-    realm_id = await usable_realm(uow, firm_id)
+    realm_id = (await usable_connection(uow, firm_id)).realm_id
     customer = await uow.direct.customers.get(realm_id, customer_id)
     if customer is None:
         raise NotFound("customer", customer_id)
@@ -114,10 +115,7 @@ async def create_in_liscio(uow: UnitOfWork, firm_id: str, customer_id: str, *, a
             f"customer {customer_id} is inactive or deleted in QuickBooks",
         )
     async with uow.begin() as tx:
-        for theirs in await tx.links.of_customers(realm_id, [customer_id]):
-            raise Conflict(
-                f"customer {customer_id} is already linked to account {theirs.account_id}",
-            )
+        await _refuse_linked_customer(tx, realm_id, customer_id)
         create, new = await tx.liscio_creates.begin(
             firm_id, realm_id, customer_id, uuid.uuid4().hex, actor
         )

@@ -25,6 +25,7 @@ from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.errors import DuplicateNameError, QuickBooksValidationError
 from qbsync.quickbooks.mapping import customer_record, new_customer_body
+from qbsync.sync.integration import usable_connection
 from qbsync.sync.linking import How, link_with_first_sync
 from qbsync.sync.pairs import stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
@@ -193,13 +194,13 @@ async def create_in_quickbooks(
     nothing linked) is finished by the next one with the same requestid, which QuickBooks
     answers with the customer it may already have created. QuickBooks already having the
     name (6240) is refused, naming the customer that has it."""
-    realm_id = await usable_realm(uow, firm_id)
+    realm_id = (await usable_connection(uow, firm_id)).realm_id
     account = await uow.direct.accounts.get(firm_id, account_id)
     if account is None:
         raise NotFound("account", account_id)
     if account.archived:
         raise Conflict(f"account {account_id} is archived")
-    await _refuse_if_linked(uow.direct, firm_id, account_id)
+    await refuse_linked_account(uow.direct, firm_id, account_id)
     pending = await uow.direct.pending_creates.begin(
         firm_id, account_id, uuid.uuid4().hex, f"created by hand by {actor}"
     )
@@ -211,7 +212,7 @@ async def create_in_quickbooks(
     refusal: Exception | None = None
     async with uow.for_accounts(firm_id, [account_id], calls_quickbooks=True) as tx:
         try:
-            await _refuse_if_linked(tx, firm_id, account_id)
+            await refuse_linked_account(tx, firm_id, account_id)
             customer = await quickbooks.create_customer(
                 realm_id,
                 new_customer_body(account.name, account.fields),
@@ -245,17 +246,8 @@ async def create_in_quickbooks(
     return CreatedInQuickBooks(link, stored)
 
 
-async def usable_realm(uow: UnitOfWork, firm_id: str) -> str:
-    """The firm's realm, for what a person asks of QuickBooks; refused when not connected."""
-    connection = await uow.direct.connections.of_firm(firm_id)
-    if connection is None:
-        raise Conflict(f"firm {firm_id} is not connected to QuickBooks")
-    if not connection.usable:
-        raise Conflict(f"the QuickBooks connection of firm {firm_id} needs reconnecting")
-    return connection.realm_id
-
-
-async def _refuse_if_linked(tx: Repositories, firm_id: str, account_id: str) -> None:
+async def refuse_linked_account(tx: Repositories, firm_id: str, account_id: str) -> None:
+    """Conflict naming the customer when the account is linked already."""
     link = await tx.links.of_account(firm_id, account_id)
     if link is not None:
         raise Conflict(

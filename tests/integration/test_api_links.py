@@ -23,7 +23,7 @@ from tests.integration.system import Firm, System, find, free_port
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 
-SECRET = "links-test-secret"
+SECRET = "links-test-secret-of-at-least-32-bytes"
 ADMIN, STAFF = "u-admin", "u-staff"
 
 
