@@ -17,6 +17,7 @@ from qbsync.db import (
     customers,
     firms,
     idempotency,
+    invoice_contacts,
     links,
     liscio_creates,
     outbox,
@@ -30,6 +31,7 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import AuditEntry, AuditRecord, Link
 from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.locks import lock_accounts
@@ -281,6 +283,14 @@ class _Firms(_Bound, seam.Firms):
         return await firms.firm_exists(self._db, firm_id)
 
 
+class _InvoiceContacts(_Bound, seam.InvoiceContacts):
+    async def record(self, made: InvoiceContact) -> None:
+        await invoice_contacts.record_invoice_contact(self._db, made)
+
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        return await invoice_contacts.invoice_contact_names(self._db, realm_id, invoice_ids)
+
+
 class _Idempotency(_Bound, seam.Idempotency):
     async def claim(self, firm_id: str, key: str, fingerprint: str) -> IdempotencyClaim:
         return await idempotency.claim_key(self._db, firm_id, key, fingerprint)
@@ -337,6 +347,7 @@ def bound_to(db: Db) -> Repositories:
         customers=_Customers(db),
         firms=_Firms(db),
         idempotency=_Idempotency(db),
+        invoice_contacts=_InvoiceContacts(db),
         links=_Links(db),
         liscio_creates=_LiscioCreates(db),
         locks=_Locks(db),

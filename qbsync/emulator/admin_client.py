@@ -134,6 +134,19 @@ class EmulatorAdmin:
         )
         return result
 
+    async def create_invoice_as_user(self, realm_id: str, fields: JsonObject) -> JsonObject:
+        result: JsonObject = await self._call("POST", f"/realms/{realm_id}/invoices", fields)
+        return result
+
+    async def receive_payment_as_user(
+        self, realm_id: str, invoice_id: str, amount: float
+    ) -> JsonObject:
+        """A payment recorded in QuickBooks against the invoice (its balance goes down)."""
+        result: JsonObject = await self._call(
+            "POST", f"/realms/{realm_id}/invoices/{invoice_id}/payments", {"amount": amount}
+        )
+        return result
+
     async def invoices(self, realm_id: str) -> list[JsonObject]:
         result = await self._call("GET", f"/realms/{realm_id}/invoices")
         invoices: list[JsonObject] = result["invoices"]

@@ -181,3 +181,18 @@ def _add_balance(realm: Realm, customer_id: str, amount: float) -> None:
         return
     customer["Balance"] = round(customer.get("Balance", 0) + amount, 2)
     customer["BalanceWithJobs"] = customer["Balance"]
+
+
+def receive_payment(realm: Realm, invoice_id: str, amount: float, at: float) -> JsonObject:
+    """A payment a QuickBooks user records against an invoice: its balance (and its
+    customer's) goes down by the amount, never below zero; a new version of the invoice."""
+    previous = read(realm, invoice_id)
+    if amount <= 0:
+        raise invalid_property("Amount (a payment must be positive)")
+    row = copy.deepcopy(previous)
+    row["Balance"] = round(max(previous["Balance"] - amount, 0.0), 2)
+    row["SyncToken"] = str(int(previous["SyncToken"]) + 1)
+    row["MetaData"] = {**previous["MetaData"], "LastUpdatedTime": clock.metadata_time(at)}
+    _store(realm, row, previous=previous)
+    realm.changed(INVOICE, invoice_id, "Update", at)
+    return row

@@ -57,6 +57,7 @@ class Store:
             realm_id = self._new_realm_id()
         now = clock.now()
         realm = Realm(realm_id, created_at=now, listener=self.webhooks.notify)
+        seed.seed_chart_of_accounts(realm, now)
         if contents == SANDBOX:
             seed.seed_sandbox(realm, now)
         state = RealmState(

@@ -30,6 +30,7 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import AuditEntry, AuditRecord, Link
 from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
@@ -327,6 +328,18 @@ class Idempotency(ABC):
         """Free a key whose request did not answer (a retry may try again)."""
 
 
+class InvoiceContacts(ABC):
+    """Who each invoice made through the API was for."""
+
+    @abstractmethod
+    async def record(self, made: InvoiceContact) -> None:
+        """Once per invoice (a repeated record of it changes nothing)."""
+
+    @abstractmethod
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        """invoice id -> the contact's name, for those of the invoices made here."""
+
+
 class Records(ABC):
     """What the integration page lists: both sides' records of a firm as one ordered list
     of items (qbsync/db/records.py says what is listed and in which order)."""
@@ -379,6 +392,7 @@ class Repositories:
         "customers",
         "firms",
         "idempotency",
+        "invoice_contacts",
         "links",
         "liscio_creates",
         "locks",
@@ -400,6 +414,7 @@ class Repositories:
         customers: Customers,
         firms: Firms,
         idempotency: Idempotency,
+        invoice_contacts: InvoiceContacts,
         links: Links,
         liscio_creates: LiscioCreates,
         locks: Locks,
@@ -417,6 +432,7 @@ class Repositories:
         self.customers = customers
         self.firms = firms
         self.idempotency = idempotency
+        self.invoice_contacts = invoice_contacts
         self.links = links
         self.liscio_creates = liscio_creates
         self.locks = locks

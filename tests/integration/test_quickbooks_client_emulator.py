@@ -397,7 +397,7 @@ async def test_invoices_are_created_and_found_by_customer(
         realm, {"CustomerRef": {"value": customer["Id"]}, "Line": [line]}, request_id="i"
     )
 
-    found = await qbo.invoices_for_customer(realm, customer["Id"])
+    found = await qbo.invoices_of_customers(realm, [customer["Id"], "1"])
 
     assert [i["Id"] for i in found] == [invoice["Id"]]
     assert items and all("Id" in item for item in items)

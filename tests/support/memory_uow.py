@@ -25,6 +25,7 @@ from qbsync.db.accounts import StoredAccount, synced_fields_of
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import AuditEntry, AuditRecord, Link
 from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
@@ -104,6 +105,7 @@ class State:
     idempotency: dict[tuple[str, str], tuple[str, StoredResponse | None]] = field(
         default_factory=dict
     )
+    invoice_contacts: dict[tuple[str, str], InvoiceContact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -666,6 +668,20 @@ class _Idempotency(_Memory, seam.Idempotency):
                 del s.idempotency[(firm_id, key)]
 
 
+class _InvoiceContacts(_Memory, seam.InvoiceContacts):
+    async def record(self, made: InvoiceContact) -> None:
+        async with self._access() as s:
+            s.invoice_contacts.setdefault((made.realm_id, made.invoice_id), made)
+
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        async with self._access() as s:
+            return {
+                invoice_id: made.contact_name
+                for invoice_id in invoice_ids
+                if (made := s.invoice_contacts.get((realm_id, invoice_id))) is not None
+            }
+
+
 def _trigrams(text: str) -> set[str]:
     """pg_trgm's trigrams: of each word (runs of letters and digits), lower-cased and
     padded with two spaces before and one after."""
@@ -969,6 +985,7 @@ class MemoryUnitOfWork(UnitOfWork):
             customers=_Customers(access),
             firms=_Firms(access),
             idempotency=_Idempotency(access),
+            invoice_contacts=_InvoiceContacts(access),
             links=_Links(access),
             liscio_creates=_LiscioCreates(access),
             locks=_Locks(access, taken),
