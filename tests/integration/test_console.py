@@ -9,6 +9,7 @@ Screenshots of every step go to .run/screenshots/ (not committed)."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ async def sign_in(console: Console, page: Page, firm: Firm, role: str = "admin")
 
 
 def row(page: Page, name: str) -> Locator:
-    return page.locator("tr.record", has_text=name)
+    """The record's row: its name as written (has_text alone ignores case, and "ACME LTD"
+    is not the row of the customer "Acme Ltd")."""
+    return page.locator("tr.record", has_text=re.compile(re.escape(name)))
 
 
 def detail_of(page: Page, name: str) -> Locator:
@@ -123,7 +126,10 @@ async def a_synced_firm(console: Console) -> tuple[Firm, dict[str, str]]:
     ids = {
         "acme_customer": await firm.add_customer("Acme Ltd"),
         "birch_customer": await firm.add_customer(
-            "Birch & Sons Consulting", WebAddr={"URI": "https://birch.example"}
+            "Birch & Sons Consulting",
+            WebAddr={"URI": "https://birch.example"},
+            GivenName="Beth",
+            FamilyName="Birch",
         ),
         "cedar_customer": await firm.add_customer("Cedar Holdings"),
         "acme": await prospect(firm, "ACME LTD", phone="512-555-0100"),
@@ -185,6 +191,28 @@ async def test_an_admin_syncs_then_searches_links_delinks_and_creates_in_the_bro
         await expect(count_of(page, "Linked")).to_have_text("2")
         await watched.shot("04-admin-linked")
 
+        # The linked account's invoices: a new one for a contact, then the search.
+        await expect(detail.locator(".invoices-list")).to_contain_text("No invoices")
+        form = detail.locator("form.new-invoice")
+        await form.get_by_label("Contact").select_option(label="Beth Birch")
+        await form.get_by_label("Description").fill("2026 tax return")
+        await form.get_by_label("Amount").fill("450")
+        await form.get_by_role("button", name="Create invoice").click()
+        invoices = detail.locator(".invoices-list")
+        await expect(invoices.get_by_role("status")).to_contain_text("created for Beth Birch")
+        made = invoices.locator("tr[data-invoice-id]")
+        await expect(made).to_have_count(1)
+        await expect(made).to_contain_text("450.00")
+        await expect(made).to_contain_text("Beth Birch")
+        made_in_quickbooks = await console.system.admin.invoices(firm.realm_id)
+        assert [i["CustomerRef"]["value"] for i in made_in_quickbooks] == [ids["birch_customer"]]
+        await watched.shot("05-admin-invoice")
+        search_invoices = detail.get_by_label("Search invoices")
+        await search_invoices.press_sequentially("zzz", delay=30)
+        await expect(invoices).to_contain_text("No invoices with “zzz”")
+        await search_invoices.fill("tax")
+        await expect(invoices.locator("tr[data-invoice-id]")).to_have_count(1)
+
         # Delink it again: both records stay, listed as unmatched.
         await page.get_by_label("Search by name").fill("")
         await expect(row(page, "ACME LTD")).to_be_visible()
@@ -194,7 +222,7 @@ async def test_an_admin_syncs_then_searches_links_delinks_and_creates_in_the_bro
         )
         await expect(detail_of(page, "Birch and Sons")).to_contain_text("Delinked Birch")
         await expect(count_of(page, "Linked")).to_have_text("1")
-        await watched.shot("05-admin-delinked")
+        await watched.shot("06-admin-delinked")
         events = await firm.link_events()
         assert [e["type"] for e in events if e["account_id"] == ids["birch"]][-1:] == [
             "link.removed"
@@ -209,7 +237,7 @@ async def test_an_admin_syncs_then_searches_links_delinks_and_creates_in_the_bro
         )
         await expect(detail_of(page, "Delta Partners")).to_contain_text("Linked")
         assert len(await firm.customers_named("Delta Partners")) == 1
-        await watched.shot("06-admin-created-in-quickbooks")
+        await watched.shot("07-admin-created-in-quickbooks")
 
         # The magnifying glass: search the other side, and link from what it finds.
         await choose_tab(page, "Unmatched in QuickBooks")
@@ -225,7 +253,7 @@ async def test_an_admin_syncs_then_searches_links_delinks_and_creates_in_the_bro
         found = detail_of(page, "Cedar Holdings").locator("li.candidate")
         await expect(found).to_have_count(1)
         await expect(found).to_contain_text("Birch and Sons")
-        await watched.shot("07-admin-search-other-side")
+        await watched.shot("08-admin-search-other-side")
 
         # The lag panel shows the services' consumer groups.
         await expect(page.locator("#lag tr[data-group]").first).to_be_visible(
@@ -258,7 +286,7 @@ async def test_errors_are_shown_where_they_happen_in_words_a_firm_admin_understa
         alert = detail.get_by_role("alert")
         await expect(alert).to_contain_text("already linked")
         await expect(alert).to_contain_text("Delink it first")
-        await watched.shot("08-error-already-linked")
+        await watched.shot("09-error-already-linked")
 
         # QuickBooks down: Create in QuickBooks says so, and nothing is created.
         await console.system.admin.set_faults(firm.realm_id, fault_5xx_rate=1)
@@ -275,7 +303,7 @@ async def test_errors_are_shown_where_they_happen_in_words_a_firm_admin_understa
         finally:
             await console.system.admin.set_faults(firm.realm_id, fault_5xx_rate=0)
         assert await firm.customers_named("Delta Partners") == []
-        await watched.shot("09-error-quickbooks-unavailable")
+        await watched.shot("10-error-quickbooks-unavailable")
         # The page logged no error of its own: a refusal is content, not a failure.
         watched.assert_clean()
 
@@ -304,7 +332,7 @@ async def test_a_dry_run_shows_what_sync_now_would_change_before_anything_does(
         preview = page.get_by_role("region", name="What Sync Now would change")
         await expect(preview).to_contain_text("Delta Partners ↔ Delta Partners")
         await expect(preview).to_contain_text("nothing has been changed")
-        await watched.shot("10-admin-dry-run")
+        await watched.shot("11-admin-dry-run")
         await expect(count_of(page, "Linked")).to_have_text("1")
         watched.assert_clean()
 
@@ -332,7 +360,7 @@ async def test_staff_see_everything_and_no_action(console: Console) -> None:
         ):
             await expect(page.get_by_role("button", name=action)).to_have_count(0)
         await expect(page.locator("form.new-invoice")).to_have_count(0)
-        await watched.shot("11-staff")
+        await watched.shot("12-staff")
 
         # A write sent anyway, with the page's CSRF token, is refused by the API's rule.
         csrf = await page.locator("body").get_attribute("hx-headers")
@@ -389,7 +417,7 @@ async def test_the_page_is_legible_on_a_phone(console: Console) -> None:
         # Nothing wider than the screen: no sideways scrolling.
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width}px wide on a 390px screen"
-        await watched.shot("12-phone")
+        await watched.shot("13-phone")
         watched.assert_clean()
 
 
