@@ -31,6 +31,8 @@ ADMIN, STAFF = "u-admin", "u-staff"
 # Waits of the browser's assertions: a Sync Now on this loaded 2-core machine takes seconds.
 SYNC_TIMEOUT_MS = 90_000
 STEP_TIMEOUT_MS = 30_000
+# Every other wait: a QuickBooks call through the page takes seconds on a loaded machine.
+expect.set_options(timeout=20_000)
 
 
 @dataclass
