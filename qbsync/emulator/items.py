@@ -4,10 +4,9 @@ items ignoring case (6240 otherwise), a Type, and an income account for what is 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from qbsync.emulator import clock
+from qbsync.emulator import versions
 from qbsync.emulator.entities import ACCOUNT, ITEM, ITEM_BODY, ITEM_WRITABLE
 from qbsync.emulator.errors import (
     QboFault,
@@ -15,7 +14,6 @@ from qbsync.emulator.errors import (
     invalid_reference,
     object_not_found,
     required_missing,
-    stale_object,
 )
 from qbsync.emulator.realm import JsonObject, Realm, name_key
 
@@ -41,28 +39,10 @@ def create(realm: Realm, body: Any, at: float) -> JsonObject:
 
 
 def update(realm: Realm, body: Any, at: float) -> JsonObject:
-    if not isinstance(body, dict):
-        raise invalid_property("body (expected an Item object)")
-    normalized = ITEM_BODY.normalize(body, "") or {}
-    item_id = normalized.get("Id")
-    if item_id is None:
-        raise required_missing("Id")
-    if normalized.get("SyncToken") is None:
-        raise required_missing("SyncToken")
-    previous = read(realm, item_id)
-    if str(normalized["SyncToken"]) != previous["SyncToken"]:
-        raise stale_object(ITEM, item_id)
-    if normalized.get("sparse"):
-        fields = _writable(previous)
-        for key in body:
-            if key in ITEM_WRITABLE:
-                if key in normalized:
-                    fields[key] = normalized[key]
-                else:
-                    fields.pop(key, None)
-    else:
-        fields = _writable(normalized)
-        fields.setdefault("Active", previous["Active"])
+    previous, fields = versions.update_of(
+        body, ITEM_BODY, ITEM_WRITABLE, lambda item_id: read(realm, item_id)
+    )
+    item_id = previous["Id"]
     row = _assemble(realm, item_id, fields, previous=previous, at=at)
     realm.items.rows[item_id] = row
     realm.changed(ITEM, item_id, "Update", at)
@@ -70,7 +50,7 @@ def update(realm: Realm, body: Any, at: float) -> JsonObject:
 
 
 def _writable(source: JsonObject) -> JsonObject:
-    return {key: copy.deepcopy(value) for key, value in source.items() if key in ITEM_WRITABLE}
+    return versions.writable(source, ITEM_WRITABLE)
 
 
 def _name(realm: Realm, item_id: str, fields: JsonObject) -> str:
@@ -136,13 +116,7 @@ def _assemble(
         "domain": "QBO",
         "sparse": False,
         "Id": item_id,
-        "SyncToken": "0" if previous is None else str(int(previous["SyncToken"]) + 1),
-        "MetaData": {
-            "CreateTime": previous["MetaData"]["CreateTime"]
-            if previous
-            else clock.metadata_time(at),
-            "LastUpdatedTime": clock.metadata_time(at),
-        },
+        **versions.next_version(previous, at),
     }
     if income is not None:
         row["IncomeAccountRef"] = income

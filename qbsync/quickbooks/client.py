@@ -314,15 +314,7 @@ class QuickBooksClient:
     async def create_customer(
         self, realm_id: str, body: dict[str, Any], *, request_id: str
     ) -> dict[str, Any]:
-        answer = await self._session.call(
-            realm_id,
-            "create_customer",
-            "POST",
-            "customer",
-            params={"requestid": request_id},
-            json_body=body,
-        )
-        return self._entity(answer, "Customer", realm_id, "create_customer")
+        return await self._create(realm_id, "Customer", body, request_id)
 
     async def update_customer(
         self,
@@ -427,28 +419,27 @@ class QuickBooksClient:
     async def create_item(
         self, realm_id: str, body: dict[str, Any], *, request_id: str
     ) -> dict[str, Any]:
-        answer = await self._session.call(
-            realm_id,
-            "create_item",
-            "POST",
-            "item",
-            params={"requestid": request_id},
-            json_body=body,
-        )
-        return self._entity(answer, "Item", realm_id, "create_item")
+        return await self._create(realm_id, "Item", body, request_id)
 
     async def create_invoice(
         self, realm_id: str, body: dict[str, Any], *, request_id: str
     ) -> dict[str, Any]:
+        return await self._create(realm_id, "Invoice", body, request_id)
+
+    async def _create(
+        self, realm_id: str, entity: str, body: dict[str, Any], request_id: str
+    ) -> dict[str, Any]:
+        """POST /{entity}: a create, idempotent by its requestid."""
+        operation = f"create_{entity.lower()}"
         answer = await self._session.call(
             realm_id,
-            "create_invoice",
+            operation,
             "POST",
-            "invoice",
+            entity.lower(),
             params={"requestid": request_id},
             json_body=body,
         )
-        return self._entity(answer, "Invoice", realm_id, "create_invoice")
+        return self._entity(answer, entity, realm_id, operation)
 
     # Connection
 

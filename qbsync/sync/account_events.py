@@ -24,10 +24,11 @@ from typing import Any
 
 from qbsync import metrics
 from qbsync.domain.accounts import is_prospect, may_create_in_quickbooks
-from qbsync.quickbooks.errors import NeedsReconnectError, QuickBooksError
+from qbsync.errors import Transient
+from qbsync.quickbooks.errors import NeedsReconnectError
 from qbsync.sync.by_hand import answer_liscio_create
 from qbsync.sync.creating import create_or_link
-from qbsync.sync.pairs import apply_plans, plan_for, sync_account
+from qbsync.sync.field_sync import apply_plans, plan_for, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_archived
 from qbsync.sync.unit_of_work import UnitOfWork
@@ -129,8 +130,8 @@ async def handle_account_events(
         if isinstance(result, Exception):
             failures.append(result)
     if failures:
-        # QuickBooks being unavailable first: the caller waits that out and tries again.
-        failures.sort(key=lambda exc: not isinstance(exc, QuickBooksError))
+        # A transient one first: the caller waits that out and applies them all again.
+        failures.sort(key=lambda exc: not isinstance(exc, Transient))
         raise failures[0]
 
 

@@ -25,9 +25,9 @@ from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.errors import DuplicateNameError, QuickBooksValidationError
 from qbsync.quickbooks.mapping import customer_record, new_customer_body
+from qbsync.sync.field_sync import stable_id, sync_account
 from qbsync.sync.integration import usable_connection
 from qbsync.sync.linking import How, link_with_first_sync
-from qbsync.sync.pairs import stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import Repositories, UnitOfWork
 

@@ -23,7 +23,7 @@ from qbsync.domain.rules import SyncPlan
 from qbsync.domain.rules import first_sync as first_sync_rules
 from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import SYNC_REQUESTS
-from qbsync.sync.pairs import plan_for
+from qbsync.sync.field_sync import plan_for
 from qbsync.sync.ports import TokenRevoker
 from qbsync.sync.unit_of_work import UnitOfWork
 from schemas import SyncRequest

@@ -39,7 +39,7 @@ from qbsync.quickbooks.errors import (
     ObjectNotFoundError,
     QuickBooksValidationError,
 )
-from qbsync.sync.pairs import stable_id
+from qbsync.sync.field_sync import stable_id
 from qbsync.sync.ports import InvoiceGateway
 from qbsync.sync.unit_of_work import UnitOfWork
 
@@ -121,6 +121,8 @@ async def create_invoice(
 ) -> InvoiceView:
     """An invoice for one of the account's contacts, made in QuickBooks for the linked
     customer (or the sub-customer that is the contact)."""
+    if await uow.direct.accounts.get(firm_id, account_id) is None:
+        raise NotFound("account", account_id)
     account = await uow.direct.records.account(firm_id, account_id)
     if account is None:
         raise NotFound("account", account_id)

@@ -13,7 +13,7 @@ from qbsync import metrics
 from qbsync.db.links import AuditEntry, Link
 from qbsync.kafka.topics import SYNC_LINKS
 from qbsync.sync.encoded import link_event_json
-from qbsync.sync.pairs import apply_plan, plan_for
+from qbsync.sync.field_sync import apply_plan, plan_for
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import Repositories
 

@@ -198,24 +198,24 @@ class Idempotent:
     async def _serve_and_keep(
         self, scope: Scope, body: bytes, send: Send, firm_id: str, key: str
     ) -> None:
+        """Serve the request and keep its answer under the key before the client sees it:
+        a retry that arrives as soon as the answer did finds the answer, not a key in use."""
         status = 500
         content_type = "application/json"
-        chunks: list[bytes] = []
+        held: list[Message] = []
 
-        async def keeping_send(message: Message) -> None:
+        async def holding_send(message: Message) -> None:
             nonlocal status, content_type
             if message["type"] == "http.response.start":
                 status = message["status"]
                 for name, value in message.get("headers", []):
                     if name.lower() == b"content-type":
                         content_type = value.decode()
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         repository = self.deps.uow.direct.idempotency
         try:
-            await self.app(scope, await _replay(body), keeping_send)
+            await self.app(scope, await _replay(body), holding_send)
         except BaseException:
             await repository.release(firm_id, key)
             raise
@@ -224,9 +224,10 @@ class Idempotent:
         if status >= 500:
             await repository.release(firm_id, key)
         else:
-            await repository.complete(
-                firm_id, key, StoredResponse(status, content_type, b"".join(chunks))
-            )
+            answer = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+            await repository.complete(firm_id, key, StoredResponse(status, content_type, answer))
+        for message in held:
+            await send(message)
 
 
 async def _send_stored(send: Send, response: StoredResponse) -> None:

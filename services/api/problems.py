@@ -13,14 +13,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qbsync.errors import Conflict, NotFound
+from qbsync.errors import Conflict, NotFound, Transient
 from qbsync.quickbooks.errors import (
     DuplicateNameError,
     NeedsReconnectError,
+    QuickBooksUnavailable,
     QuickBooksValidationError,
-    ServerError,
-    ThrottledError,
-    TransportError,
 )
 from qbsync.retry import is_transient
 
@@ -111,9 +109,9 @@ def _as_problem(exc: Exception) -> Problem | None:
         return Problem(409, "Conflict", f"the QuickBooks connection needs reconnecting: {exc}")
     if isinstance(exc, QuickBooksValidationError):  # the values themselves (not the name)
         return Problem(422, "Unprocessable Content", f"QuickBooks refused the values: {exc}")
-    if isinstance(exc, ThrottledError | ServerError | TransportError):
+    if isinstance(exc, QuickBooksUnavailable):
         return unavailable(f"QuickBooks is unavailable: {exc}")
-    if is_transient(exc):
+    if isinstance(exc, Transient) or is_transient(exc):
         return unavailable("the database is unavailable; try again")
     return None
 
@@ -165,10 +163,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         Conflict,
         DuplicateNameError,
         NeedsReconnectError,
+        QuickBooksUnavailable,
         QuickBooksValidationError,
-        ThrottledError,
-        ServerError,
-        TransportError,
+        Transient,
         Exception,
     )
     for error in mapped:

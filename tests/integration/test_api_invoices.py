@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,9 +21,9 @@ from qbsync.db.connections import store_connection
 from qbsync.db.pool import Pool
 from qbsync.db.unit_of_work import PostgresUnitOfWork
 from qbsync.emulator.admin_client import EmulatorAdmin, EmulatorAdminError
-from schemas import AccountEvent
 from tests.conftest import unique
 from tests.integration.system import CLIENT_ID, CLIENT_SECRET, free_port, start_emulator
+from tests.support.accounts import account_event
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 
@@ -111,20 +110,7 @@ class Firm:
         )
 
     async def account(self, account_id: str, name: str, contacts: list[dict[str, Any]]) -> None:
-        event = AccountEvent.model_validate(
-            {
-                "event_id": uuid.uuid4().hex,
-                "type": "account.created",
-                "occurred_at": datetime.now(UTC),
-                "firm_id": self.firm_id,
-                "account": {
-                    "id": account_id,
-                    "name": name,
-                    "status": "Client",
-                    "contacts": contacts,
-                },
-            }
-        )
+        event = account_event(self.firm_id, account_id, name, contacts=contacts)
         await PostgresUnitOfWork(self.api.pool).direct.accounts.store([event])
 
     async def link(self, account_id: str, customer_id: str) -> None:
@@ -402,8 +388,13 @@ async def test_bad_queries_and_names_never_answer_500(api: Api) -> None:
     assert made.status_code == 201, made.text
     found = await firm.get("/accounts/a-acme/invoices", params={"q": "«税» 🧾"})
     assert [i["id"] for i in found.json()["items"]] == [made.json()["id"]]
-    weird_account = await firm.get("/accounts/%27%20OR%201%3D1--/invoices")
-    assert weird_account.status_code == 404
+    for weird in ("%27%20OR%201%3D1--", "%00", "a%00b", "%F0%9F%A7%BE"):
+        response = await firm.get(f"/accounts/{weird}/invoices")
+        assert response.status_code == 404, (weird, response.text)
+        posted = await firm.post(f"/accounts/{weird}/invoices", json=invoice_body("c-ada", 1))
+        assert posted.status_code == 404, (weird, posted.text)
+    with_nul = await firm.post("/accounts/a-acme/invoices", json=invoice_body("c-\u0000", 1))
+    assert with_nul.status_code == 404, with_nul.text
 
 
 async def test_quickbooks_unavailable_is_503_with_retry_after_and_nothing_made(api: Api) -> None:

@@ -28,31 +28,11 @@ from qbsync.quickbooks.errors import (
 )
 from qbsync.quickbooks.limiter import Limits
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
-from qbsync.quickbooks.tokens import InMemoryTokenStore, TokenStore
+from qbsync.quickbooks.tokens import InMemoryTokenStore
 from tests.conftest import unique
+from tests.support.qbo import client_for
 
-FAST_RETRIES = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.1)
 CIPHER = TokenCipher("test-secret")
-
-
-def client_for(
-    emulator: RunningEmulator,
-    tokens: TokenStore,
-    *,
-    limits: Limits | None = None,
-    retry: RetryPolicy = FAST_RETRIES,
-    timeout: float = 10.0,
-) -> QuickBooksClient:
-    return QuickBooksClient(
-        base_url=emulator.base_url,
-        token_url=emulator.token_url,
-        client_id=emulator.client_id,
-        client_secret=emulator.client_secret,
-        tokens=tokens,
-        limits=limits or Limits(),
-        retry=retry,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, cast
 
 import pytest
@@ -16,20 +16,21 @@ import pytest
 from qbsync.emulator import RunningEmulator, clock
 from qbsync.emulator import invoices as emulated
 from qbsync.errors import Conflict, NotFound
-from qbsync.quickbooks.backoff import RetryPolicy
 from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.errors import ServerError
 from qbsync.quickbooks.tokens import InMemoryTokenStore
 from qbsync.sync import copies
 from qbsync.sync.invoices import (
     InvoiceLine,
+    InvoiceView,
     create_invoice,
     list_invoices,
     services_item,
 )
 from qbsync.sync.ports import InvoiceGateway
-from schemas import AccountEvent
+from tests.support.accounts import account_event
 from tests.support.memory_uow import MemoryUnitOfWork
+from tests.support.qbo import client_for
 
 FIRM = "firm-1"
 ADA = {"id": "c-ada", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.example"}
@@ -50,21 +51,9 @@ class World:
         )
 
     async def account(self, account_id: str, name: str, contacts: list[dict[str, Any]]) -> None:
-        event = AccountEvent.model_validate(
-            {
-                "event_id": uuid.uuid4().hex,
-                "type": "account.created",
-                "occurred_at": datetime.now(UTC),
-                "firm_id": FIRM,
-                "account": {
-                    "id": account_id,
-                    "name": name,
-                    "status": "Client",
-                    "contacts": contacts,
-                },
-            }
+        await copies.keep_accounts(
+            self.uow, [account_event(FIRM, account_id, name, contacts=contacts)]
         )
-        await copies.keep_accounts(self.uow, [event])
 
     async def link(self, account_id: str, customer_id: str) -> None:
         await self.uow.direct.links.insert(
@@ -86,6 +75,26 @@ class World:
             self.realm_id, {"CustomerRef": {"value": customer_id}, "Line": [line], **fields}
         )
 
+    async def invoice_for(
+        self,
+        contact_id: str,
+        *lines: InvoiceLine,
+        account_id: str = "a-acme",
+        due_date: date | None = None,
+        request_id: str = "r",
+        quickbooks: InvoiceGateway | None = None,
+    ) -> InvoiceView:
+        return await create_invoice(
+            self.uow,
+            quickbooks or self.quickbooks,
+            FIRM,
+            account_id,
+            contact_id=contact_id,
+            lines=lines,
+            due_date=due_date,
+            request_id=request_id,
+        )
+
     async def items_named_services(self) -> list[dict[str, Any]]:
         return await self.quickbooks.find_items_by_name(self.realm_id, "Services")
 
@@ -97,23 +106,10 @@ class World:
         )
 
 
-def client_for(
-    emulator: RunningEmulator, realm: dict[str, Any], attempts: int = 6
-) -> QuickBooksClient:
-    return QuickBooksClient(
-        base_url=emulator.base_url,
-        token_url=emulator.token_url,
-        client_id=emulator.client_id,
-        client_secret=emulator.client_secret,
-        tokens=InMemoryTokenStore({realm["realm_id"]: realm["refresh_token"]}),
-        retry=RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.05),
-    )
-
-
 @pytest.fixture
 async def world(emulator: RunningEmulator) -> AsyncIterator[World]:
     realm = await emulator.admin.create_realm(contents="empty")
-    client = client_for(emulator, realm)
+    client = client_for(emulator, InMemoryTokenStore({realm["realm_id"]: realm["refresh_token"]}))
     uow = MemoryUnitOfWork()
     uow.connect(FIRM, realm["realm_id"])
     yield World(uow, client, emulator, realm["realm_id"])
@@ -207,13 +203,10 @@ async def test_the_list_pages_through_more_than_a_thousand_invoices(world: World
 async def test_an_invoice_for_the_customers_own_individual(world: World) -> None:
     parent, _, _ = await acme(world)
 
-    made = await create_invoice(
-        world.uow,
-        world.quickbooks,
-        FIRM,
-        "a-acme",
-        contact_id="c-grace",
-        lines=[InvoiceLine(120.5, "Tax return"), InvoiceLine(30, "Filing fee")],
+    made = await world.invoice_for(
+        "c-grace",
+        InvoiceLine(120.5, "Tax return"),
+        InvoiceLine(30, "Filing fee"),
         due_date=date(2026, 12, 31),
         request_id="r-1",
     )
@@ -237,16 +230,7 @@ async def test_an_invoice_for_a_contact_who_is_a_sub_customer_goes_to_that_custo
 ) -> None:
     _, ada, _ = await acme(world)
 
-    made = await create_invoice(
-        world.uow,
-        world.quickbooks,
-        FIRM,
-        "a-acme",
-        contact_id="c-ada",
-        lines=[InvoiceLine(80, "Bookkeeping")],
-        due_date=None,
-        request_id="r-2",
-    )
+    made = await world.invoice_for("c-ada", InvoiceLine(80, "Bookkeeping"), request_id="r-2")
 
     assert (made.customer_id, made.contact_name) == (ada["Id"], "Ada Lovelace")
     listed = await list_invoices(world.uow, world.quickbooks, FIRM, "a-acme")
@@ -258,16 +242,7 @@ async def test_an_invoice_for_a_contact_who_is_a_sub_customer_goes_to_that_custo
 async def test_an_invoice_for_a_contact_quickbooks_does_not_know(world: World) -> None:
     parent, _, _ = await acme(world)
 
-    made = await create_invoice(
-        world.uow,
-        world.quickbooks,
-        FIRM,
-        "a-acme",
-        contact_id="c-alan",
-        lines=[InvoiceLine(10, None)],
-        due_date=None,
-        request_id="r-3",
-    )
+    made = await world.invoice_for("c-alan", InvoiceLine(10, None), request_id="r-3")
 
     assert (made.customer_id, made.contact_name) == (parent["Id"], "Grace Hopper")
 
@@ -276,16 +251,7 @@ async def test_the_services_item_is_created_once_and_then_reused(world: World) -
     await acme(world)
 
     async def invoice(request_id: str) -> str:
-        made = await create_invoice(
-            world.uow,
-            world.quickbooks,
-            FIRM,
-            "a-acme",
-            contact_id="c-alan",
-            lines=[InvoiceLine(10, "x")],
-            due_date=None,
-            request_id=request_id,
-        )
+        made = await world.invoice_for("c-alan", InvoiceLine(10, "x"), request_id=request_id)
         return made.id
 
     # two first invoices at once: one creates the item, the other is refused (6240) and
@@ -301,9 +267,7 @@ async def test_the_services_item_is_created_once_and_then_reused(world: World) -
 async def test_a_services_item_the_realm_has_is_used(
     world: World, emulator: RunningEmulator
 ) -> None:
-    sandbox = client_for(
-        emulator, {"realm_id": emulator.realm_id, "refresh_token": emulator.refresh_token}
-    )
+    sandbox = client_for(emulator, InMemoryTokenStore({emulator.realm_id: emulator.refresh_token}))
     try:
         item = await services_item(sandbox, emulator.realm_id, "r-sandbox")
     finally:
@@ -315,15 +279,8 @@ async def test_a_retried_create_makes_one_invoice(world: World) -> None:
     await acme(world)
 
     async def invoice() -> str:
-        made = await create_invoice(
-            world.uow,
-            world.quickbooks,
-            FIRM,
-            "a-acme",
-            contact_id="c-grace",
-            lines=[InvoiceLine(10, "once")],
-            due_date=None,
-            request_id="same-request",
+        made = await world.invoice_for(
+            "c-grace", InvoiceLine(10, "once"), request_id="same-request"
         )
         return made.id
 
@@ -346,15 +303,8 @@ async def test_refusals(
     await world.account("a-unlinked", "Unlinked Co", [ADA])
 
     with pytest.raises(refusal, match=says):
-        await create_invoice(
-            world.uow,
-            world.quickbooks,
-            FIRM,
-            account_id,
-            contact_id=contact_id,
-            lines=[InvoiceLine(10, "x")],
-            due_date=None,
-            request_id="r",
+        await world.invoice_for(
+            contact_id, InvoiceLine(10, "x"), account_id=account_id, request_id="r"
         )
     if contact_id != "c-nobody":
         with pytest.raises(refusal, match=says):
@@ -388,16 +338,7 @@ async def test_quickbooks_down_creates_nothing(world: World, emulator: RunningEm
     await emulator.admin.set_faults(world.realm_id, fault_5xx_rate=1.0)
 
     with pytest.raises(ServerError):
-        await create_invoice(
-            world.uow,
-            world.quickbooks,
-            FIRM,
-            "a-acme",
-            contact_id="c-grace",
-            lines=[InvoiceLine(10, "x")],
-            due_date=None,
-            request_id="r-down",
-        )
+        await world.invoice_for("c-grace", InvoiceLine(10, "x"), request_id="r-down")
     await emulator.admin.set_faults(world.realm_id, fault_5xx_rate=0.0)
     assert await world.emulator.admin.invoices(world.realm_id) == []
 
@@ -408,15 +349,8 @@ async def test_the_list_names_the_contact_an_invoice_was_made_for(world: World) 
     await world.account("a-bolt", "Bolt Inc", [ADA, ALAN])
     await world.link("a-bolt", parent["Id"])
 
-    made = await create_invoice(
-        world.uow,
-        world.quickbooks,
-        FIRM,
-        "a-bolt",
-        contact_id="c-ada",
-        lines=[InvoiceLine(25, "Advice")],
-        due_date=None,
-        request_id="r-made",
+    made = await world.invoice_for(
+        "c-ada", InvoiceLine(25, "Advice"), account_id="a-bolt", request_id="r-made"
     )
     elsewhere = await world.invoice_elsewhere(known["Id"], 5, "Made in QuickBooks")
 
@@ -453,15 +387,11 @@ async def test_an_invoice_quickbooks_refuses_is_a_conflict_and_nothing_is_record
     _, ada, _ = await acme(world)
 
     with pytest.raises(Conflict, match="QuickBooks refused the invoice"):
-        await create_invoice(
-            world.uow,
-            cast(InvoiceGateway, DeactivatesFirst(world, ada["Id"])),
-            FIRM,
-            "a-acme",
-            contact_id="c-ada",
-            lines=[InvoiceLine(10, "x")],
-            due_date=None,
+        await world.invoice_for(
+            "c-ada",
+            InvoiceLine(10, "x"),
             request_id="r-refused",
+            quickbooks=cast(InvoiceGateway, DeactivatesFirst(world, ada["Id"])),
         )
     assert await world.emulator.admin.invoices(world.realm_id) == []
     assert world.uow.state.invoice_contacts == {}

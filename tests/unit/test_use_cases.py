@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -30,12 +29,13 @@ from qbsync.sync.account_events import (
 )
 from qbsync.sync.advance import RunAdvancer
 from qbsync.sync.creating import create_or_link
+from qbsync.sync.field_sync import stable_id, sync_account
 from qbsync.sync.freshness import poll_realm
-from qbsync.sync.pairs import stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_account
 from qbsync.sync.steps import match_firm, push_firm
 from schemas import AccountEvent, CustomerRecord
+from tests.support.accounts import account_event
 from tests.support.memory_uow import MemoryUnitOfWork
 
 FIRM = "firm-1"
@@ -95,15 +95,7 @@ def event(
     at: datetime | None = None,
     **fields: Any,
 ) -> AccountEvent:
-    return AccountEvent.model_validate(
-        {
-            "event_id": uuid.uuid4().hex,
-            "type": kind,
-            "occurred_at": at or datetime.now(UTC),
-            "firm_id": FIRM,
-            "account": {"id": account_id, "name": name, "status": status, **fields},
-        }
-    )
+    return account_event(FIRM, account_id, name, kind=kind, status=status, at=at, **fields)
 
 
 def commands(uow: MemoryUnitOfWork) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qbsync.domain.invoices import InvoiceStatus
 from qbsync.sync import invoices
-from qbsync.sync.pairs import stable_id
+from qbsync.sync.field_sync import stable_id
 from services.api.auth import Access, AdminAccess
 from services.api.deps import Deps
 from services.api.problems import problem_responses

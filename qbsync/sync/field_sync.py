@@ -23,23 +23,18 @@ from qbsync.db.links import AuditEntry
 from qbsync.db.pairs import LinkedPair
 from qbsync.domain.fields import FieldName, FieldValue, to_json
 from qbsync.domain.rules import SyncPlan, first_sync, subsequent_sync
+from qbsync.errors import RecordRefused
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS
-from qbsync.quickbooks.errors import (
-    DuplicateNameError,
-    ObjectNotFoundError,
-    QuickBooksValidationError,
-)
 from qbsync.quickbooks.mapping import customer_record, fields_to_qbo
 from qbsync.sync.encoded import fill_command_json
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import OutgoingMessage, Repositories, UnitOfWork
 from schemas import CustomerRecord
 
-log = logging.getLogger("qbsync.sync.pairs")
+log = logging.getLogger("qbsync.sync.field_sync")
 
 # QuickBooks answers that concern this one record: recorded on the account for a person,
 # never retried and never blocking other accounts.
-RECORD_ERRORS = (QuickBooksValidationError, DuplicateNameError, ObjectNotFoundError)
 
 
 def plan_for(pair: LinkedPair) -> SyncPlan:
@@ -147,7 +142,7 @@ async def apply_plans(
         link = pair.link
         counts = SyncCounts(pairs=1)
         if isinstance(answer, BaseException):
-            if isinstance(answer, RECORD_ERRORS):
+            if isinstance(answer, RecordRefused):
                 await tx.accounts.mark_for_attention(link.firm_id, link.account_id, str(answer))
                 counts.attention = 1
                 outcomes.append(PairOutcome(link.account_id, counts))
