@@ -142,6 +142,9 @@ def _session_of(request: Request, deps: Deps) -> Session:
         claims = deps.tokens.claims(f"Bearer {token}")
     except Problem:
         raise NoSession from None
+    # Named in the request's log line, as the API's own requests are.
+    request.state.user = claims.user
+    request.state.firm_id = claims.firm_id
     return Session(token, claims, ContractClient(request.app, token, claims.firm_id))
 
 
