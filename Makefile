@@ -15,6 +15,7 @@ help:
 	@echo "make test           lint, type checks, unit and integration tests"
 	@echo "make services-up    start Kafka and PostgreSQL (writes .run/services.env)"
 	@echo "make services-down  stop them"
+	@echo "make browser        install Debian's chromium for the page's tests (when missing)"
 	@echo "make bench          every benchmark (see bench/README.md)"
 	@echo "make chaos          ten minutes of faults, the history checked (bench/chaos.py)"
 
