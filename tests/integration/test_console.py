@@ -257,6 +257,25 @@ async def test_an_admin_syncs_then_searches_links_delinks_and_creates_in_the_bro
         await expect(found).to_contain_text("Birch and Sons")
         await watched.shot("08-admin-search-other-side")
 
+        # Create in Liscio: Liscio is asked, and its new account is linked to the customer.
+        await (
+            row(page, "Cedar Holdings")
+            .get_by_role("button", name="Create Cedar Holdings in Liscio")
+            .click()
+        )
+        await expect(detail_of(page, "Cedar Holdings")).to_contain_text(
+            "Liscio was asked to create an account for Cedar Holdings"
+        )
+
+        async def cedar_linked() -> bool:
+            links = (await firm.links())["links"]
+            return any(link["customer_id"] == ids["cedar_customer"] for link in links)
+
+        await eventually(cedar_linked, timeout=60, what="Liscio's new account linked")
+        await page.reload()
+        await expect(row(page, "Cedar Holdings")).to_contain_text("Linked")
+        await watched.shot("09-admin-created-in-liscio")
+
         # The lag panel shows the services' consumer groups.
         await expect(page.locator("#lag tr[data-group]").first).to_be_visible(
             timeout=STEP_TIMEOUT_MS
@@ -288,7 +307,7 @@ async def test_errors_are_shown_where_they_happen_in_words_a_firm_admin_understa
         alert = detail.get_by_role("alert")
         await expect(alert).to_contain_text("already linked")
         await expect(alert).to_contain_text("Delink it first")
-        await watched.shot("09-error-already-linked")
+        await watched.shot("10-error-already-linked")
 
         # QuickBooks down: Create in QuickBooks says so, and nothing is created.
         await console.system.admin.set_faults(firm.realm_id, fault_5xx_rate=1)
@@ -305,7 +324,7 @@ async def test_errors_are_shown_where_they_happen_in_words_a_firm_admin_understa
         finally:
             await console.system.admin.set_faults(firm.realm_id, fault_5xx_rate=0)
         assert await firm.customers_named("Delta Partners") == []
-        await watched.shot("10-error-quickbooks-unavailable")
+        await watched.shot("11-error-quickbooks-unavailable")
         # The page logged no error of its own: a refusal is content, not a failure.
         watched.assert_clean()
 
@@ -330,11 +349,12 @@ async def test_a_dry_run_shows_what_sync_now_would_change_before_anything_does(
 
         await eventually(proposed, timeout=60, what="the new customer in the stored copy")
         # ... and the preview names the link and the first sync's writes; nothing changes.
-        await page.get_by_role("button", name="Preview Sync Now").click()
+        await page.get_by_role("button", name="Preview Sync Now").focus()
+        await page.keyboard.press("Enter")  # the keyboard does what the mouse does
         preview = page.get_by_role("region", name="What Sync Now would change")
         await expect(preview).to_contain_text("Delta Partners ↔ Delta Partners")
         await expect(preview).to_contain_text("nothing has been changed")
-        await watched.shot("11-admin-dry-run")
+        await watched.shot("12-admin-dry-run")
         await expect(count_of(page, "Linked")).to_have_text("1")
         watched.assert_clean()
 
@@ -358,7 +378,7 @@ async def test_staff_see_everything_and_no_action(console: Console) -> None:
         suggestions = page.get_by_role("button", name="Suggestions for Delta Partners")
         await expect(suggestions).to_be_visible()
         await expect(page.locator("form.new-invoice")).to_have_count(0)
-        await watched.shot("12-staff")
+        await watched.shot("13-staff")
 
         # A write sent anyway, with the page's CSRF token, is refused by the API's rule.
         csrf = await page.locator("body").get_attribute("hx-headers")
@@ -415,7 +435,7 @@ async def test_the_page_is_legible_on_a_phone(console: Console) -> None:
         # Nothing wider than the screen: no sideways scrolling.
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width}px wide on a 390px screen"
-        await watched.shot("13-phone")
+        await watched.shot("14-phone")
         watched.assert_clean()
 
 
