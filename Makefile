@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down browser run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag chaos clean
+        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api chaos clean
 
 help:
 	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
@@ -75,6 +75,9 @@ bench-pusher: venv services-up
 
 bench-sync: venv services-up
 	$(BIN)/python -m bench.sync_bench
+
+bench-api: venv services-up
+	$(BIN)/python -m bench.api_bench
 
 clean: services-down
 	rm -rf .run $(VENV)
