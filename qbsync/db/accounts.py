@@ -94,6 +94,8 @@ _COLUMNS = "firm_id, account_id, name, status, archived, address, phone, website
 
 
 async def get_account(db: Db, firm_id: str, account_id: str) -> StoredAccount | None:
+    if "\x00" in firm_id or "\x00" in account_id:
+        return None  # PostgreSQL's text holds no NUL: such an id names nothing
     row = await db.fetchrow(
         f"SELECT {_COLUMNS} FROM accounts WHERE firm_id = $1 AND account_id = $2",
         firm_id,

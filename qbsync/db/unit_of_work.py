@@ -17,7 +17,9 @@ from qbsync.db import (
     customers,
     firms,
     idempotency,
+    invoice_contacts,
     links,
+    liscio_creates,
     outbox,
     pairs,
     pending_creates,
@@ -29,7 +31,9 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.locks import lock_accounts
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
@@ -188,6 +192,26 @@ class _PendingCreates(_Bound, seam.PendingCreates):
         return await pending_creates.unfinished_creates(self._db)
 
 
+class _LiscioCreates(_Bound, seam.LiscioCreates):
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        return await liscio_creates.begin_liscio_create(
+            self._db, firm_id, realm_id, customer_id, command_id, actor
+        )
+
+    async def of_command(self, command_id: str) -> LiscioCreate | None:
+        return await liscio_creates.liscio_create_of_command(self._db, command_id)
+
+    async def finish(self, command_id: str, *, account_id: str, failure: str | None = None) -> None:
+        await liscio_creates.finish_liscio_create(
+            self._db, command_id, account_id=account_id, failure=failure
+        )
+
+    async def awaiting(self, realm_id: str) -> set[str]:
+        return await liscio_creates.customers_awaiting_accounts(self._db, realm_id)
+
+
 class _Connections(_Bound, seam.Connections):
     async def of_firm(self, firm_id: str) -> QuickBooksConnection | None:
         return await connections.get_connection(self._db, firm_id)
@@ -259,6 +283,14 @@ class _Firms(_Bound, seam.Firms):
         return await firms.firm_exists(self._db, firm_id)
 
 
+class _InvoiceContacts(_Bound, seam.InvoiceContacts):
+    async def record(self, made: InvoiceContact) -> None:
+        await invoice_contacts.record_invoice_contact(self._db, made)
+
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        return await invoice_contacts.invoice_contact_names(self._db, realm_id, invoice_ids)
+
+
 class _Idempotency(_Bound, seam.Idempotency):
     async def claim(self, firm_id: str, key: str, fingerprint: str) -> IdempotencyClaim:
         return await idempotency.claim_key(self._db, firm_id, key, fingerprint)
@@ -315,7 +347,9 @@ def bound_to(db: Db) -> Repositories:
         customers=_Customers(db),
         firms=_Firms(db),
         idempotency=_Idempotency(db),
+        invoice_contacts=_InvoiceContacts(db),
         links=_Links(db),
+        liscio_creates=_LiscioCreates(db),
         locks=_Locks(db),
         outbox=_Outbox(db),
         pairs=_Pairs(db),

@@ -268,6 +268,10 @@ def explain_api(settings: Settings, api_url: str, secret: str) -> None:
     )
     firm = f"{api_url}/v1/firms/{FIRM}"
     say()
+    say('The integration page in the browser (README, "The integration page in the browser"):')
+    say(f"  as a firm admin  {api_url}/?token={admin}")
+    say(f"  as staff         {api_url}/?token={staff}")
+    say()
     say("The integration API (tokens valid for a day; `qbsync api-token` makes others):")
     say(f"  export ADMIN={admin}")
     say(f"  export STAFF={staff}")

@@ -97,10 +97,13 @@ async def apply_plan(
     *,
     reason: str,
     run_id: str | None = None,
+    actor: str = "sync",
 ) -> SyncCounts:
     """Carry out `plan` for `pair` inside the caller's transaction, which holds the
     account's lock. A failed QuickBooks call (other than one about the record) is raised."""
-    (outcome,) = await apply_plans(tx, quickbooks, [(pair, plan)], reason=reason, run_id=run_id)
+    (outcome,) = await apply_plans(
+        tx, quickbooks, [(pair, plan)], reason=reason, run_id=run_id, actor=actor
+    )
     if outcome.failure is not None:
         raise outcome.failure
     return outcome.counts
@@ -113,6 +116,7 @@ async def apply_plans(
     *,
     reason: str,
     run_id: str | None = None,
+    actor: str = "sync",
 ) -> list[PairOutcome]:
     """Carry out the plans of many pairs inside the caller's transaction, which holds their
     accounts' locks. The QuickBooks calls run concurrently (the realm's limiter paces them:
@@ -159,7 +163,7 @@ async def apply_plans(
             command = _fill_command(pair, to_liscio, now)
             messages.append((ACCOUNT_COMMANDS, f"{link.firm_id}:{link.account_id}", command))
             counts.liscio_fills = 1
-        entries.extend(_audit_entries(pair, plan, reason, run_id))
+        entries.extend(_audit_entries(pair, plan, reason, run_id, actor))
         written.update((write.side, write.field) for write in plan.writes)
         if link.first_synced_at is None:
             first_synced.setdefault(link.firm_id, []).append(link.account_id)
@@ -206,7 +210,7 @@ def _fill_command(
 
 
 def _audit_entries(
-    pair: LinkedPair, plan: SyncPlan, reason: str, run_id: str | None
+    pair: LinkedPair, plan: SyncPlan, reason: str, run_id: str | None, actor: str
 ) -> list[AuditEntry]:
     link = pair.link
     return [
@@ -222,6 +226,7 @@ def _audit_entries(
             old_value=to_json(write.old),
             new_value=to_json(write.new),
             run_id=run_id,
+            actor=actor,
         )
         for write in plan.writes
     ]

@@ -127,10 +127,13 @@ async def match_firm(
     workers: int = WORKERS,
 ) -> MatchOutcome:
     accounts = await uow.direct.accounts.unlinked_names(firm_id)
+    # A customer waiting for the account Liscio is creating for it gets that one.
+    awaiting = await uow.direct.liscio_creates.awaiting(realm_id)
     customers = [
         Named(c.customer_id, c.display_name)
         for c in await uow.direct.customers.unlinked_names(realm_id)
         if customer_may_be_linked(c.active, c.deleted, c.parent_id)
+        and c.customer_id not in awaiting
     ]
     result = match_by_name(accounts, customers)
     del accounts, customers  # a firm's worth of names: not kept through the first sync

@@ -30,7 +30,9 @@ from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
 from qbsync.db.records import (
@@ -199,6 +201,28 @@ class PendingCreates(ABC):
     async def unfinished(self) -> list[PendingCreate]: ...
 
 
+class LiscioCreates(ABC):
+    """Create in Liscio: `account.create` commands waiting for Liscio's answer."""
+
+    @abstractmethod
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        """Record the command, or find the customer's one still waiting: (command, new)."""
+
+    @abstractmethod
+    async def of_command(self, command_id: str) -> LiscioCreate | None: ...
+
+    @abstractmethod
+    async def finish(
+        self, command_id: str, *, account_id: str, failure: str | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    async def awaiting(self, realm_id: str) -> set[str]:
+        """The realm's customers whose account Liscio is still to create."""
+
+
 class Connections(ABC):
     """The firms' QuickBooks connections."""
 
@@ -304,6 +328,18 @@ class Idempotency(ABC):
         """Free a key whose request did not answer (a retry may try again)."""
 
 
+class InvoiceContacts(ABC):
+    """Who each invoice made through the API was for."""
+
+    @abstractmethod
+    async def record(self, made: InvoiceContact) -> None:
+        """Once per invoice (a repeated record of it changes nothing)."""
+
+    @abstractmethod
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        """invoice id -> the contact's name, for those of the invoices made here."""
+
+
 class Records(ABC):
     """What the integration page lists: both sides' records of a firm as one ordered list
     of items (qbsync/db/records.py says what is listed and in which order)."""
@@ -356,7 +392,9 @@ class Repositories:
         "customers",
         "firms",
         "idempotency",
+        "invoice_contacts",
         "links",
+        "liscio_creates",
         "locks",
         "outbox",
         "pairs",
@@ -376,7 +414,9 @@ class Repositories:
         customers: Customers,
         firms: Firms,
         idempotency: Idempotency,
+        invoice_contacts: InvoiceContacts,
         links: Links,
+        liscio_creates: LiscioCreates,
         locks: Locks,
         outbox: Outbox,
         pairs: Pairs,
@@ -392,7 +432,9 @@ class Repositories:
         self.customers = customers
         self.firms = firms
         self.idempotency = idempotency
+        self.invoice_contacts = invoice_contacts
         self.links = links
+        self.liscio_creates = liscio_creates
         self.locks = locks
         self.outbox = outbox
         self.pairs = pairs

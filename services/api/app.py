@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from services.api.console import install_console
 from services.api.deps import ApiDeps
 from services.api.middleware import BodyLimit, Idempotent, Observed
 from services.api.problems import install_problem_handlers
@@ -46,7 +47,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     connection.router,
     links.router,
     invoices.router,
-    # The console at `/` (helper `page`) adds its router here.
 )
 
 
@@ -56,6 +56,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_console(app)  # the integration page at `/`, a client of the routes above
     # The last added is the outermost: Observed sees every answer, even a 413.
     app.add_middleware(Idempotent, deps=deps)
     app.add_middleware(BodyLimit)

@@ -18,6 +18,7 @@ from qbsync.quickbooks.errors import (
     DuplicateNameError,
     NeedsReconnectError,
     QuickBooksUnavailable,
+    QuickBooksValidationError,
 )
 from qbsync.retry import is_transient
 
@@ -106,6 +107,8 @@ def _as_problem(exc: Exception) -> Problem | None:
         return Problem(409, "Conflict", f"QuickBooks refused the name: {exc}")
     if isinstance(exc, NeedsReconnectError):
         return Problem(409, "Conflict", f"the QuickBooks connection needs reconnecting: {exc}")
+    if isinstance(exc, QuickBooksValidationError):  # the values themselves (not the name)
+        return Problem(422, "Unprocessable Content", f"QuickBooks refused the values: {exc}")
     if isinstance(exc, QuickBooksUnavailable):
         return unavailable(f"QuickBooks is unavailable: {exc}")
     if isinstance(exc, Transient) or is_transient(exc):
@@ -161,6 +164,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         DuplicateNameError,
         NeedsReconnectError,
         QuickBooksUnavailable,
+        QuickBooksValidationError,
         Transient,
         Exception,
     )

@@ -25,7 +25,9 @@ from qbsync.db.accounts import StoredAccount, synced_fields_of
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
 from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
 from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
 from qbsync.db.records import (
@@ -95,6 +97,7 @@ class State:
     outbox: list[tuple[str, str, str]] = field(default_factory=list)
     processed: set[tuple[str, str]] = field(default_factory=set)
     pending: dict[tuple[str, str], PendingRow] = field(default_factory=dict)
+    liscio_creates: dict[str, LiscioCreate] = field(default_factory=dict)  # by command id
     connections: dict[str, QuickBooksConnection] = field(default_factory=dict)
     cdc_marks: dict[str, datetime] = field(default_factory=dict)
     runs: dict[str, RunRow] = field(default_factory=dict)
@@ -102,6 +105,7 @@ class State:
     idempotency: dict[tuple[str, str], tuple[str, StoredResponse | None]] = field(
         default_factory=dict
     )
+    invoice_contacts: dict[tuple[str, str], InvoiceContact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -439,6 +443,41 @@ class _PendingCreates(_Memory, seam.PendingCreates):
             ]
 
 
+class _LiscioCreates(_Memory, seam.LiscioCreates):
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        async with self._access() as s:
+            for waiting in s.liscio_creates.values():
+                if (waiting.realm_id, waiting.customer_id, waiting.state) == (
+                    realm_id,
+                    customer_id,
+                    "pending",
+                ):
+                    return waiting, False
+            create = LiscioCreate(command_id, firm_id, realm_id, customer_id, actor, "pending")
+            s.liscio_creates[command_id] = create
+            return create, True
+
+    async def of_command(self, command_id: str) -> LiscioCreate | None:
+        async with self._access() as s:
+            return s.liscio_creates.get(command_id)
+
+    async def finish(self, command_id: str, *, account_id: str, failure: str | None = None) -> None:
+        async with self._access() as s:
+            if (create := s.liscio_creates.get(command_id)) is not None:
+                state = "failed" if failure else "done"
+                s.liscio_creates[command_id] = replace(create, state=state, account_id=account_id)
+
+    async def awaiting(self, realm_id: str) -> set[str]:
+        async with self._access() as s:
+            return {
+                c.customer_id
+                for c in s.liscio_creates.values()
+                if c.realm_id == realm_id and c.state == "pending"
+            }
+
+
 class _Connections(_Memory, seam.Connections):
     async def of_firm(self, firm_id: str) -> QuickBooksConnection | None:
         async with self._access() as s:
@@ -627,6 +666,20 @@ class _Idempotency(_Memory, seam.Idempotency):
             found = s.idempotency.get((firm_id, key))
             if found is not None and found[1] is None:
                 del s.idempotency[(firm_id, key)]
+
+
+class _InvoiceContacts(_Memory, seam.InvoiceContacts):
+    async def record(self, made: InvoiceContact) -> None:
+        async with self._access() as s:
+            s.invoice_contacts.setdefault((made.realm_id, made.invoice_id), made)
+
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        async with self._access() as s:
+            return {
+                invoice_id: made.contact_name
+                for invoice_id in invoice_ids
+                if (made := s.invoice_contacts.get((realm_id, invoice_id))) is not None
+            }
 
 
 def _trigrams(text: str) -> set[str]:
@@ -932,7 +985,9 @@ class MemoryUnitOfWork(UnitOfWork):
             customers=_Customers(access),
             firms=_Firms(access),
             idempotency=_Idempotency(access),
+            invoice_contacts=_InvoiceContacts(access),
             links=_Links(access),
+            liscio_creates=_LiscioCreates(access),
             locks=_Locks(access, taken),
             outbox=_Outbox(access),
             pairs=_Pairs(access),
