@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     QBO_MAX_REQUESTS_PER_WINDOW: int = Field(default=500, ge=1)
     QBO_RATE_WINDOW_SECONDS: float = Field(default=60.0, gt=0)
     QBO_MAX_IN_FLIGHT: int = Field(default=10, ge=1)
+    # "deployment": the limits above are shared by every process (a PostgreSQL ledger);
+    # "process": each process keeps them alone (one process per realm only).
+    QBO_QUOTA_SCOPE: Literal["deployment", "process"] = "deployment"
     QBO_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
     QBSYNC_TOPIC_PREFIX: str = ""
     QBSYNC_HTTP_PORT: int = Field(default=0, ge=0, le=65535)

@@ -32,6 +32,14 @@ QBO_REQUESTS = Counter(
     "QuickBooks API requests by operation and HTTP status (or 'error' when none came back)",
     ["operation", "status"],
 )
+# Per realm, for the read allowance: qbsync_quickbooks_requests_total is shared with the
+# token endpoint and keeps its labels.
+QBO_REALM_CALLS = Counter(
+    "qbsync_quickbooks_realm_calls_total",
+    "QuickBooks API calls per realm; metered=true for the reads Intuit meters against the"
+    " app's monthly allowance (query, read, CDC), false for writes",
+    ["realm_id", "metered"],
+)
 QBO_RETRIES = Counter(
     "qbsync_quickbooks_retries_total", "QuickBooks requests retried", ["operation", "reason"]
 )
