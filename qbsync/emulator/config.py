@@ -46,6 +46,7 @@ class EmulatorConfig:
     webhook_url: str | None = None
     webhook_verifier_token: str | None = None
     webhook_batch_ms: float = 200.0
+    webhook_format: str = "cloudevents"  # or "legacy"
     random_seed: int = 0  # makes jitter and injected faults repeatable
 
     def limits(self) -> LimitSettings:
@@ -71,4 +72,5 @@ class EmulatorConfig:
             url=self.webhook_url,
             verifier_token=self.webhook_verifier_token,
             batch_ms=self.webhook_batch_ms,
+            format=self.webhook_format,
         )
