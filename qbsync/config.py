@@ -57,7 +57,10 @@ class Settings(BaseSettings):
     QBSYNC_HTTP_HOST: str = "127.0.0.1"
     QBSYNC_LOG_LEVEL: str = "INFO"
     QBSYNC_DEMO: bool = False
-    QBSYNC_CDC_INTERVAL_SECONDS: float = Field(default=30.0, gt=0)
+    # CDC is the safety net behind webhooks: each poll of a realm is a metered read.
+    QBSYNC_CDC_INTERVAL_SECONDS: float = Field(default=1800.0, gt=0)
+    # A notification waits this long for the rest of its burst before its one CDC round.
+    QBSYNC_CHANGE_COALESCE_SECONDS: float = Field(default=1.0, ge=0)
     QBSYNC_CONNECT_ATTEMPTS: int = Field(default=10, ge=1)
     # A run whose imported customers stop reaching the matcher fails after this long
     # without progress, so that the firm's next Sync Now starts afresh.

@@ -63,6 +63,17 @@ LINKS_CHANGED = Counter(
 FIELDS_WRITTEN = Counter(
     "qbsync_fields_written_total", "Synced field values written, by side", ["side", "field"]
 )
+WEBHOOKS_REJECTED = Counter(
+    "qbsync_webhooks_rejected_total",
+    "Webhook deliveries refused, nothing processed (bad_signature: 401; bad_payload: 400)",
+    ["reason"],
+)
+WEBHOOK_CHANGES_IGNORED = Counter(
+    "qbsync_webhook_changes_ignored_total",
+    "Webhook notifications that cost no QuickBooks call: entity (not one we sync),"
+    " unknown_realm (no usable connection), covered (a CDC round already read it)",
+    ["reason"],
+)
 CDC_POLLS_FAILED = Counter(
     "qbsync_cdc_polls_failed_total",
     "CDC rounds of one realm that failed (the other realms are polled all the same)",
