@@ -171,6 +171,10 @@ class EmulatorAdmin:
         return result
 
     # Webhooks
+    async def webhook(self) -> JsonObject:
+        result: JsonObject = await self._call("GET", "/webhook")
+        return result
+
     async def set_webhook(
         self,
         url: str | None,

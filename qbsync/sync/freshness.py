@@ -55,8 +55,8 @@ def tombstone_message(
 
 def covered(changed_at: datetime, mark: datetime | None) -> bool:
     """Whether a CDC round that ended at `mark` (QuickBooks' time) returned a change made at
-    `changed_at`. No mark yet: the realm's next Sync Now imports everything anyway."""
-    return mark is None or changed_at < mark
+    `changed_at` (no mark: the realm was never read)."""
+    return mark is not None and changed_at < mark
 
 
 def due_for_poll(mark: datetime | None, now: datetime, interval: timedelta) -> bool:
@@ -146,16 +146,17 @@ async def _poll_realm(
             return None
         mark = await tx.cdc_marks.get(realm_id)
         now = datetime.now(UTC)
-        if mark is None:
-            next_mark, published = now, 0  # first sight: Sync Now imports everything
-        elif now - mark >= CDC_LOOKBACK - timedelta(hours=1):
+        if mark is not None and now - mark >= CDC_LOOKBACK - timedelta(hours=1):
             log.info("CDC mark older than 30 days: full import", extra={"realm_id": realm_id})
             published = await import_customers(
                 producer, quickbooks, firm_id, realm_id, None, source="cdc"
             )
             next_mark = now
         else:
-            changes = await quickbooks.customer_changes(realm_id, since_for_round(mark, now))
+            # First sight: the last day, which covers the realm's connection and whatever
+            # was notified before this first round.
+            since = now - RECONCILE_LOOKBACK if mark is None else since_for_round(mark, now)
+            changes = await quickbooks.customer_changes(realm_id, since)
             for customer in changes.customers:
                 key, value = (
                     tombstone_message(realm_id, str(customer["Id"]), firm_id, "cdc")
@@ -166,7 +167,7 @@ async def _poll_realm(
             await producer.flush()
             published = len(changes.customers)
             next_mark = max(
-                mark, _next_mark(changes.customers, changes.time, changes.maybe_truncated)
+                mark or since, _next_mark(changes.customers, changes.time, changes.maybe_truncated)
             )
         await tx.cdc_marks.set(realm_id, next_mark)
         return published

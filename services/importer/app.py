@@ -172,7 +172,6 @@ class Importer:
                 metrics.CDC_POLLS_FAILED.labels(type(exc).__name__).inc()
                 log.warning("CDC poll failed", extra={"realm_id": realm_id, "reason": str(exc)})
 
-
     async def _due(self, realm_id: str) -> bool:
         mark = await self.runtime.uow.direct.cdc_marks.get(realm_id)
         interval = timedelta(seconds=self.runtime.settings.QBSYNC_CDC_INTERVAL_SECONDS)

@@ -14,7 +14,7 @@ def test_a_change_before_the_mark_was_read_by_that_round() -> None:
     assert covered(NOON - timedelta(seconds=1), NOON)
     assert not covered(NOON, NOON)
     assert not covered(NOON + timedelta(seconds=1), NOON)
-    assert covered(NOON, None)  # never polled: the next Sync Now imports everything
+    assert not covered(NOON, None)  # never read: the first round reads the last day
 
 
 def test_a_realm_is_polled_only_once_its_mark_is_older_than_the_interval() -> None:

@@ -486,8 +486,9 @@ async def test_the_cdc_mark_starts_at_first_sight_and_carries_each_round_on(
             world.uow, cast(Producer, producer), world.quickbooks, FIRM, world.realm_id
         )
 
-    assert await poll() == 0  # first sight: Sync Now imports everything, CDC starts now
+    assert await poll() == 1  # first sight: the changes of the last day
     first_mark = world.uow.state.cdc_marks[world.realm_id]
+    producer.sent.clear()
     await world.emulator.admin.edit_customer_as_user(
         world.realm_id, customer["Id"], {"PrimaryPhone": {"FreeFormNumber": "512-555-0909"}}
     )
