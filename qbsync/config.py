@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # "deployment": the limits above are shared by every process (a PostgreSQL ledger);
     # "process": each process keeps them alone (one process per realm only).
     QBO_QUOTA_SCOPE: Literal["deployment", "process"] = "deployment"
+    # Metered reads a month included for the app (Intuit's Builder tier), for `qbsync usage`.
+    QBO_MONTHLY_READ_ALLOWANCE: int = Field(default=500_000, ge=0)
     QBO_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
     QBSYNC_TOPIC_PREFIX: str = ""
     QBSYNC_HTTP_PORT: int = Field(default=0, ge=0, le=65535)

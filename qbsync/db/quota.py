@@ -20,7 +20,6 @@ from __future__ import annotations
 import socket
 import uuid
 from datetime import date
-from typing import Any
 
 from qbsync.db.pool import Db, Pool
 from qbsync.quickbooks.limiter import Grant, TakeRequest
@@ -66,7 +65,7 @@ class PostgresQuotaLedger:
         )
 
 
-async def reads_by_month(db: Db, month: date) -> list[dict[str, Any]]:
+async def reads_by_month(db: Db, month: date) -> list[dict[str, object]]:
     """Every realm's metered reads in the month starting `month` (the first of a month)."""
     rows = await db.fetch(
         "SELECT realm_id, reads FROM qbo_reads_by_month WHERE month = $1 ORDER BY realm_id",

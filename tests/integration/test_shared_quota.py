@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,6 +83,16 @@ async def test_two_processes_on_one_realm_share_its_quota_without_a_429(
         "SELECT reads FROM qbo_reads_by_month WHERE realm_id = $1", emulator.realm_id
     )
     assert reads is not None and reads >= 2 * REQUESTS_EACH
+    usage = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "qbsync"),
+        "usage",
+        "--json",
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    shown = json.loads((await usage.communicate())[0])
+    assert {"realm_id": emulator.realm_id, "reads": reads} in shown["realms"]
+    assert shown["allowance"] == 500_000
 
 
 async def test_the_same_processes_with_limits_of_their_own_get_429s(
