@@ -6,8 +6,8 @@ our app. Each process takes *grants* from two tables (migration 0006):
 - `qbo_quota_holders`: per realm and process, the calls it was granted and has not yet
   reported finished (unstarted or in flight), counted in full, and the in-flight slots it
   may use;
-- `qbo_quota_spent`: finished calls, counted until one window after they were reported
-  (a report comes after the answer, so this always covers QuickBooks' own count).
+- `qbo_quota_spent`: finished calls, counted until one window after the last of them
+  finished (the reporter says how long ago, so this always covers QuickBooks' own count).
 
 A grant is one call of the SQL function `qbo_quota_take` (one round trip, serialised per
 realm by an advisory lock): it reports what finished, gives back what went unused, and
@@ -40,7 +40,7 @@ class PostgresQuotaLedger:
     async def take(self, request: TakeRequest) -> Grant:
         row = await self._pool.fetchrow(
             "SELECT granted, slots, retry_in FROM qbo_quota_take("
-            "$1, $2, $3, $4, $5, $6, $7, $8::smallint, $9, $10, $11, $12, $13, $14)",
+            "$1, $2, $3, $4, $5, $6, $7, $8::smallint, $9, $10, $11, $12, $13, $14, $15)",
             request.realm_id,
             self.holder,
             request.finished,
@@ -55,6 +55,7 @@ class PostgresQuotaLedger:
             request.chunk,
             request.ttl_seconds,
             request.reads,
+            request.finished_ago,
         )
         assert row is not None
         retry_in = row["retry_in"]

@@ -225,6 +225,7 @@ class TakeRequest:
     realm_id: str
     finished: int  # calls finished since the last take
     reads: int  # of those, QuickBooks' metered reads (query, read, CDC)
+    finished_ago: float  # seconds since the last of them finished
     in_flight_calls: int
     in_flight: int  # requests
     want_calls: int
@@ -296,6 +297,7 @@ class SharedRealmLimiter:
         self._in_flight_calls = 0
         self._finished = 0
         self._finished_reads = 0
+        self._last_finish = 0.0
         self._dirty = False  # the ledger's row holds something of ours
         self._last_take = -float("inf")
         self._not_before = -float("inf")
@@ -343,6 +345,7 @@ class SharedRealmLimiter:
             self.in_flight -= 1
             self._in_flight_calls -= weight
             self._finished += weight
+            self._last_finish = self._clock()
             if metered:
                 self._finished_reads += weight
             self._pump()
@@ -466,9 +469,12 @@ class SharedRealmLimiter:
             realm_id=self.realm_id,
             finished=finished,
             reads=reads,
+            finished_ago=self._clock() - self._last_finish if finished else 0.0,
             in_flight_calls=self._in_flight_calls,
             in_flight=self.in_flight,
-            want_calls=min(wanted, max(self._terms.chunk, head_weight)),
+            # All that waits (a grant is at most a chunk): while any of it is short, other
+            # processes' less urgent work gives way.
+            want_calls=wanted,
             want_slots=self.limits.max_in_flight if wanted else 0,
             priority=priority,
             limit=self.limits.max_per_window,

@@ -8,7 +8,7 @@ CREATE TABLE qbo_quota_holders (
     holder text NOT NULL,
     open_calls integer NOT NULL,
     slots integer NOT NULL,
-    wanted integer NOT NULL,       -- calls its waiters asked for at the last take
+    wanted integer NOT NULL,       -- calls its waiters wanted at the last take (all of them)
     short integer NOT NULL,        -- of those, how many it did not get
     priority smallint NOT NULL,    -- its most urgent waiter's (0 = a person waits)
     refreshed_at timestamptz NOT NULL,
@@ -38,7 +38,7 @@ CREATE FUNCTION qbo_quota_take(
     p_realm text, p_holder text, p_finished integer, p_in_flight_calls integer,
     p_in_flight integer, p_want_calls integer, p_want_slots integer, p_priority smallint,
     p_limit integer, p_window double precision, p_max_in_flight integer, p_chunk integer,
-    p_ttl double precision, p_reads integer,
+    p_ttl double precision, p_reads integer, p_finished_ago double precision,
     OUT granted integer, OUT slots integer, OUT retry_in double precision)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -54,7 +54,11 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('qbo-quota:' || p_realm, 0));
     IF p_finished > 0 THEN
-        INSERT INTO qbo_quota_spent VALUES (p_realm, now_, p_finished);
+        -- Counted from when the last of them finished (measured by the caller's clock as a
+        -- duration, so the clocks need not agree): never earlier than QuickBooks saw them.
+        INSERT INTO qbo_quota_spent
+             VALUES (p_realm, now_ - make_interval(secs => greatest(p_finished_ago, 0)),
+                     p_finished);
     END IF;
     IF p_reads > 0 THEN
         INSERT INTO qbo_reads_by_month VALUES (p_realm, date_trunc('month', now_)::date, p_reads)
