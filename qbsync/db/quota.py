@@ -40,7 +40,7 @@ class PostgresQuotaLedger:
     async def take(self, request: TakeRequest) -> Grant:
         row = await self._pool.fetchrow(
             "SELECT granted, slots, retry_in FROM qbo_quota_take("
-            "$1, $2, $3, $4, $5, $6, $7, $8::smallint, $9, $10, $11, $12, $13, $14, $15)",
+            "$1, $2, $3, $4, $5, $6, $7, $8::smallint, $9, $10, $11, $12, $13, $14, $15, $16)",
             request.realm_id,
             self.holder,
             request.finished,
@@ -55,7 +55,8 @@ class PostgresQuotaLedger:
             request.chunk,
             request.ttl_seconds,
             request.reads,
-            request.finished_ago,
+            [calls for calls, _ in request.finished_groups],
+            [ago for _, ago in request.finished_groups],
         )
         assert row is not None
         retry_in = row["retry_in"]

@@ -225,7 +225,8 @@ class TakeRequest:
     realm_id: str
     finished: int  # calls finished since the last take
     reads: int  # of those, QuickBooks' metered reads (query, read, CDC)
-    finished_ago: float  # seconds since the last of them finished
+    # The finished calls in groups of (calls, seconds since the last of the group finished).
+    finished_groups: tuple[tuple[int, float], ...]
     in_flight_calls: int
     in_flight: int  # requests
     want_calls: int
@@ -251,6 +252,9 @@ class SharingTerms:
     lease_seconds: float
     chunk: int
     ttl_seconds: float
+    # Finished calls are reported in groups this many seconds wide, each counted from its
+    # last finish: coarser costs a little quota, finer a longer report.
+    report_granularity: float = 0.05
 
     @classmethod
     def for_limits(cls, limits: Limits) -> SharingTerms:
@@ -259,7 +263,20 @@ class SharingTerms:
             lease_seconds=lease,
             chunk=max(1, limits.max_per_window // 25),
             ttl_seconds=max(5.0, 10 * lease),
+            report_granularity=limits.window_seconds / 200,
         )
+
+
+def finished_groups(
+    finish_times: list[tuple[float, int]], now: float, width: float
+) -> tuple[tuple[int, float], ...]:
+    """(calls, seconds since the group's last finish) per `width` seconds of finishes."""
+    groups: dict[int, list[float]] = {}
+    for at, calls in finish_times:
+        group = groups.setdefault(int((now - at) / width), [0, now - at])
+        group[0] += calls
+        group[1] = min(group[1], now - at)
+    return tuple((int(calls), ago) for calls, ago in groups.values())
 
 
 @dataclass(order=True)
@@ -297,12 +314,13 @@ class SharedRealmLimiter:
         self._in_flight_calls = 0
         self._finished = 0
         self._finished_reads = 0
-        self._last_finish = 0.0
+        self._finish_times: list[tuple[float, int]] = []  # (finished at, calls) unreported
         self._dirty = False  # the ledger's row holds something of ours
         self._last_take = -float("inf")
         self._not_before = -float("inf")
         self._changed = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._closing = False
         self.takes = 0
 
     @asynccontextmanager
@@ -345,7 +363,7 @@ class SharedRealmLimiter:
             self.in_flight -= 1
             self._in_flight_calls -= weight
             self._finished += weight
-            self._last_finish = self._clock()
+            self._finish_times.append((self._clock(), weight))
             if metered:
                 self._finished_reads += weight
             self._pump()
@@ -391,6 +409,8 @@ class SharedRealmLimiter:
 
     def _wake(self) -> None:
         self._changed.set()
+        if self._closing:
+            return
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._refill(), name=f"quota-{self.realm_id}")
 
@@ -407,7 +427,7 @@ class SharedRealmLimiter:
         """Takes grants while someone waits, and reports to the ledger at least once a
         lease while this process holds anything of the realm's quota."""
         failures = 0
-        while True:
+        while not self._closing:
             self._forget_cancelled_head()
             now = self._clock()
             holding = bool(self._dirty or self._available or self.in_flight or self._finished)
@@ -437,10 +457,14 @@ class SharedRealmLimiter:
     async def aclose(self) -> None:
         """Report what finished and give back what is held (best effort: the ledger
         forgets a silent process's share after its ttl and a window anyway)."""
+        # Stopped by a flag, not cancel(): Python 3.11's wait_for can swallow a cancellation.
+        self._closing = True
+        self._changed.set()
         if self._worker is not None:
-            self._worker.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._worker
+            with suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._worker), 2.0)
+            if not self._worker.done():
+                self._worker.cancel()
             self._worker = None
         for waiter in self._waiters:
             waiter.admitted.cancel()
@@ -460,6 +484,7 @@ class SharedRealmLimiter:
 
     async def _take(self) -> None:
         finished, reads = self._finished, self._finished_reads
+        finish_times, self._finish_times = self._finish_times, []
         self._finished = self._finished_reads = 0
         returned, self._available = self._available, 0  # nothing starts while we ask
         wanted = sum(w.weight for w in self._waiters if not w.admitted.done())
@@ -469,7 +494,9 @@ class SharedRealmLimiter:
             realm_id=self.realm_id,
             finished=finished,
             reads=reads,
-            finished_ago=self._clock() - self._last_finish if finished else 0.0,
+            finished_groups=finished_groups(
+                finish_times, self._clock(), self._terms.report_granularity
+            ),
             in_flight_calls=self._in_flight_calls,
             in_flight=self.in_flight,
             # All that waits (a grant is at most a chunk): while any of it is short, other
@@ -488,6 +515,7 @@ class SharedRealmLimiter:
         except BaseException:
             self._finished += finished
             self._finished_reads += reads
+            self._finish_times[:0] = finish_times
             self._available = returned  # still counted in the ledger as ours
             raise
         self.takes += 1

@@ -121,7 +121,7 @@ async def test_bulk_work_waits_while_a_person_waits_in_another_process(
             realm_id=realm,
             finished=0,
             reads=0,
-            finished_ago=0.0,
+            finished_groups=(),
             in_flight_calls=0,
             in_flight=0,
             want_calls=want,

@@ -38,7 +38,8 @@ CREATE FUNCTION qbo_quota_take(
     p_realm text, p_holder text, p_finished integer, p_in_flight_calls integer,
     p_in_flight integer, p_want_calls integer, p_want_slots integer, p_priority smallint,
     p_limit integer, p_window double precision, p_max_in_flight integer, p_chunk integer,
-    p_ttl double precision, p_reads integer, p_finished_ago double precision,
+    p_ttl double precision, p_reads integer,
+    p_finished_calls integer[], p_finished_agos double precision[],
     OUT granted integer, OUT slots integer, OUT retry_in double precision)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -54,11 +55,11 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('qbo-quota:' || p_realm, 0));
     IF p_finished > 0 THEN
-        -- Counted from when the last of them finished (measured by the caller's clock as a
-        -- duration, so the clocks need not agree): never earlier than QuickBooks saw them.
+        -- Groups of finished calls, each counted from when the last of it finished (told
+        -- as seconds ago, so the clocks need not agree): never before QuickBooks saw them.
         INSERT INTO qbo_quota_spent
-             VALUES (p_realm, now_ - make_interval(secs => greatest(p_finished_ago, 0)),
-                     p_finished);
+        SELECT p_realm, now_ - make_interval(secs => greatest(g.ago, 0)), g.calls
+          FROM unnest(p_finished_calls, p_finished_agos) AS g(calls, ago);
     END IF;
     IF p_reads > 0 THEN
         INSERT INTO qbo_reads_by_month VALUES (p_realm, date_trunc('month', now_)::date, p_reads)
