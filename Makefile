@@ -7,21 +7,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv services-up services-down run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag bench-quota chaos clean
+.PHONY: help venv services-up services-down browser run test lint typecheck unit integration \
+        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills bench-quota \
+        chaos clean
 
 help:
 	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
 	@echo "make test           lint, type checks, unit and integration tests"
 	@echo "make services-up    start Kafka and PostgreSQL (writes .run/services.env)"
 	@echo "make services-down  stop them"
+	@echo "make browser        install Debian's chromium for the page's tests (when missing)"
 	@echo "make bench          every benchmark (see bench/README.md)"
 	@echo "make chaos          ten minutes of faults, the history checked (bench/chaos.py)"
+	@echo "make bench-token-kills  refreshers SIGKILLed mid-refresh: how often it costs the connection"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,6 +34,10 @@ services-up:
 
 services-down:
 	@deploy/local/services.sh down
+
+# Debian's chromium for the console's end-to-end tests (Playwright never downloads one).
+browser:
+	@deploy/local/browser.sh >/dev/null
 
 lint: venv
 	$(BIN)/ruff check .
@@ -45,10 +52,10 @@ schemas: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-integration: venv services-up
+integration: venv services-up browser
 	$(BIN)/pytest tests/integration
 
-test: venv services-up lint typecheck
+test: venv services-up browser lint typecheck
 	$(BIN)/pytest
 
 run: venv
@@ -62,6 +69,9 @@ bench-client: venv
 chaos: venv services-up
 	$(BIN)/python -m bench.chaos
 
+bench-token-kills: venv services-up
+	$(BIN)/python -m bench.token_kills
+
 bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench
 
@@ -74,6 +84,9 @@ bench-quota: venv services-up
 
 bench-sync: venv services-up
 	$(BIN)/python -m bench.sync_bench
+
+bench-api: venv services-up
+	$(BIN)/python -m bench.api_bench
 
 clean: services-down
 	rm -rf .run $(VENV)
