@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down browser run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills \
+        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills bench-quota \
         chaos clean
 
 help:
@@ -76,7 +76,11 @@ bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench
 
 bench-pusher: venv services-up
-	$(BIN)/python -m bench.pusher_bench
+	$(BIN)/python -m bench.pusher_bench $(PUSHER_BENCH_ARGS)
+
+# One realm's quota spent by four processes at once (issue 15; bench/quota_bench.py).
+bench-quota: venv services-up
+	$(BIN)/python -m bench.quota_bench
 
 bench-sync: venv services-up
 	$(BIN)/python -m bench.sync_bench

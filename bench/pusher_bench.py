@@ -98,9 +98,9 @@ class Bench:
     pool: Pool
     producer: Producer
     admin: EmulatorAdmin
-    metrics_url: str
+    metrics_urls: list[str]
     firms: list[BenchFirm]
-    pusher_pid: int
+    pusher_pids: list[int]
     emulator_pid: int
     _reported_at: float = 0.0
 
@@ -111,15 +111,17 @@ class Bench:
         return int(count)
 
     async def outcomes(self) -> dict[str, float]:
-        """The pusher's own count of events by outcome (its /metrics)."""
-        async with httpx.AsyncClient() as http:
-            text = (await http.get(self.metrics_url)).text
+        """The pushers' own count of events by outcome (their /metrics, summed)."""
         counts: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            if family.name == "qbsync_pusher_events":
-                for sample in family.samples:
-                    if sample.name.endswith("_total"):
-                        counts[sample.labels["outcome"]] = sample.value
+        async with httpx.AsyncClient() as http:
+            for url in self.metrics_urls:
+                text = (await http.get(url)).text
+                for family in text_string_to_metric_families(text):
+                    if family.name == "qbsync_pusher_events":
+                        for sample in family.samples:
+                            if sample.name.endswith("_total"):
+                                outcome = sample.labels["outcome"]
+                                counts[outcome] = counts.get(outcome, 0.0) + sample.value
         return counts
 
     async def send(self, events: Sequence[tuple[BenchFirm, LiscioAccount, str]]) -> None:
@@ -351,40 +353,46 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         str(args.in_flight),
     )
     admin = EmulatorAdmin(emulator_url)
-    pusher: ServiceProcess | None = None
+    pushers: list[ServiceProcess] = []
     try:
-        metrics_port = free_port()
-        profile = (
-            ["-m", "bench.cpu_profile", str(args.profile_pusher)] if args.profile_pusher else []
-        )
-        pusher = ServiceProcess(
-            "services.pusher",
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-                "DATABASE_URL": database_url,
-                "QBSYNC_TOPIC_PREFIX": prefix,
-                "QBSYNC_SECRET_KEY": SECRET_KEY,
-                "QBSYNC_LOG_LEVEL": "INFO",
-                "QBSYNC_HTTP_PORT": str(metrics_port),
-                "QBO_BASE_URL": emulator_url,
-                "QBO_TOKEN_URL": emulator_url + "/oauth2/v1/tokens/bearer",
-                "QBO_CLIENT_ID": CLIENT_ID,
-                "QBO_CLIENT_SECRET": CLIENT_SECRET,
-                "QBO_RATE_WINDOW_SECONDS": str(args.rate_window),
-                "QBO_MAX_REQUESTS_PER_WINDOW": str(args.limit),
-                "QBO_MAX_IN_FLIGHT": str(args.in_flight),
-            },
-            [sys.executable, *(profile or ["-m"]), "services.pusher"],
-        )
-        await wait_until_ready({"pusher": pusher}, admin)
+        metrics_ports = [free_port() for _ in range(args.pushers)]
+        for number, metrics_port in enumerate(metrics_ports):
+            profile = (
+                ["-m", "bench.cpu_profile", str(args.profile_pusher)]
+                if args.profile_pusher and number == 0
+                else []
+            )
+            pushers.append(
+                ServiceProcess(
+                    "services.pusher",
+                    {
+                        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+                        "DATABASE_URL": database_url,
+                        "QBSYNC_TOPIC_PREFIX": prefix,
+                        "QBSYNC_SECRET_KEY": SECRET_KEY,
+                        "QBSYNC_LOG_LEVEL": "INFO",
+                        "QBSYNC_HTTP_PORT": str(metrics_port),
+                        "QBO_BASE_URL": emulator_url,
+                        "QBO_TOKEN_URL": emulator_url + "/oauth2/v1/tokens/bearer",
+                        "QBO_CLIENT_ID": CLIENT_ID,
+                        "QBO_CLIENT_SECRET": CLIENT_SECRET,
+                        "QBO_RATE_WINDOW_SECONDS": str(args.rate_window),
+                        "QBO_MAX_REQUESTS_PER_WINDOW": str(args.limit),
+                        "QBO_MAX_IN_FLIGHT": str(args.in_flight),
+                        "QBO_QUOTA_SCOPE": args.quota_scope,
+                    },
+                    [sys.executable, *(profile or ["-m"]), "services.pusher"],
+                )
+            )
+        await wait_until_ready({f"pusher-{n}": p for n, p in enumerate(pushers)}, admin)
         bench = Bench(
             args,
             pool,
             producer,
             admin,
-            f"http://127.0.0.1:{metrics_port}/metrics",
+            [f"http://127.0.0.1:{port}/metrics" for port in metrics_ports],
             [],
-            pusher.process.pid,
+            [pusher.process.pid for pusher in pushers],
             emulator.process.pid,
         )
         print("setting up firms, realms and links ...", file=sys.stderr)
@@ -393,13 +401,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         with cpu_use(bench) as burst_cpu:
             burst_result = await burst(bench)
         burst_result["cpu_seconds"] = burst_cpu
+        # The pushers' CPU per event and per QuickBooks call: on a shared machine this,
+        # not the wall-clock rate, is what one pusher costs.
+        burst_result["pusher_cpu_ms_per_event"] = round(
+            1000 * burst_cpu["pushers"] / max(burst_result["events"], 1), 3
+        )
+        burst_result["pusher_cpu_ms_per_call"] = round(
+            1000 * burst_cpu["pushers"] / max(burst_result["calls"], 1), 3
+        )
         print("burst done; steady ...", file=sys.stderr)
         with cpu_use(bench) as steady_cpu:
             steady_result = await steady(bench)
         steady_result["cpu_seconds"] = steady_cpu
         return report(args, setup, burst_result, steady_result)
     finally:
-        await _quietly(_stop(pusher), _stop(emulator), admin.aclose())
+        await _quietly(*(_stop(pusher) for pusher in pushers), _stop(emulator), admin.aclose())
         await _quietly(producer.stop(), pool.close())
         await _quietly(
             drop_database(stack.database_url, database_name),
@@ -435,13 +451,15 @@ def cpu_seconds(pid: int) -> float:
 def cpu_use(bench: Bench) -> Iterator[dict[str, float]]:
     """CPU seconds each process of the run used inside the block: on a shared machine the
     pusher's own CPU per event says more than its wall-clock rate."""
-    pids = {"pusher": bench.pusher_pid, "emulator": bench.emulator_pid}
+    pids = {f"pusher_{n}": pid for n, pid in enumerate(bench.pusher_pids)}
+    pids["emulator"] = bench.emulator_pid
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     own = time.process_time()
     used: dict[str, float] = {}
     yield used
     for name, pid in pids.items():
-        used[name] = round(cpu_seconds(pid) - before[name], 1)
+        used[name] = round(cpu_seconds(pid) - before[name], 2)
+    used["pushers"] = round(sum(v for k, v in used.items() if k.startswith("pusher_")), 2)
     used["bench"] = round(time.process_time() - own, 1)
 
 
@@ -465,6 +483,8 @@ def report(
             "rate_window_seconds": args.rate_window,
             "max_requests_per_window": args.limit,
             "max_in_flight": args.in_flight,
+            "pushers": args.pushers,
+            "quota_scope": args.quota_scope,
         },
         "targets": {
             "writes_fraction_of_limit_min": _target(fraction, TARGET_FRACTION, "at least"),
@@ -512,7 +532,9 @@ def summary(results: dict[str, Any]) -> str:
         f"burst: {b['events']} events, {b['calls']} calls, {b['applied_writes']} writes,"
         f" {b['effective_changes']} effective changes, calls/event {b['calls_per_event']},"
         f" fraction mean {b['writes_fraction_of_limit_mean']},"
-        f" {b['throttled_429']} x 429, {b['seconds_to_process']} s"
+        f" {b['throttled_429']} x 429, {b['seconds_to_process']} s,"
+        f" pusher CPU {b.get('pusher_cpu_ms_per_event')} ms/event,"
+        f" {b.get('pusher_cpu_ms_per_call')} ms/call"
     )
     lines.append(
         f"steady: {s['events_written']}/{s['events']} written at"
@@ -539,6 +561,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int, default=10)
     parser.add_argument("--setup-timeout", type=float, default=600.0)
     parser.add_argument("--burst-timeout", type=float, default=1500.0)
+    parser.add_argument("--pushers", type=int, default=1, help="pusher processes in the group")
+    parser.add_argument(
+        "--quota-scope",
+        choices=["deployment", "process"],
+        default="deployment",
+        help="QBO_QUOTA_SCOPE of the pushers (process: each keeps the limits alone)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--profile-pusher", type=Path, help="write a CPU profile of the pusher")
     args = parser.parse_args(argv)

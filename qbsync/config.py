@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,13 +48,21 @@ class Settings(BaseSettings):
     QBO_MAX_REQUESTS_PER_WINDOW: int = Field(default=500, ge=1)
     QBO_RATE_WINDOW_SECONDS: float = Field(default=60.0, gt=0)
     QBO_MAX_IN_FLIGHT: int = Field(default=10, ge=1)
+    # "deployment": the limits above are shared by every process (a PostgreSQL ledger);
+    # "process": each process keeps them alone (one process per realm only).
+    QBO_QUOTA_SCOPE: Literal["deployment", "process"] = "deployment"
+    # Metered reads a month included for the app (Intuit's Builder tier), for `qbsync usage`.
+    QBO_MONTHLY_READ_ALLOWANCE: int = Field(default=500_000, ge=0)
     QBO_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
     QBSYNC_TOPIC_PREFIX: str = ""
     QBSYNC_HTTP_PORT: int = Field(default=0, ge=0, le=65535)
     QBSYNC_HTTP_HOST: str = "127.0.0.1"
     QBSYNC_LOG_LEVEL: str = "INFO"
     QBSYNC_DEMO: bool = False
-    QBSYNC_CDC_INTERVAL_SECONDS: float = Field(default=30.0, gt=0)
+    # CDC is the safety net behind webhooks: each poll of a realm is a metered read.
+    QBSYNC_CDC_INTERVAL_SECONDS: float = Field(default=1800.0, gt=0)
+    # A notification waits this long for the rest of its burst before its one CDC round.
+    QBSYNC_CHANGE_COALESCE_SECONDS: float = Field(default=1.0, ge=0)
     QBSYNC_CONNECT_ATTEMPTS: int = Field(default=10, ge=1)
     # A run whose imported customers stop reaching the matcher fails after this long
     # without progress, so that the firm's next Sync Now starts afresh.

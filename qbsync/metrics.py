@@ -32,6 +32,14 @@ QBO_REQUESTS = Counter(
     "QuickBooks API requests by operation and HTTP status (or 'error' when none came back)",
     ["operation", "status"],
 )
+# Per realm, for the read allowance: qbsync_quickbooks_requests_total is shared with the
+# token endpoint and keeps its labels.
+QBO_REALM_CALLS = Counter(
+    "qbsync_quickbooks_realm_calls_total",
+    "QuickBooks API calls per realm; metered=true for the reads Intuit meters against the"
+    " app's monthly allowance (query, read, CDC), false for writes",
+    ["realm_id", "metered"],
+)
 QBO_RETRIES = Counter(
     "qbsync_quickbooks_retries_total", "QuickBooks requests retried", ["operation", "reason"]
 )
@@ -54,6 +62,17 @@ LINKS_CHANGED = Counter(
 )
 FIELDS_WRITTEN = Counter(
     "qbsync_fields_written_total", "Synced field values written, by side", ["side", "field"]
+)
+WEBHOOKS_REJECTED = Counter(
+    "qbsync_webhooks_rejected_total",
+    "Webhook deliveries refused, nothing processed (bad_signature: 401; bad_payload: 400)",
+    ["reason"],
+)
+WEBHOOK_CHANGES_IGNORED = Counter(
+    "qbsync_webhook_changes_ignored_total",
+    "Webhook notifications that cost no QuickBooks call: entity (not one we sync),"
+    " unknown_realm (no usable connection), covered (a CDC round already read it)",
+    ["reason"],
 )
 CDC_POLLS_FAILED = Counter(
     "qbsync_cdc_polls_failed_total",

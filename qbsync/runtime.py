@@ -19,6 +19,7 @@ from qbsync.crypto import TokenCipher
 from qbsync.db import connect_pool, migrate
 from qbsync.db.outbox import OutboxRelay
 from qbsync.db.pool import Pool
+from qbsync.db.quota import PostgresQuotaLedger
 from qbsync.db.unit_of_work import PostgresUnitOfWork
 from qbsync.errors import ConfigurationError, DependencyUnavailable
 from qbsync.http import ServiceHttpServer
@@ -99,7 +100,8 @@ class Runtime:
 
     @property
     def quickbooks(self) -> QuickBooksClient:
-        """The process's one QuickBooks client (one limiter per realm per process). It is
+        """The process's one QuickBooks client (each realm's quota shared with every
+        process through PostgreSQL). It is
         made on the first call that needs QuickBooks, so a service without QuickBooks
         settings still starts and stores; that call then fails with a ConfigurationError
         naming the missing variable."""
@@ -108,7 +110,9 @@ class Runtime:
     def _make_quickbooks(self) -> QuickBooksClient:
         if self._quickbooks is None:
             tokens = PostgresTokenStore(self.pool, TokenCipher(self.settings.secret_key()))
-            self._quickbooks = QuickBooksClient.from_settings(self.settings, tokens)
+            self._quickbooks = QuickBooksClient.from_settings(
+                self.settings, tokens, PostgresQuotaLedger(self.pool)
+            )
         return self._quickbooks
 
     async def stop(self) -> None:

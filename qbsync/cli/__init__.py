@@ -10,12 +10,34 @@ import os
 import sys
 from collections.abc import Sequence
 
-from qbsync.cli import api_token, connection, database, dlq, emulator, lag, rewind, sync, topics
+from qbsync.cli import (
+    api_token,
+    connection,
+    database,
+    dlq,
+    emulator,
+    lag,
+    rewind,
+    sync,
+    topics,
+    usage,
+)
 from qbsync.cli.base import EXIT_CONFIG, EXIT_FAILURE, Command
 from qbsync.config import load_settings
 from qbsync.errors import ConfigurationError, QbsyncError
 
-COMMAND_MODULES = [database, topics, connection, sync, lag, dlq, rewind, emulator, api_token]
+COMMAND_MODULES = [
+    database,
+    topics,
+    connection,
+    sync,
+    lag,
+    dlq,
+    rewind,
+    emulator,
+    api_token,
+    usage,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,6 +91,7 @@ def register(subparsers: Subparsers) -> None:
     add("--webhook-url", default=None)
     add("--webhook-verifier-token", default=None)
     add("--webhook-batch-ms", type=_non_negative, default=200.0)
+    add("--webhook-format", choices=["cloudevents", "legacy"], default="cloudevents")
     add("--seed", type=int, default=0, help="random seed for jitter and injected faults")
     parser.set_defaults(handler=run)
 
@@ -120,6 +121,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         webhook_url=args.webhook_url,
         webhook_verifier_token=args.webhook_verifier_token,
         webhook_batch_ms=args.webhook_batch_ms,
+        webhook_format=args.webhook_format,
         random_seed=args.seed,
     )
 

@@ -273,6 +273,8 @@ async def set_webhook(request: web.Request) -> web.Response:
         notifier.settings = replace(notifier.settings, **await _json(request))
     except TypeError as exc:
         raise AdminError(400, f"unknown webhook setting: {exc}") from None
+    except ValueError as exc:
+        raise AdminError(400, str(exc)) from None
     return web.json_response(notifier.settings.public())
 
 

@@ -196,12 +196,22 @@ class EmulatorAdmin:
         return result
 
     # Webhooks
+    async def webhook(self) -> JsonObject:
+        result: JsonObject = await self._call("GET", "/webhook")
+        return result
+
     async def set_webhook(
-        self, url: str | None, verifier_token: str | None, batch_ms: float | None = None
+        self,
+        url: str | None,
+        verifier_token: str | None,
+        batch_ms: float | None = None,
+        format: str | None = None,
     ) -> JsonObject:
         body: JsonObject = {"url": url, "verifier_token": verifier_token}
         if batch_ms is not None:
             body["batch_ms"] = batch_ms
+        if format is not None:
+            body["format"] = format
         result: JsonObject = await self._call("PUT", "/webhook", body)
         return result
 

@@ -48,6 +48,7 @@ class EmulatorConfig:
     webhook_url: str | None = None
     webhook_verifier_token: str | None = None
     webhook_batch_ms: float = 200.0
+    webhook_format: str = "cloudevents"  # or "legacy"
     random_seed: int = 0  # makes jitter and injected faults repeatable
 
     def rotation(self) -> RotationSettings:
@@ -79,4 +80,5 @@ class EmulatorConfig:
             url=self.webhook_url,
             verifier_token=self.webhook_verifier_token,
             batch_ms=self.webhook_batch_ms,
+            format=self.webhook_format,
         )

@@ -1,7 +1,12 @@
-"""Intuit-style webhook notifications: after customer changes, POST the legacy
-`eventNotifications` body, signed with `intuit-signature` = base64(HMAC-SHA256(verifier
-token, raw body)). Changes are gathered for a short while and sent together, as Intuit
-does; failed deliveries are retried a few times."""
+"""Intuit-style webhook notifications: after customer changes, POST a body signed with
+`intuit-signature` = base64(HMAC-SHA256(verifier token, raw body)). Changes are gathered for
+a short while and sent together (one delivery may span several realms), as Intuit does;
+failed deliveries are retried a few times.
+
+The body is a CloudEvents JSON array, as QuickBooks sends since 15 May 2026 (one event per
+change: `type` `qbo.customer.updated.v1`, `intuitaccountid` the realm, `intuitentityid` the
+customer, `data.deletedid` for a merge); `format="legacy"` sends the older
+`eventNotifications` object instead."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +32,18 @@ log = logging.getLogger("qbsync.emulator.webhooks")
 
 NOTIFIED_ENTITIES = frozenset({CUSTOMER})
 KEPT_DELIVERIES = 1000
+FORMATS = ("cloudevents", "legacy")
+# CloudEvents name operations in the past tense, in lower case.
+_PAST_TENSE = {
+    "Create": "created",
+    "Update": "updated",
+    "Delete": "deleted",
+    "Merge": "merged",
+    "Void": "voided",
+    "Emailed": "emailed",
+}
+# Intuit's `source` is an opaque id of the app's subscription; this one is the emulator's.
+CLOUDEVENTS_SOURCE = "intuit.qbsync-emulator"
 
 
 @dataclass
@@ -35,6 +53,11 @@ class WebhookSettings:
     batch_ms: float = 200.0  # changes within this long go out in one notification
     attempts: int = 3
     retry_ms: float = 500.0
+    format: str = "cloudevents"  # or "legacy"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"webhook format must be one of {', '.join(FORMATS)}")
 
     @property
     def enabled(self) -> bool:
@@ -65,8 +88,11 @@ def sign(verifier_token: str, body: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-def notification_body(events: list[dict[str, Any]]) -> bytes:
-    """The legacy body for events of one or more realms, realms in first-seen order."""
+def notification_body(events: list[dict[str, Any]], format: str = "legacy") -> bytes:
+    """The body for events of one or more realms: a CloudEvents array (one event per
+    change, in order) or the legacy object (realms in first-seen order)."""
+    if format == "cloudevents":
+        return json.dumps([cloud_event(event) for event in events]).encode()
     by_realm: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
         entity = {key: value for key, value in event.items() if key != "realmId"}
@@ -76,6 +102,23 @@ def notification_body(events: list[dict[str, Any]]) -> bytes:
         for realm_id, entities in by_realm.items()
     ]
     return json.dumps({"eventNotifications": notifications}).encode()
+
+
+def cloud_event(event: dict[str, Any]) -> dict[str, Any]:
+    """One change as QuickBooks' CloudEvent."""
+    entity, operation = event["name"].lower(), _PAST_TENSE[event["operation"]]
+    data = {"deletedid": event["deletedId"]} if "deletedId" in event else {}
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": CLOUDEVENTS_SOURCE,
+        "type": f"qbo.{entity}.{operation}.v1",
+        "datacontenttype": "application/json",
+        "time": event["lastUpdated"],
+        "intuitentityid": event["id"],
+        "intuitaccountid": event["realmId"],
+        "data": data,
+    }
 
 
 def _last_updated(at: float) -> str:
@@ -142,7 +185,7 @@ class WebhookNotifier:
 
     async def _deliver(self, events: list[dict[str, Any]]) -> None:
         assert self.settings.url and self.settings.verifier_token and self._client
-        body = notification_body(events)
+        body = notification_body(events, self.settings.format)
         delivery = Delivery(
             url=self.settings.url,
             body=body.decode(),

@@ -18,8 +18,11 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    # Attempts in all for one request answered 429, 5xx, a timeout or a connection error.
+    # Attempts in all for one request answered 5xx, a timeout or a connection error.
     attempts: int = 6
+    # Attempts in all for one request answered 429 (with the quota shared by every process
+    # a 429 is rare; when one comes, the realm is waited for, up to max_delay each time).
+    throttled_attempts: int = 40
     base_delay: float = 0.5
     max_delay: float = 30.0
     # A Retry-After longer than this is not honoured in full (a stuck header must not park

@@ -1,7 +1,8 @@
 """The QuickBooks Online operations the services use (Customer, Item, Invoice, CDC, batch).
 
 One client per process: it owns the HTTP connection pool, the per-realm limiters and the
-token cache, so every coroutine of the process shares the realm's limits.
+token cache. With a quota ledger (the services pass PostgreSQL's), every process of the
+deployment shares each realm's limits; without one, the limits are this process's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from qbsync.config import Settings
 from qbsync.metrics import QBO_RETRIES
 from qbsync.quickbooks.backoff import RetryPolicy, Sleep
 from qbsync.quickbooks.errors import ServerError, StaleObjectError
-from qbsync.quickbooks.limiter import Limiters, Limits
+from qbsync.quickbooks.limiter import Limiters, Limits, QuotaLedger, SharedLimiters
 from qbsync.quickbooks.oauth import TokenManager
 from qbsync.quickbooks.session import ApiSession
 from qbsync.quickbooks.tokens import TokenStore
@@ -103,6 +104,7 @@ class QuickBooksClient:
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008
         revoke_url: str | None = None,
         sleep: Sleep = asyncio.sleep,
+        ledger: QuotaLedger | None = None,
     ) -> None:
         self.base_url = base_url
         self.minor_version = minor_version
@@ -118,7 +120,9 @@ class QuickBooksClient:
             revoke_url=revoke_url,
             sleep=sleep,
         )
-        self.limiters = Limiters(limits)
+        self.limiters: Limiters | SharedLimiters = (
+            Limiters(limits) if ledger is None else SharedLimiters(limits, ledger)
+        )
         self._session = ApiSession(
             http=self._http,
             base_url=base_url,
@@ -130,7 +134,9 @@ class QuickBooksClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, tokens: TokenStore) -> QuickBooksClient:
+    def from_settings(
+        cls, settings: Settings, tokens: TokenStore, ledger: QuotaLedger | None = None
+    ) -> QuickBooksClient:
         client_id, client_secret = settings.oauth_client()
         return cls(
             base_url=settings.QBO_BASE_URL,
@@ -141,9 +147,12 @@ class QuickBooksClient:
             minor_version=settings.QBO_MINOR_VERSION,
             limits=Limits.from_settings(settings),
             timeout=settings.QBO_TIMEOUT_SECONDS,
+            ledger=ledger if settings.QBO_QUOTA_SCOPE == "deployment" else None,
         )
 
     async def aclose(self) -> None:
+        if isinstance(self.limiters, SharedLimiters):
+            await self.limiters.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> QuickBooksClient:

@@ -7,19 +7,57 @@ the server's [arrival, arrival + window), whatever the latency, so the client ne
 the limit the server enforces, and it wastes only one round trip per slot.
 
 `SlidingWindow` is the pure bookkeeping (a log of timestamps, not fixed buckets);
-`RealmLimiter` is the asyncio gate built on it; `Limiters` keeps one per realm.
+`RealmLimiter` is the asyncio gate built on it; `Limiters` keeps one per realm. Those count
+one process's requests only.
+
+QuickBooks counts a realm's requests across every process of the app, so the services use
+`SharedLimiters`: each process takes grants of a few calls at a time from a ledger shared
+by the deployment (`qbsync/db/quota.py`, one PostgreSQL round trip per grant) and spends
+them locally. Waiters are served by priority: work a person waits for (`INTERACTIVE`)
+before bulk work (`BULK`, set with `bulk_work()` around a Sync Now's import and first sync),
+in this process and, through the ledger, across processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol
 
 from qbsync.config import Settings
+
+log = logging.getLogger("qbsync.quickbooks")
+
+
+class Priority(IntEnum):
+    INTERACTIVE = 0  # a person waits: the API's create, a live Liscio change
+    BULK = 1  # a Sync Now's import pages and first sync, CDC rounds
+
+
+_priority: ContextVar[Priority] = ContextVar("quickbooks_priority", default=Priority.INTERACTIVE)
+
+
+@contextmanager
+def bulk_work() -> Iterator[None]:
+    """QuickBooks calls made inside (and in tasks started inside) wait behind interactive ones."""
+    token = _priority.set(Priority.BULK)
+    try:
+        yield
+    finally:
+        _priority.reset(token)
+
+
+def current_priority() -> Priority:
+    return _priority.get()
 
 
 @dataclass(frozen=True)
@@ -109,9 +147,12 @@ class RealmLimiter:
         return self._requests.occupied(self._clock())
 
     @asynccontextmanager
-    async def slot(self, weight: int = 1, *, batch: bool = False) -> AsyncIterator[float]:
+    async def slot(
+        self, weight: int = 1, *, batch: bool = False, metered: bool = False
+    ) -> AsyncIterator[float]:
         """Wait for room for one request carrying `weight` calls; yields the seconds waited.
-        The request counts from entry until `window_seconds` after the block exits."""
+        The request counts from entry until `window_seconds` after the block exits.
+        (`metered` matters only to the shared ledger, which counts a month's reads.)"""
         if weight < 1 or weight > self.limits.max_per_window:
             raise ValueError(f"a request must weigh 1..{self.limits.max_per_window}, not {weight}")
         began = self._clock()
@@ -166,4 +207,358 @@ class Limiters:
         limiter = self._by_realm.get(realm_id)
         if limiter is None:
             limiter = self._by_realm[realm_id] = RealmLimiter(self.limits, self._clock)
+        return limiter
+
+
+# -- Shared by the deployment ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    calls: int  # calls that may start now
+    slots: int  # requests this process may have in flight
+    retry_in: float | None  # seconds until the oldest finished call leaves the window
+
+
+@dataclass(frozen=True)
+class TakeRequest:
+    realm_id: str
+    finished: int  # calls finished since the last take
+    reads: int  # of those, QuickBooks' metered reads (query, read, CDC)
+    # The finished calls in groups of (calls, seconds since the last of the group finished).
+    finished_groups: tuple[tuple[int, float], ...]
+    in_flight_calls: int
+    in_flight: int  # requests
+    want_calls: int
+    want_slots: int
+    priority: int
+    limit: int
+    window_seconds: float
+    max_in_flight: int
+    chunk: int
+    ttl_seconds: float
+
+
+class QuotaLedger(Protocol):
+    async def take(self, request: TakeRequest) -> Grant: ...
+
+
+@dataclass(frozen=True)
+class SharingTerms:
+    """How a process takes its share. `lease_seconds`: the longest a process keeps calls it
+    does not use or finished calls unreported (what it holds counts for everyone, so this
+    is what sharing costs: about lease/window of the quota); `chunk`: calls per grant."""
+
+    lease_seconds: float
+    chunk: int
+    ttl_seconds: float
+    # Finished calls are reported in groups this many seconds wide, each counted from its
+    # last finish: coarser costs a little quota, finer a longer report.
+    report_granularity: float = 0.05
+
+    @classmethod
+    def for_limits(cls, limits: Limits) -> SharingTerms:
+        lease = min(1.0, limits.window_seconds / 50)
+        return cls(
+            lease_seconds=lease,
+            chunk=max(1, limits.max_per_window // 25),
+            ttl_seconds=max(5.0, 10 * lease),
+            report_granularity=limits.window_seconds / 200,
+        )
+
+
+def finished_groups(
+    finish_times: list[tuple[float, int]], now: float, width: float
+) -> tuple[tuple[int, float], ...]:
+    """(calls, seconds since the group's last finish) per `width` seconds of finishes."""
+    groups: dict[int, list[float]] = {}
+    for at, calls in finish_times:
+        group = groups.setdefault(int((now - at) / width), [0, now - at])
+        group[0] += calls
+        group[1] = min(group[1], now - at)
+    return tuple((int(calls), ago) for calls, ago in groups.values())
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: int
+    sequence: int
+    weight: int = field(compare=False)
+    admitted: asyncio.Future[None] = field(compare=False)
+
+
+class SharedRealmLimiter:
+    """One realm's gate in this process, spending grants from the shared ledger."""
+
+    def __init__(
+        self,
+        realm_id: str,
+        limits: Limits,
+        ledger: QuotaLedger,
+        terms: SharingTerms,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.realm_id = realm_id
+        self.limits = limits
+        self._ledger = ledger
+        self._terms = terms
+        self._clock = clock
+        self._batches = SlidingWindow(
+            limits.max_batches_per_window, limits.window_seconds + limits.safety_margin_seconds
+        )
+        self._waiters: list[_Waiter] = []
+        self._sequence = itertools.count()
+        self._available = 0  # granted calls not started
+        self._slots = 0  # requests we may have in flight
+        self.in_flight = 0
+        self._in_flight_calls = 0
+        self._finished = 0
+        self._finished_reads = 0
+        self._finish_times: list[tuple[float, int]] = []  # (finished at, calls) unreported
+        self._dirty = False  # the ledger's row holds something of ours
+        self._last_take = -float("inf")
+        self._not_before = -float("inf")
+        self._changed = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+        self.takes = 0
+
+    @asynccontextmanager
+    async def slot(
+        self, weight: int = 1, *, batch: bool = False, metered: bool = False
+    ) -> AsyncIterator[float]:
+        if weight < 1 or weight > self.limits.max_per_window:
+            raise ValueError(f"a request must weigh 1..{self.limits.max_per_window}, not {weight}")
+        began = self._clock()
+        if batch:
+            await self._batch_room()
+        if not self._waiters and self._can_start(weight):
+            self._start(weight)
+        else:
+            waiter = _Waiter(
+                int(current_priority()),
+                next(self._sequence),
+                weight,
+                asyncio.get_running_loop().create_future(),
+            )
+            heapq.heappush(self._waiters, waiter)
+            self._wake()
+            try:
+                await waiter.admitted
+            except BaseException:
+                if waiter.admitted.done() and not waiter.admitted.cancelled():
+                    self._undo_start(weight)  # admitted, then cancelled before it was sent
+                else:
+                    waiter.admitted.cancel()
+                    self._forget_cancelled()
+                self._pump()
+                raise
+        if batch:
+            self._batches.start(1)
+        try:
+            yield self._clock() - began
+        finally:
+            if batch:
+                self._batches.finish(1, self._clock())
+            self.in_flight -= 1
+            self._in_flight_calls -= weight
+            self._finished += weight
+            self._finish_times.append((self._clock(), weight))
+            if metered:
+                self._finished_reads += weight
+            self._pump()
+            self._wake()
+
+    async def _batch_room(self) -> None:
+        # Batches per window stay a per-process count (the services send no batches).
+        while True:
+            now = self._clock()
+            moment = self._batches.room_at(1, now)
+            if moment is not None and moment <= now:
+                return
+            await asyncio.sleep(0.05 if moment is None else max(moment - now, 0.001))
+
+    def _can_start(self, weight: int) -> bool:
+        return weight <= self._available and self.in_flight < self._slots
+
+    def _start(self, weight: int) -> None:
+        self._available -= weight
+        self.in_flight += 1
+        self._in_flight_calls += weight
+
+    def _undo_start(self, weight: int) -> None:
+        self._available += weight
+        self.in_flight -= 1
+        self._in_flight_calls -= weight
+
+    def _forget_cancelled(self) -> None:
+        self._waiters = [w for w in self._waiters if not w.admitted.done()]
+        heapq.heapify(self._waiters)
+
+    def _pump(self) -> None:
+        while self._waiters:
+            head = self._waiters[0]
+            if head.admitted.done():
+                heapq.heappop(self._waiters)
+                continue
+            if not self._can_start(head.weight):
+                return
+            heapq.heappop(self._waiters)
+            self._start(head.weight)
+            head.admitted.set_result(None)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        if self._closing:
+            return
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._refill(), name=f"quota-{self.realm_id}")
+
+    def _starving(self) -> bool:
+        """A waiter could start with a new grant (not merely after our own answers)."""
+        if not self._waiters:
+            return False
+        head = self._waiters[0]
+        if head.weight > self._available:
+            return True
+        return self.in_flight >= self._slots and self._slots < self.limits.max_in_flight
+
+    async def _refill(self) -> None:
+        """Takes grants while someone waits, and reports to the ledger at least once a
+        lease while this process holds anything of the realm's quota."""
+        failures = 0
+        while not self._closing:
+            self._forget_cancelled_head()
+            now = self._clock()
+            holding = bool(self._dirty or self._available or self.in_flight or self._finished)
+            starving = self._starving()
+            if not starving and not holding:
+                return
+            due = self._last_take + self._terms.lease_seconds if holding else float("inf")
+            if starving:
+                due = min(due, self._not_before)
+            if now < due:
+                self._changed.clear()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), due - now)
+                continue
+            try:
+                await self._take()
+                failures = 0
+            except Exception as exc:  # PostgreSQL away: waiters wait, as for any outage
+                failures += 1
+                if failures == 1 or failures % 50 == 0:
+                    log.warning(
+                        "QuickBooks quota ledger unavailable; requests of the realm wait",
+                        extra={"realm_id": self.realm_id, "reason": str(exc)},
+                    )
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+
+    async def aclose(self) -> None:
+        """Report what finished and give back what is held (best effort: the ledger
+        forgets a silent process's share after its ttl and a window anyway)."""
+        # Stopped by a flag, not cancel(): Python 3.11's wait_for can swallow a cancellation.
+        self._closing = True
+        self._changed.set()
+        if self._worker is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._worker), 2.0)
+            if not self._worker.done():
+                self._worker.cancel()
+            self._worker = None
+        for waiter in self._waiters:
+            waiter.admitted.cancel()
+        self._waiters.clear()
+        if self._dirty or self._available or self._finished:
+            try:
+                await self._take()
+            except Exception as exc:
+                log.info(
+                    "QuickBooks quota not given back at close",
+                    extra={"realm_id": self.realm_id, "reason": str(exc)},
+                )
+
+    def _forget_cancelled_head(self) -> None:
+        while self._waiters and self._waiters[0].admitted.done():
+            heapq.heappop(self._waiters)
+
+    async def _take(self) -> None:
+        finished, reads = self._finished, self._finished_reads
+        finish_times, self._finish_times = self._finish_times, []
+        self._finished = self._finished_reads = 0
+        returned, self._available = self._available, 0  # nothing starts while we ask
+        wanted = sum(w.weight for w in self._waiters if not w.admitted.done())
+        head_weight = self._waiters[0].weight if self._waiters else 0
+        priority = min((w.priority for w in self._waiters), default=int(Priority.BULK))
+        request = TakeRequest(
+            realm_id=self.realm_id,
+            finished=finished,
+            reads=reads,
+            finished_groups=finished_groups(
+                finish_times, self._clock(), self._terms.report_granularity
+            ),
+            in_flight_calls=self._in_flight_calls,
+            in_flight=self.in_flight,
+            # All that waits (a grant is at most a chunk): while any of it is short, other
+            # processes' less urgent work gives way.
+            want_calls=wanted,
+            want_slots=self.limits.max_in_flight if wanted else 0,
+            priority=priority,
+            limit=self.limits.max_per_window,
+            window_seconds=self.limits.window_seconds + self.limits.safety_margin_seconds,
+            max_in_flight=self.limits.max_in_flight,
+            chunk=max(self._terms.chunk, head_weight),
+            ttl_seconds=self._terms.ttl_seconds,
+        )
+        try:
+            grant = await self._ledger.take(request)
+        except BaseException:
+            self._finished += finished
+            self._finished_reads += reads
+            self._finish_times[:0] = finish_times
+            self._available = returned  # still counted in the ledger as ours
+            raise
+        self.takes += 1
+        now = self._clock()
+        self._last_take = now
+        self._available = grant.calls
+        self._slots = grant.slots
+        self._dirty = bool(grant.calls or self.in_flight or grant.slots)
+        self._pump()
+        if self._starving():
+            # Nothing more to be had until a finished call leaves the window, or another
+            # process gives slots back (it reports at least once a lease).
+            pause = self._terms.lease_seconds
+            if grant.calls == 0 and grant.retry_in is not None:
+                pause = min(pause, max(grant.retry_in, 0.002))
+            self._not_before = now + pause
+        else:
+            self._not_before = now
+
+
+class SharedLimiters:
+    """One SharedRealmLimiter per realm, all taking from one ledger."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        ledger: QuotaLedger,
+        terms: SharingTerms | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self.terms = terms or SharingTerms.for_limits(limits)
+        self._ledger = ledger
+        self._clock = clock
+        self._by_realm: dict[str, SharedRealmLimiter] = {}
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(limiter.aclose() for limiter in self._by_realm.values()))
+
+    def for_realm(self, realm_id: str) -> SharedRealmLimiter:
+        limiter = self._by_realm.get(realm_id)
+        if limiter is None:
+            limiter = self._by_realm[realm_id] = SharedRealmLimiter(
+                realm_id, self.limits, self._ledger, self.terms, self._clock
+            )
         return limiter

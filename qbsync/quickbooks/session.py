@@ -1,10 +1,10 @@
 """One QuickBooks API call: authenticated, inside the realm's limits, retried when that is safe.
 
-Retried: 429 (honouring Retry-After), 5xx, timeouts and connection errors, with exponential
-backoff and full jitter, and a 401 exactly once after a token refresh. Never retried: any
-other 4xx. A write's `requestid` is part of `params` and therefore identical in every attempt,
-so QuickBooks answers a retry of a write that did land with the first result instead of
-writing again.
+Retried: 429 (honouring Retry-After, for as long as it lasts), 5xx, timeouts and
+connection errors, with exponential backoff and full jitter, and a 401 exactly once after a
+token refresh. Never retried: any other 4xx. A write's `requestid` is part of `params` and
+therefore identical in every attempt, so QuickBooks answers a retry of a write that did
+land with the first result instead of writing again.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from qbsync.metrics import QBO_LIMITER_WAIT_SECONDS, QBO_REQUESTS, QBO_RETRIES, QBO_THROTTLED
+from qbsync.metrics import (
+    QBO_LIMITER_WAIT_SECONDS,
+    QBO_REALM_CALLS,
+    QBO_REQUESTS,
+    QBO_RETRIES,
+    QBO_THROTTLED,
+)
 from qbsync.quickbooks.backoff import RetryPolicy, Sleep, parse_retry_after
 from qbsync.quickbooks.errors import (
     QuickBooksError,
@@ -22,7 +28,7 @@ from qbsync.quickbooks.errors import (
     TransportError,
     error_from_response,
 )
-from qbsync.quickbooks.limiter import Limiters
+from qbsync.quickbooks.limiter import Limiters, SharedLimiters
 from qbsync.quickbooks.oauth import TokenManager
 from qbsync.quickbooks.transport import RETRYABLE_TRANSPORT_ERRORS, HttpAnswer, HttpClient
 
@@ -36,7 +42,7 @@ class ApiSession:
         http: HttpClient,
         base_url: str,
         tokens: TokenManager,
-        limiters: Limiters,
+        limiters: Limiters | SharedLimiters,
         retry: RetryPolicy,
         minor_version: int,
         sleep: Sleep = asyncio.sleep,
@@ -69,13 +75,17 @@ class ApiSession:
         url = self.url(realm_id, path)
         query = {**(params or {}), "minorversion": str(self._minor_version)}
         limiter = self._limiters.for_realm(realm_id)
+        # Intuit meters reads (query, read, CDC: all GETs); writes are not metered.
+        metered = method == "GET"
+        calls = QBO_REALM_CALLS.labels(realm_id, "true" if metered else "false")
         refreshed = False
         attempt = 1
+        throttled = 0
         while True:
             token = await self._tokens.access_token(realm_id)
             response: HttpAnswer | None = None
             transport_error: Exception | None = None
-            async with limiter.slot(weight, batch=batch) as waited:
+            async with limiter.slot(weight, batch=batch, metered=metered) as waited:
                 QBO_LIMITER_WAIT_SECONDS.observe(waited)
                 try:
                     response = await self._http.request(
@@ -104,6 +114,7 @@ class ApiSession:
             else:
                 status = response.status
                 QBO_REQUESTS.labels(operation, str(status)).inc()
+                calls.inc()
                 body = response.json()
                 if 200 <= status < 300:
                     return self._success(realm_id, operation, status, body)
@@ -128,22 +139,30 @@ class ApiSession:
                     raise failure
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
-            if attempt >= self._retry.attempts:
+            # Throttling is waited out much longer than other failures (an import or a first
+            # sync must not fail for it): it has its own budget of attempts.
+            if reason == "throttled":
+                throttled += 1
+                retry, budget = throttled, self._retry.throttled_attempts
+            else:
+                retry, budget = attempt, self._retry.attempts
+            if retry >= budget:
                 raise failure
-            delay = self._retry.delay(attempt, retry_after)
+            delay = self._retry.delay(retry, retry_after)
             QBO_RETRIES.labels(operation, reason).inc()
             log.warning(
                 "QuickBooks %s for realm %s failed (%s), retry %d of %d in %.2fs",
                 operation,
                 realm_id,
                 reason,
-                attempt,
-                self._retry.attempts - 1,
+                retry,
+                budget - 1,
                 delay,
                 extra={"realm_id": realm_id, "operation": operation, "reason": reason},
             )
             await self._sleep(delay)
-            attempt += 1
+            if reason != "throttled":
+                attempt += 1
 
     @staticmethod
     def _success(realm_id: str, operation: str, status: int, body: object) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from qbsync import metrics
 from qbsync.db.runs import Run, Step
 from qbsync.errors import ConfigurationError
 from qbsync.quickbooks.errors import QuickBooksError
+from qbsync.quickbooks.limiter import bulk_work
 from qbsync.sync.field_sync import SyncCounts
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.steps import StepFailed, match_firm, push_firm
@@ -104,7 +105,8 @@ class RunAdvancer:
             )
 
     def _start(self, run: Run, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
+        with bulk_work():  # a run's first sync gives way to writes a person waits for
+            task = asyncio.ensure_future(work)
         self._working[run.run_id] = task
         task.add_done_callback(lambda _: self._working.pop(run.run_id, None))
 

@@ -26,6 +26,7 @@ from qbsync.errors import ConfigurationError
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.errors import QuickBooksError
+from qbsync.quickbooks.limiter import bulk_work
 from qbsync.quickbooks.mapping import customer_message
 from qbsync.sync.field_sync import PairOutcome, SyncCounts, apply_plans, plan_for, sync_accounts
 from qbsync.sync.linking import create_links, remove_link
@@ -95,7 +96,8 @@ async def import_run(
     try:
         realm_id = await realm_of_firm(uow, run.firm_id)
         await runs.set_realm(run.run_id, realm_id)
-        count = await import_customers(producer, quickbooks, run.firm_id, realm_id, run.run_id)
+        with bulk_work():  # pages give way to writes a person waits for
+            count = await import_customers(producer, quickbooks, run.firm_id, realm_id, run.run_id)
     except (StepFailed, QuickBooksError, ConfigurationError) as exc:
         log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
         await runs.finish_step(run.run_id, "import", {}, failure=str(exc))

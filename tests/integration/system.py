@@ -244,13 +244,13 @@ async def running_system(
     emulator, base_url = start_emulator(*emulator_flags)
     importer_port = free_port()
     env = {
+        "QBSYNC_CDC_INTERVAL_SECONDS": "1",
         **base_env,
         "QBO_BASE_URL": base_url,
         "QBO_TOKEN_URL": base_url + "/oauth2/v1/tokens/bearer",
         "QBO_CLIENT_ID": CLIENT_ID,
         "QBO_CLIENT_SECRET": CLIENT_SECRET,
         "QBO_WEBHOOK_VERIFIER_TOKEN": VERIFIER,
-        "QBSYNC_CDC_INTERVAL_SECONDS": "1",
     }
     processes = {"emulator": emulator}
     for name, process in start_services(env, services, importer_port).items():

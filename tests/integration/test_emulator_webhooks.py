@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from qbsync.emulator import EmulatorConfig, RunningEmulator, running_emulator
@@ -30,12 +31,39 @@ class Receiver:
         return web.Response(status=self.status)
 
     def events(self) -> list[dict[str, Any]]:
+        """Every change received, in the legacy format's terms whichever format came."""
         found: list[dict[str, Any]] = []
         for body, _ in self.received:
-            for notification in json.loads(body)["eventNotifications"]:
+            document = json.loads(body)
+            if isinstance(document, list):
+                found.extend(legacy_terms(event) for event in document)
+                continue
+            for notification in document["eventNotifications"]:
                 for entity in notification["dataChangeEvent"]["entities"]:
                     found.append({"realmId": notification["realmId"], **entity})
         return found
+
+
+PRESENT_TENSE = {"created": "Create", "updated": "Update", "merged": "Merge"}
+
+
+def legacy_terms(event: dict[str, Any]) -> dict[str, Any]:
+    """A CloudEvent, checked field by field, as the legacy format would say it."""
+    assert event["specversion"] == "1.0"
+    assert event["datacontenttype"] == "application/json"
+    assert event["source"] and event["id"]
+    qbo, entity, operation, version = event["type"].split(".")
+    assert (qbo, entity, version) == ("qbo", "customer", "v1")
+    legacy = {
+        "realmId": event["intuitaccountid"],
+        "name": "Customer",
+        "id": event["intuitentityid"],
+        "operation": PRESENT_TENSE[operation],
+        "lastUpdated": event["time"],
+    }
+    if "deletedid" in event["data"]:
+        legacy["deletedId"] = event["data"]["deletedid"]
+    return legacy
 
 
 @asynccontextmanager
@@ -59,10 +87,14 @@ def expected_signature(body: bytes) -> str:
     return base64.b64encode(hmac.new(VERIFIER.encode(), body, hashlib.sha256).digest()).decode()
 
 
-async def test_customer_changes_are_notified_with_a_valid_signature() -> None:
+@pytest.mark.parametrize("format", ["cloudevents", "legacy"])
+async def test_customer_changes_are_notified_with_a_valid_signature(format: str) -> None:
     async with receiver() as target:
         config = EmulatorConfig(
-            webhook_url=target.url, webhook_verifier_token=VERIFIER, webhook_batch_ms=50
+            webhook_url=target.url,
+            webhook_verifier_token=VERIFIER,
+            webhook_batch_ms=50,
+            webhook_format=format,
         )
         async with running_emulator(config) as emulator, qbo_client(emulator) as qbo:
             created = await qbo.create_customer({"DisplayName": "Hooked"})
@@ -88,6 +120,28 @@ async def test_customer_changes_are_notified_with_a_valid_signature() -> None:
     ]
     assert events[3]["deletedId"] == "2"
     assert all(event["lastUpdated"].endswith("Z") for event in events)
+    assert all(
+        isinstance(json.loads(body), list) == (format == "cloudevents")
+        for body, _ in target.received
+    )
+
+
+async def test_a_cloudevents_delivery_spans_the_realms_changed_together(
+    emulator: RunningEmulator,
+) -> None:
+    other = str((await emulator.admin.create_realm())["realm_id"])
+    async with receiver() as target:
+        await emulator.admin.set_webhook(target.url, VERIFIER, batch_ms=300)
+        await emulator.admin.edit_customer_as_user(emulator.realm_id, "1", {"Notes": "a"})
+        await emulator.admin.edit_customer_as_user(other, "2", {"Notes": "b"})
+
+        async def both() -> list[dict[str, Any]]:
+            events = target.events()
+            return events if len(events) >= 2 else []
+
+        events = await eventually(both, timeout=10, what="both realms' events")
+    assert len(target.received) == 1
+    assert [(e["realmId"], e["id"]) for e in events] == [(emulator.realm_id, "1"), (other, "2")]
 
 
 async def test_failed_deliveries_are_retried(emulator: RunningEmulator) -> None:

@@ -471,7 +471,7 @@ async def test_throttling_that_never_ends_becomes_throttled_error(qb: Harness) -
     with pytest.raises(ThrottledError) as raised:
         await qb.client.read_customer(REALM, "58")
 
-    assert len(qb.fake.api_requests) == RETRY.attempts
+    assert len(qb.fake.api_requests) == RETRY.throttled_attempts
     assert raised.value.code == "003001"
 
 
@@ -642,6 +642,19 @@ async def test_requests_metric_counts_by_operation_and_status(qb: Harness) -> No
 
     after = counter("qbsync_quickbooks_requests_total", operation="read_customer", status="200")
     assert after == before + 1
+
+
+async def test_calls_per_realm_tell_metered_reads_from_writes(qb: Harness) -> None:
+    def calls(metered: str) -> float:
+        return counter("qbsync_quickbooks_realm_calls_total", realm_id=REALM, metered=metered)
+
+    reads, writes = calls("true"), calls("false")
+    qb.fake.script(ok("Customer", customer("1")), ok("Customer", customer("2")))
+
+    await qb.client.read_customer(REALM, "1")
+    await qb.client.create_customer(REALM, {"DisplayName": "Two"}, request_id="r-2")
+
+    assert (calls("true"), calls("false")) == (reads + 1, writes + 1)
 
 
 async def test_from_settings_takes_urls_client_limits_and_minor_version() -> None:

@@ -8,7 +8,18 @@ import time
 import pytest
 
 from qbsync.config import Settings
-from qbsync.quickbooks.limiter import Limiters, Limits, RealmLimiter, SlidingWindow
+from qbsync.quickbooks.limiter import (
+    Grant,
+    Limiters,
+    Limits,
+    RealmLimiter,
+    SharedLimiters,
+    SharingTerms,
+    SlidingWindow,
+    TakeRequest,
+    bulk_work,
+    finished_groups,
+)
 
 
 def test_a_request_counts_from_start_until_a_window_after_its_answer() -> None:
@@ -186,3 +197,80 @@ async def test_a_cancelled_waiter_gives_its_place_back() -> None:
     # Had the cancelled waiter kept its in-flight place, this would never get in.
     await asyncio.wait_for(request(), timeout=2)
     assert limiter.in_flight == 0
+
+
+class StingyLedger:
+    """A ledger that grants at most `per_take` calls a take, and records the takes."""
+
+    def __init__(self, per_take: int) -> None:
+        self.per_take = per_take
+        self.requests: list[TakeRequest] = []
+        self.open = asyncio.Event()
+        self.open.set()
+
+    async def take(self, request: TakeRequest) -> Grant:
+        await self.open.wait()
+        self.requests.append(request)
+        return Grant(calls=min(request.want_calls, self.per_take), slots=10, retry_in=None)
+
+
+async def test_the_shared_limiter_serves_interactive_waiters_before_bulk_ones() -> None:
+    ledger = StingyLedger(per_take=1)
+    ledger.open.clear()  # everybody queues up before the first grant
+    limiter = SharedLimiters(Limits(), ledger, SharingTerms(0.01, 1, 5.0)).for_realm("r")
+    order: list[str] = []
+
+    async def call(name: str) -> None:
+        async with limiter.slot():
+            order.append(name)
+
+    async def bulk_call(name: str) -> None:
+        with bulk_work():
+            await call(name)
+
+    tasks = [asyncio.create_task(bulk_call(f"bulk-{n}")) for n in range(3)]
+    await asyncio.sleep(0.01)
+    tasks += [asyncio.create_task(call(f"live-{n}")) for n in range(2)]
+    await asyncio.sleep(0.01)
+    ledger.open.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+    assert order == ["live-0", "live-1", "bulk-0", "bulk-1", "bulk-2"]
+    # It asked for everything that waited, and said how urgent the most urgent was (the
+    # first take left while only the bulk calls waited).
+    asked = [(r.want_calls, r.priority) for r in ledger.requests]
+    assert asked[:4] == [(3, 1), (4, 0), (3, 1), (2, 1)]
+    await limiter.aclose()
+    assert ledger.requests[-1].want_calls == 0  # closing gave everything back
+    assert ledger.requests[-1].in_flight_calls == 0
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_and_its_grant_to_the_next() -> None:
+    ledger = StingyLedger(per_take=1)
+    ledger.open.clear()
+    limiter = SharedLimiters(Limits(), ledger, SharingTerms(0.01, 1, 5.0)).for_realm("r")
+    done: list[str] = []
+
+    async def call(name: str) -> None:
+        async with limiter.slot():
+            done.append(name)
+
+    first = asyncio.create_task(call("cancelled"))
+    second = asyncio.create_task(call("served"))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    ledger.open.set()
+    await asyncio.wait_for(second, 5)
+
+    assert done == ["served"]
+    assert limiter.in_flight == 0
+    await limiter.aclose()
+
+
+def test_finished_calls_are_reported_in_groups_counted_from_their_last_finish() -> None:
+    finishes = [(10.00, 1), (10.01, 2), (10.04, 1), (10.30, 5)]
+    groups = finished_groups(finishes, now=10.45, width=0.1)
+    assert [(calls, round(ago, 3)) for calls, ago in sorted(groups, key=lambda g: -g[1])] == [
+        (4, 0.41),  # finished 10.00-10.04, in one group: counted from 10.04
+        (5, 0.15),
+    ]

@@ -6,10 +6,12 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from qbsync.emulator import webhooks as emulator_webhooks
 from qbsync.quickbooks.webhooks import (
     EntityChange,
     WebhookPayloadError,
@@ -189,3 +191,38 @@ def test_empty_payloads_have_no_changes() -> None:
 def test_malformed_payloads_are_rejected(body: bytes) -> None:
     with pytest.raises(WebhookPayloadError):
         parse_notifications(body)
+
+
+def test_the_emulators_cloudevents_delivery_is_split_by_realm() -> None:
+    """One delivery of several realms (as the emulator sends it) becomes each realm's
+    changes; the merge keeps the id merged away."""
+    events = [
+        {"realmId": "111", "name": "Customer", "id": "5", "operation": "Update",
+         "lastUpdated": "2026-11-25T16:00:00.000Z"},
+        {"realmId": "222", "name": "Customer", "id": "9", "operation": "Merge",
+         "deletedId": "4", "lastUpdated": "2026-11-25T16:00:01.000Z"},
+        {"realmId": "111", "name": "Customer", "id": "6", "operation": "Create",
+         "lastUpdated": "2026-11-25T16:00:02.000Z"},
+    ]  # fmt: skip
+    body = emulator_webhooks.notification_body(events, "cloudevents")
+    document = json.loads(body)
+    assert [event["type"] for event in document] == [
+        "qbo.customer.updated.v1",
+        "qbo.customer.merged.v1",
+        "qbo.customer.created.v1",
+    ]
+
+    changes = parse_notifications(body)
+
+    by_realm = {
+        realm: [(c.entity_id, c.operation, c.deleted_id) for c in changes if c.realm_id == realm]
+        for realm in ("111", "222")
+    }
+    assert by_realm == {
+        "111": [("5", "Update", None), ("6", "Create", None)],
+        "222": [("9", "Merge", "4")],
+    }
+    assert all(c.event_id for c in changes)
+    assert parse_notifications(emulator_webhooks.notification_body(events, "legacy")) == [
+        replace(change, event_id=None) for change in changes if change.realm_id == "111"
+    ] + [replace(change, event_id=None) for change in changes if change.realm_id == "222"]

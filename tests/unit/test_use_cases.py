@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import pytest
 
+from qbsync import metrics
 from qbsync.emulator import RunningEmulator
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS, SYNC_LINKS
@@ -30,11 +31,11 @@ from qbsync.sync.account_events import (
 from qbsync.sync.advance import RunAdvancer
 from qbsync.sync.creating import create_or_link
 from qbsync.sync.field_sync import stable_id, sync_account
-from qbsync.sync.freshness import poll_realm
+from qbsync.sync.freshness import apply_change_notice, poll_realm
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_account
 from qbsync.sync.steps import match_firm, push_firm
-from schemas import AccountEvent, CustomerRecord
+from schemas import AccountEvent, CustomerRecord, QboChangeNotice
 from tests.support.accounts import account_event
 from tests.support.memory_uow import MemoryUnitOfWork
 
@@ -522,13 +523,14 @@ async def test_the_cdc_mark_starts_at_first_sight_and_carries_each_round_on(
     producer = RecordingProducer()
     customer = await world.customer_in_quickbooks("Changes Often Inc")
 
-    async def poll() -> int:
+    async def poll() -> int | None:
         return await poll_realm(
             world.uow, cast(Producer, producer), world.quickbooks, FIRM, world.realm_id
         )
 
-    assert await poll() == 0  # first sight: Sync Now imports everything, CDC starts now
+    assert await poll() == 1  # first sight: the changes of the last day
     first_mark = world.uow.state.cdc_marks[world.realm_id]
+    producer.sent.clear()
     await world.emulator.admin.edit_customer_as_user(
         world.realm_id, customer["Id"], {"PrimaryPhone": {"FreeFormNumber": "512-555-0909"}}
     )
@@ -545,9 +547,100 @@ async def test_the_cdc_mark_starts_at_first_sight_and_carries_each_round_on(
     await world.emulator.admin.edit_customer_as_user(
         world.realm_id, customer["Id"], {"PrimaryPhone": {"FreeFormNumber": "512-555-0910"}}
     )
-    assert await poll() == 0
+    assert await poll() is None  # not this process's round
     assert world.uow.state.cdc_marks[world.realm_id] == second_mark
     assert len(producer.sent) == 1
+
+
+def notice_of(realm_id: str, customer: dict[str, Any], **changed: Any) -> QboChangeNotice:
+    return QboChangeNotice(
+        realm_id=realm_id,
+        entity="Customer",
+        entity_id=customer["Id"],
+        operation="Create",
+        last_updated=datetime.fromisoformat(customer["MetaData"]["LastUpdatedTime"]),
+        received_at=datetime.now(UTC),
+        **changed,
+    )
+
+
+async def test_a_burst_of_notifications_costs_one_cdc_call(world: World) -> None:
+    """Issue 15: a burst of 100 webhook notifications of one realm is one CDC read that
+    returns every changed customer, not one read per customer."""
+    producer = RecordingProducer()
+    assert (
+        await poll_realm(
+            world.uow, cast(Producer, producer), world.quickbooks, FIRM, world.realm_id
+        )
+        == 0
+    )
+    burst = [await world.customer_in_quickbooks(f"Burst Co {n:03d}") for n in range(100)]
+    await world.emulator.admin.clear_requests(world.realm_id)
+
+    ran = [
+        await apply_change_notice(
+            world.uow,
+            cast(Producer, producer),
+            world.quickbooks,
+            notice_of(world.realm_id, customer),
+            coalesce_seconds=0,
+        )
+        for customer in burst
+    ]
+
+    requests = await world.emulator.admin.requests(world.realm_id)
+    assert [entry["path"].rsplit("/", 1)[-1] for entry in requests] == ["cdc"]
+    assert ran.count(True) == 1
+    published = {key for topic, key, _ in producer.sent if topic == QBO_CUSTOMERS}
+    assert published == {f"{world.realm_id}:{customer['Id']}" for customer in burst}
+
+
+async def test_notifications_of_unknown_realms_and_unsynced_entities_cost_nothing(
+    world: World,
+) -> None:
+    producer = RecordingProducer()
+    customer = await world.customer_in_quickbooks("Somebody Else's Customer")
+    ignored = metrics.WEBHOOK_CHANGES_IGNORED
+    unknown, entity = ignored.labels("unknown_realm"), ignored.labels("entity")
+    before = unknown._value.get(), entity._value.get()
+    await world.emulator.admin.clear_requests()
+
+    stranger = notice_of("realm-nobody-connected", customer)
+    invoice = notice_of(world.realm_id, customer).model_copy(update={"entity": "Invoice"})
+    for notice in (stranger, invoice):
+        assert not await apply_change_notice(
+            world.uow, cast(Producer, producer), world.quickbooks, notice, coalesce_seconds=0
+        )
+
+    assert (unknown._value.get(), entity._value.get()) == (before[0] + 1, before[1] + 1)
+    assert await world.emulator.admin.requests() == []
+    assert producer.sent == []
+
+
+async def test_a_merge_notice_delinks_the_merged_away_customer_at_once(world: World) -> None:
+    producer = RecordingProducer()
+    await poll_realm(world.uow, cast(Producer, producer), world.quickbooks, FIRM, world.realm_id)
+    kept = await world.customer_in_quickbooks("Merged Into Ltd")
+    gone = await world.customer_in_quickbooks("Merged Away Ltd")
+    await world.emulator.admin.merge_customers(world.realm_id, gone["Id"], kept["Id"])
+    survivor = await world.quickbooks_customer(kept["Id"])
+
+    await apply_change_notice(
+        world.uow,
+        cast(Producer, producer),
+        world.quickbooks,
+        notice_of(world.realm_id, survivor, deleted_id=gone["Id"]).model_copy(
+            update={"operation": "Merge"}
+        ),
+        coalesce_seconds=0,
+    )
+
+    records = {
+        key: CustomerRecord.model_validate_json(value) if isinstance(value, bytes) else value
+        for topic, key, value in producer.sent
+        if topic == QBO_CUSTOMERS
+    }
+    assert records[f"{world.realm_id}:{gone['Id']}"].deleted
 
 
 async def test_a_run_is_matched_once_every_imported_customer_is_stored_then_pushed(
