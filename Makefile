@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down browser run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api chaos clean
+        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills \
+        chaos clean
 
 help:
 	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
@@ -18,6 +19,7 @@ help:
 	@echo "make browser        install Debian's chromium for the page's tests (when missing)"
 	@echo "make bench          every benchmark (see bench/README.md)"
 	@echo "make chaos          ten minutes of faults, the history checked (bench/chaos.py)"
+	@echo "make bench-token-kills  refreshers SIGKILLed mid-refresh: how often it costs the connection"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +68,9 @@ bench-client: venv
 
 chaos: venv services-up
 	$(BIN)/python -m bench.chaos
+
+bench-token-kills: venv services-up
+	$(BIN)/python -m bench.token_kills
 
 bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench

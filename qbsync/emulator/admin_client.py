@@ -77,6 +77,18 @@ class EmulatorAdmin:
         result = await self._call("POST", f"/realms/{realm_id}/refresh-tokens")
         return str(result["refresh_token"])
 
+    async def token_rotation(self, **changes: float | bool) -> JsonObject:
+        """The refresh-token rotation settings (and `held`, the token answers held now),
+        after applying `changes`: rotation_seconds, previous_token_seconds, hold_answers."""
+        method = "PUT" if changes else "GET"
+        result: JsonObject = await self._call(method, "/oauth", changes or None)
+        return result
+
+    async def release_token_answers(self) -> int:
+        """Answer the held token requests now (and hold no more); how many there were."""
+        result = await self._call("POST", "/oauth/release")
+        return int(result["released"])
+
     async def expire_access_tokens(self, realm_id: str) -> int:
         result = await self._call("POST", f"/realms/{realm_id}/expire-access-tokens")
         return int(result["expired"])

@@ -33,7 +33,9 @@ class Store:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.realms: dict[str, RealmState] = {}
-        self.tokens = TokenRegistry(access_token_seconds=config.access_token_seconds)
+        self.tokens = TokenRegistry(
+            access_token_seconds=config.access_token_seconds, rotation=config.rotation()
+        )
         self.log = RequestLog()
         self.webhooks = WebhookNotifier(config.webhooks())
         self.rng = random.Random(config.random_seed)

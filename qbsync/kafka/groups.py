@@ -21,7 +21,11 @@ async def join_group(
     """A started aiokafka consumer of `topics` (prefixed) in `group` (prefixed), within
     `attempts` (else DependencyUnavailable). Offsets are committed by the caller once its
     work is done, never automatically; a group new to a topic starts at its beginning."""
+    names = list(topics)
+    # Without a listener the topics go to the constructor: the start then waits for their
+    # metadata (a topic the broker creates on first use exists once it returns).
     consumer = AIOKafkaConsumer(
+        *(names if listener is None else ()),
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -33,8 +37,6 @@ async def join_group(
     except BaseException:  # unreachable, or the start was cut short by a signal
         await consumer.stop()
         raise
-    if listener is None:
-        consumer.subscribe(list(topics))
-    else:
-        consumer.subscribe(list(topics), listener=listener)
+    if listener is not None:
+        consumer.subscribe(names, listener=listener)
     return consumer

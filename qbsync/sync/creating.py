@@ -8,7 +8,8 @@ candidates put the account up for a person's attention.
 
 Exactly once in effect: the create's requestid is derived from the event and recorded
 before the call; a retry after a crash (redelivery) reuses it, so QuickBooks answers with
-the customer it already created.
+the customer it already created. A create whose account is found linked is settled by that
+link, so a later delink never brings it back.
 """
 
 from __future__ import annotations
@@ -49,9 +50,13 @@ async def create_or_link(
     account_id: str,
     event_id: str,
 ) -> CreateOutcome:
-    if await uow.direct.links.of_account(firm_id, account_id) is not None:
+    link = await uow.direct.links.of_account(firm_id, account_id)
+    if link is not None:
+        # A create recorded before the account was linked (by Sync Now, say) is settled by
+        # that link: left unfinished, it would be "finished" after a later delink.
+        await uow.direct.pending_creates.finish(firm_id, account_id, customer_id=link.customer_id)
         await sync_account(uow, quickbooks, firm_id, account_id, reason="Liscio account changed")
-        return CreateOutcome("already_linked")
+        return CreateOutcome("already_linked", link.customer_id)
     pending = await uow.direct.pending_creates.begin(
         firm_id, account_id, stable_id("create", firm_id, account_id, event_id), event_id
     )
@@ -59,8 +64,10 @@ async def create_or_link(
         return CreateOutcome("already_linked", pending.customer_id)
 
     async with uow.for_accounts(firm_id, [account_id], calls_quickbooks=True) as tx:
-        if await tx.links.of_account(firm_id, account_id) is not None:
-            return CreateOutcome("already_linked")
+        link = await tx.links.of_account(firm_id, account_id)
+        if link is not None:  # linked while the create was being recorded
+            await tx.pending_creates.finish(firm_id, account_id, customer_id=link.customer_id)
+            return CreateOutcome("already_linked", link.customer_id)
         account = await tx.accounts.get(firm_id, account_id)
         if account is None:
             return CreateOutcome("attention", reason="account unknown")

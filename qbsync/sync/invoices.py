@@ -37,7 +37,7 @@ from qbsync.errors import Conflict, NotFound
 from qbsync.quickbooks.errors import (
     DuplicateNameError,
     ObjectNotFoundError,
-    QuickBooksValidationError,
+    QuickBooksRefusal,
 )
 from qbsync.sync.field_sync import stable_id
 from qbsync.sync.ports import InvoiceGateway
@@ -139,18 +139,18 @@ async def create_invoice(
         _person(linked.customer),
         [_person(sub) for sub in subs],
     )
-    item = await services_item(quickbooks, linked.realm_id, request_id)
-    body: dict[str, Any] = {
-        "CustomerRef": {"value": chosen.customer_id},
-        "Line": [_sales_line(line, item) for line in lines],
-    }
-    if due_date is not None:
-        body["DueDate"] = due_date.isoformat()
     try:
+        item = await services_item(quickbooks, linked.realm_id, request_id)
+        body: dict[str, Any] = {
+            "CustomerRef": {"value": chosen.customer_id},
+            "Line": [_sales_line(line, item) for line in lines],
+        }
+        if due_date is not None:
+            body["DueDate"] = due_date.isoformat()
         invoice = await quickbooks.create_invoice(
             linked.realm_id, body, request_id=stable_id("invoice", firm_id, account_id, request_id)
         )
-    except (ObjectNotFoundError, QuickBooksValidationError) as exc:
+    except QuickBooksRefusal as exc:
         # E.g. the sub-customer was made inactive a moment ago: the records have moved on.
         raise Conflict(f"QuickBooks refused the invoice: {exc}") from exc
     await uow.direct.invoice_contacts.record(

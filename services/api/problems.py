@@ -132,6 +132,12 @@ async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (not UTF-8, not JSON): a value of the
+        # wrong format, which the contract answers 422 as its other validation errors.
+        return problem_response(
+            422, "Unprocessable Content", f"the request body could not be read: {exc.detail}"
+        )
     titles = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}
     title = titles.get(exc.status_code, "Error")
     detail = exc.detail if isinstance(exc.detail, str) else title

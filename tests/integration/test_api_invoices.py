@@ -1,33 +1,27 @@
 """GET and POST /v1/firms/{firm_id}/accounts/{account_id}/invoices end to end: the API as a
-process (`python -m services.api`) on the real PostgreSQL, calling the QuickBooks emulator
-(a process too) with the firm's stored connection."""
+process (`python -m services.api`, in the running system) on the real PostgreSQL, calling
+the QuickBooks emulator (a process too) with the firm's stored connection."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-import pytest_asyncio
 
 from qbsync.crypto import TokenCipher
 from qbsync.db.connections import store_connection
 from qbsync.db.pool import Pool
 from qbsync.db.unit_of_work import PostgresUnitOfWork
-from qbsync.emulator.admin_client import EmulatorAdmin, EmulatorAdminError
+from qbsync.emulator.admin_client import EmulatorAdmin
 from tests.conftest import unique
-from tests.integration.system import CLIENT_ID, CLIENT_SECRET, free_port, start_emulator
+from tests.integration.conftest import ApiSystem
 from tests.support.accounts import account_event
-from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess
+from tests.support.api import bearer, is_problem, token
 
-SECRET = "api-invoices-test-secret-of-at-least-32-bytes"
 ADA = {"id": "c-ada", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.example"}
 GRACE = {"id": "c-grace", "first_name": "Grace", "last_name": "Hopper", "email": None}
 ALAN = {"id": "c-alan", "first_name": "Alan", "last_name": "Turing", "email": None}
@@ -35,67 +29,38 @@ ALAN = {"id": "c-alan", "first_name": "Alan", "last_name": "Turing", "email": No
 
 @dataclass
 class Api:
-    url: str
-    admin: EmulatorAdmin
-    pool: Pool
-    http: httpx.AsyncClient
-    secret_key: str
+    """The running system's API and emulator, and the database they share."""
 
-    def token(self, firm_id: str, role: str = "admin", user: str = "u-1") -> str:
-        claims = {"sub": user, "firm_id": firm_id, "role": role, "exp": int(time.time()) + 600}
-        return jwt.encode(claims, SECRET, algorithm="HS256")
+    running: ApiSystem
+    pool: Pool
+
+    @property
+    def admin(self) -> EmulatorAdmin:
+        return self.running.system.admin
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self.running.client
+
+    @property
+    def secret_key(self) -> str:
+        return self.running.system.env["QBSYNC_SECRET_KEY"]
+
+    def token(self, firm_id: str, role: str = "admin") -> str:
+        return token(firm_id, role)
 
     async def call(
         self, method: str, firm_id: str, path: str, *, role: str = "admin", **kwargs: Any
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token(firm_id, role)}"}
-        headers.update(kwargs.pop("headers", {}))
+        headers = {**bearer(firm_id, role), **kwargs.pop("headers", {})}
         return await self.http.request(
             method, f"/v1/firms/{firm_id}{path}", headers=headers, **kwargs
         )
 
 
-@pytest_asyncio.fixture(scope="module")
-async def api(pool: Pool, topics: str, service_env: dict[str, str]) -> AsyncIterator[Api]:
-    emulator, qbo_url = start_emulator()
-    port = free_port()
-    process = ServiceProcess(
-        "services.api",
-        {
-            **service_env,
-            "QBO_BASE_URL": qbo_url,
-            "QBO_TOKEN_URL": qbo_url + "/oauth2/v1/tokens/bearer",
-            "QBO_CLIENT_ID": CLIENT_ID,
-            "QBO_CLIENT_SECRET": CLIENT_SECRET,
-            "QBSYNC_API_PORT": str(port),
-            "QBSYNC_API_JWT_SECRET": SECRET,
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
-    admin = EmulatorAdmin(qbo_url)
-    http = httpx.AsyncClient(base_url=url, timeout=60)
-
-    async def up() -> bool:
-        if process.process.poll() is not None:
-            raise AssertionError(f"the API exited:\n{process.output()}")
-        try:
-            await admin.webhook_deliveries()
-            return (await http.get("/readyz")).status_code == 200
-        except (httpx.HTTPError, EmulatorAdminError):
-            return False
-
-    try:
-        await eventually(up, timeout=60, what="the API and the emulator answering")
-        yield Api(url, admin, pool, http, service_env["QBSYNC_SECRET_KEY"])
-    finally:
-        await http.aclose()
-        await admin.aclose()
-        process.terminate()
-        emulator.terminate()
-        assert process.stop() == 0, process.output()
-        emulator.stop()
-    output = process.output()
-    assert "Traceback" not in output, output
+@pytest.fixture
+def api(api_system: ApiSystem, pool: Pool) -> Api:
+    return Api(api_system, pool)
 
 
 @dataclass
@@ -302,8 +267,7 @@ async def test_who_may_and_what_does_not_exist(api: Api) -> None:
     path = "/accounts/a-acme/invoices"
 
     staff = await firm.post(path, role="staff", json=invoice_body("c-grace", 10))
-    assert staff.status_code == 403
-    assert staff.headers["content-type"] == "application/problem+json"
+    assert is_problem(staff, 403), staff.text
     assert (await firm.get(path, role="staff")).status_code == 200
     # firm B's token on firm A's paths: 404, as for a firm that does not exist
     for method in ("GET", "POST"):
@@ -327,8 +291,7 @@ async def test_who_may_and_what_does_not_exist(api: Api) -> None:
     ]
     for method, whose, where, body, status in expectations:
         response = await api.call(method, whose.firm_id, where, json=body)
-        assert response.status_code == status, (method, where, response.text)
-        assert response.headers["content-type"] == "application/problem+json"
+        assert is_problem(response, status), (method, where, response.text)
         assert set(response.json()) >= {"type", "title", "status", "detail"}
     assert await firm.invoices_in_quickbooks() == []
 
@@ -365,8 +328,7 @@ async def test_bad_input_is_a_problem_and_creates_nothing(
         json=None if content is not None else body,
         headers={"Content-Type": "application/json"},
     )
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
+    assert is_problem(response, status), response.text
     assert await firm.invoices_in_quickbooks() == []
 
 
@@ -406,9 +368,8 @@ async def test_quickbooks_unavailable_is_503_with_retry_after_and_nothing_made(a
     finally:
         await api.admin.set_faults(firm.realm_id, fault_5xx_rate=0.0)
     for response in (created, listed):
-        assert response.status_code == 503, response.text
+        assert is_problem(response, 503), response.text
         assert int(response.headers["Retry-After"]) > 0
-        assert response.headers["content-type"] == "application/problem+json"
     assert await firm.invoices_in_quickbooks() == []
     # and once it is back, the same request works
     retried = await firm.post("/accounts/a-acme/invoices", json=invoice_body("c-grace", 10))

@@ -6,53 +6,32 @@ nothing half-done, the retry finishing once), and Liscio's answer linked end to 
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import jwt
-import pytest_asyncio
+import pytest
 
 from qbsync.db.accounts import get_account
 from qbsync.db.customers import get_customer
 from qbsync.db.links import link_of_account
 from qbsync.demo.liscio import LiscioAccount
-from tests.integration.system import Firm, System, find, free_port
+from tests.integration.conftest import ApiSystem
+from tests.integration.system import Firm, System, find
+from tests.support.api import bearer
 from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess
 
-SECRET = "links-test-secret-of-at-least-32-bytes"
 ADMIN, STAFF = "u-admin", "u-staff"
 
 
-def token(firm_id: str, role: str = "admin", user: str = ADMIN) -> str:
-    claims = {"sub": user, "firm_id": firm_id, "role": role, "exp": int(time.time()) + 3600}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
+@pytest.fixture
+def system(api_system: ApiSystem) -> System:
+    return api_system.system
 
 
-def auth(firm_id: str, role: str = "admin", user: str = ADMIN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(firm_id, role, user)}"}
-
-
-@pytest_asyncio.fixture(scope="module")
-async def api(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    port = free_port()
-    env = {**system.env, "QBSYNC_API_PORT": str(port), "QBSYNC_API_JWT_SECRET": SECRET}
-    system.processes["api"] = process = ServiceProcess("services.api", env)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-
-        async def ready() -> bool:
-            if process.process.poll() is not None:
-                raise AssertionError(f"the API exited:\n{process.output()[-3000:]}")
-            try:
-                return (await client.get("/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, timeout=60, what="the API ready")
-        yield client
+@pytest.fixture
+def api(api_system: ApiSystem) -> httpx.AsyncClient:
+    return api_system.client
 
 
 async def stored(
@@ -104,7 +83,7 @@ async def test_an_admin_links_a_pair_by_hand_with_its_first_sync_then_delinks_it
     answer = await api.post(
         f"{base}/links",
         json={"account_id": account_id, "customer_id": customer_id},
-        headers=auth(firm.firm_id),
+        headers=bearer(firm.firm_id),
     )
 
     assert answer.status_code == 201, answer.text
@@ -132,14 +111,14 @@ async def test_an_admin_links_a_pair_by_hand_with_its_first_sync_then_delinks_it
     again = await api.post(
         f"{base}/links",
         json={"account_id": account_id, "customer_id": customer_id},
-        headers=auth(firm.firm_id),
+        headers=bearer(firm.firm_id),
     )
     assert again.status_code == 409
     assert again.json()["detail"] == (
         f"account {account_id} is already linked to customer {customer_id}"
     )
 
-    gone = await api.delete(f"{base}/links/{account_id}", headers=auth(firm.firm_id))
+    gone = await api.delete(f"{base}/links/{account_id}", headers=bearer(firm.firm_id))
 
     assert gone.status_code == 204
     assert await link_of_account(system.pool, firm.firm_id, account_id) is None
@@ -150,7 +129,7 @@ async def test_an_admin_links_a_pair_by_hand_with_its_first_sync_then_delinks_it
     assert (await firm.customer(customer_id))["Active"] is True  # both records stay
     assert await get_account(system.pool, firm.firm_id, account_id) is not None
     assert (await audit_actors(firm, account_id))[-1] == ("link.removed", ADMIN)
-    not_linked = await api.delete(f"{base}/links/{account_id}", headers=auth(firm.firm_id))
+    not_linked = await api.delete(f"{base}/links/{account_id}", headers=bearer(firm.firm_id))
     assert not_linked.status_code == 409
     assert not_linked.headers["content-type"] == "application/problem+json"
 
@@ -174,7 +153,7 @@ async def test_links_refused_name_the_other_side_and_change_nothing(
     link = await firm.link_of(linked)
     assert link is not None
     customers = {c["DisplayName"]: c["Id"] for c in await system.admin.customers(firm.realm_id)}
-    base, headers = f"/v1/firms/{firm.firm_id}", auth(firm.firm_id)
+    base, headers = f"/v1/firms/{firm.firm_id}", bearer(firm.firm_id)
 
     async def post(account_id: str, customer_id: Any) -> httpx.Response:
         return await api.post(
@@ -218,17 +197,16 @@ async def test_staff_gets_403_and_another_firms_admin_404_on_every_route(
 
     for method, path, body in calls:
         as_staff = await api.request(
-            method, path, json=body, headers=auth(firm.firm_id, "staff", STAFF)
+            method, path, json=body, headers=bearer(firm.firm_id, "staff", STAFF)
         )
         assert as_staff.status_code == 403, (method, path, as_staff.text)
-        as_other = await api.request(method, path, json=body, headers=auth(other.firm_id))
+        as_other = await api.request(method, path, json=body, headers=bearer(other.firm_id))
         assert as_other.status_code == 404, (method, path, as_other.text)
-        unknown = path.replace(firm.firm_id, "firm-nobody-knows")
-        as_nobody = await api.request(method, unknown, json=body, headers=auth("firm-nobody-knows"))
+        nobody = "firm-nobody-knows"
+        unknown = path.replace(firm.firm_id, nobody)
+        as_nobody = await api.request(method, unknown, json=body, headers=bearer(nobody))
         assert as_nobody.status_code == 404
-        assert as_other.json()["detail"] == as_nobody.json()["detail"].replace(
-            "firm-nobody-knows", firm.firm_id
-        )
+        assert as_other.json()["detail"] == as_nobody.json()["detail"].replace(nobody, firm.firm_id)
 
     assert await link_of_account(system.pool, firm.firm_id, account_id) is None
     assert len(await system.admin.customers(firm.realm_id)) == customers_before
@@ -242,7 +220,7 @@ async def test_create_in_quickbooks_links_a_prospect_and_a_replay_answers_the_sa
     account_id = await prospect(firm, "Asked For It LLC", phone="512-555-0120")
     await stored(firm, (account_id,))
     path = f"/v1/firms/{firm.firm_id}/accounts/{account_id}/create-in-quickbooks"
-    headers = {**auth(firm.firm_id), "Idempotency-Key": f"create-{account_id}"}
+    headers = {**bearer(firm.firm_id), "Idempotency-Key": f"create-{account_id}"}
 
     first = await api.post(path, headers=headers)
 
@@ -262,7 +240,7 @@ async def test_create_in_quickbooks_links_a_prospect_and_a_replay_answers_the_sa
     assert (await firm.link_of(account_id) or {}).get("how") == "created"
     assert await audit_actors(firm, account_id) == [("link.created", ADMIN)]
     # without the key, asked again: the account is linked now
-    assert (await api.post(path, headers=auth(firm.firm_id))).status_code == 409
+    assert (await api.post(path, headers=bearer(firm.firm_id))).status_code == 409
 
 
 async def test_create_in_quickbooks_of_a_name_quickbooks_has_is_409_naming_it(
@@ -275,7 +253,7 @@ async def test_create_in_quickbooks_of_a_name_quickbooks_has_is_409_naming_it(
 
     answer = await api.post(
         f"/v1/firms/{firm.firm_id}/accounts/{account_id}/create-in-quickbooks",
-        headers=auth(firm.firm_id),
+        headers=bearer(firm.firm_id),
     )
 
     assert answer.status_code == 409, answer.text
@@ -292,7 +270,7 @@ async def test_quickbooks_down_is_503_with_nothing_half_done_and_the_retry_finis
     account_id = await prospect(firm, "Unlucky Timing Co")
     await stored(firm, (account_id,))
     path = f"/v1/firms/{firm.firm_id}/accounts/{account_id}/create-in-quickbooks"
-    headers = {**auth(firm.firm_id), "Idempotency-Key": f"down-{account_id}"}
+    headers = {**bearer(firm.firm_id), "Idempotency-Key": f"down-{account_id}"}
     await system.admin.set_faults(firm.realm_id, fault_5xx_rate=1)
     try:
         down = await api.post(path, headers=headers)
@@ -328,7 +306,7 @@ async def test_create_in_liscio_links_liscios_answer_and_creates_nothing_in_quic
     writes_before = len(await firm.writes())
     path = f"/v1/firms/{firm.firm_id}/customers/{customer_id}/create-in-liscio"
 
-    answer = await api.post(path, headers=auth(firm.firm_id))
+    answer = await api.post(path, headers=bearer(firm.firm_id))
 
     assert answer.status_code == 202, answer.text
     command_id = answer.json()["command_id"]
@@ -349,10 +327,10 @@ async def test_create_in_liscio_links_liscios_answer_and_creates_nothing_in_quic
     assert command["command_id"] == command_id
     assert command["source"] == {"realm_id": firm.realm_id, "customer_id": customer_id}
     assert (await audit_actors(firm, created.account.id))[0] == ("link.created", ADMIN)
-    linked_now = await api.post(path, headers=auth(firm.firm_id))
+    linked_now = await api.post(path, headers=bearer(firm.firm_id))
     assert linked_now.status_code == 409
     unknown = await api.post(
-        f"/v1/firms/{firm.firm_id}/customers/99999/create-in-liscio", headers=auth(firm.firm_id)
+        f"/v1/firms/{firm.firm_id}/customers/99999/create-in-liscio", headers=bearer(firm.firm_id)
     )
     assert unknown.status_code == 404
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 import sys
-import time
 
 import httpx
 import pytest
@@ -16,13 +15,11 @@ from tests.support.qbo import qbo_client
 from tests.support.stack import REPO
 
 
-async def test_bulk_seeding_100k_customers_takes_seconds(emulator: RunningEmulator) -> None:
-    started = time.perf_counter()
+async def test_bulk_seeding_makes_100k_customers_queryable(emulator: RunningEmulator) -> None:
+    # How fast seeding is belongs to the benchmarks (bench-sync seeds this way), not here.
     seeded = await emulator.admin.bulk_customers(emulator.realm_id, 100_000, inactive_every=10)
-    elapsed = time.perf_counter() - started
     assert seeded["created"] == 100_000
     assert (seeded["first_id"], seeded["last_id"]) == ("31", "100030")
-    assert elapsed < 10, f"bulk seeding took {elapsed:.1f}s"
     async with qbo_client(emulator) as qbo:
         counted = await qbo.query("select count(*) from Customer")
         assert counted.json()["QueryResponse"]["totalCount"] == 27 + 90_000

@@ -233,6 +233,7 @@ async def test_intuitlib_refresh_rotates_the_refresh_token(emulator: RunningEmul
         "http://127.0.0.1/cb",
         emulator.discovery_url,
     )
+    await emulator.admin.token_rotation(previous_token_seconds=0)  # no 24-hour grace
     with pytest.raises(AuthClientError) as refused:
         await asyncio.to_thread(reused.refresh, emulator.refresh_token)
     assert refused.value.status_code == 400

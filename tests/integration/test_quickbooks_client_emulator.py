@@ -198,7 +198,10 @@ async def test_rotated_tokens_are_stored_encrypted_and_refreshes_collapse_across
     stored = CIPHER.decrypt(bytes(row["refresh_token_enc"]))
     assert stored != initial
     assert stored.encode() not in bytes(row["refresh_token_enc"])
-    # The stored token is the live one; the first was rotated away.
+    # The stored token is the grant's newest; the first was rotated away (and is refused
+    # once its 24 hours of grace are over, at once here in strict mode).
+    assert stored == emulator.store.tokens.newest_refresh_token(initial)
+    await emulator.admin.token_rotation(previous_token_seconds=0)
     async with client_for(emulator, InMemoryTokenStore({realm: initial})) as stale:
         with pytest.raises(NeedsReconnectError):
             await stale.read_customer(realm, "1")

@@ -395,6 +395,9 @@ async def test_firms_without_a_usable_connection(system: System) -> None:
         .TokenCipher(system.env["QBSYNC_SECRET_KEY"])
         .encrypt("revoked-token"),
     )
+    # An access token a service already holds (the importer may have polled the new realm)
+    # would let the run succeed until it expires: QuickBooks ends them now.
+    await system.admin.expire_access_tokens(other.realm_id)
     failed = await system.cli_json("sync", "--firm", other.firm_id, "--wait", "--json")
     assert failed["status"] == "failed"
     assert "needs reconnecting" in failed["reason"] or "invalid_grant" in failed["reason"]

@@ -14,7 +14,7 @@ from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, SYNC_LINKS
 from qbsync.quickbooks.backoff import RetryPolicy
 from qbsync.quickbooks.client import QuickBooksClient
-from qbsync.quickbooks.errors import QuickBooksError
+from qbsync.quickbooks.errors import QuickBooksUnavailable
 from qbsync.quickbooks.tokens import InMemoryTokenStore
 from qbsync.sync import copies
 from qbsync.sync.account_events import handle_account_events
@@ -148,7 +148,7 @@ async def test_a_link_whose_first_sync_quickbooks_fails_is_not_made(
     await copies.keep_accounts(world.uow, [event("a-1", "Acme Ltd", phone="512-555-0199")])
     await world.emulator.admin.set_faults(world.realm_id, fault_5xx_rate=1)
 
-    with pytest.raises(QuickBooksError):
+    with pytest.raises(QuickBooksUnavailable):
         await link_by_hand(world.uow, impatient, FIRM, "a-1", customer["Id"], actor=ADMIN)
 
     assert world.links() == {}
@@ -232,7 +232,7 @@ async def test_create_in_quickbooks_that_fails_midway_is_finished_once_by_the_re
     await copies.keep_accounts(world.uow, [event("a-1", "Flaky Times Ltd")])
     await world.emulator.admin.set_faults(world.realm_id, **{fault: 1})
 
-    with pytest.raises(QuickBooksError):
+    with pytest.raises(QuickBooksUnavailable):
         await create_in_quickbooks(world.uow, impatient, FIRM, "a-1", actor=ADMIN)
 
     assert world.links() == {} and world.uow.messages(SYNC_LINKS) == []
