@@ -108,6 +108,11 @@ async def sync_now(page: Page) -> None:
         await expect(done.locator(".step-state")).to_have_text("Done")
         await expect(done.locator(".step-mark")).to_have_text("✓")
     await expect(page.get_by_text("Sync completed")).to_be_visible()
+    # The records list is read again once the run is done: wait for that list, so that no
+    # click lands on a row about to be replaced.
+    run_id = await steps.get_attribute("data-run-id")
+    assert run_id
+    await expect(page.locator(f'#record-list[data-last-run="{run_id}"]')).to_have_count(1)
 
 
 async def choose_tab(page: Page, label: str) -> None:

@@ -305,25 +305,18 @@ async def suggestions(
 ) -> Response:
     if account_id:
         items = await session.api.suggestions("account", account_id)
-        return html(
-            "_candidates.html",
-            session=session,
-            items=items,
-            account_id=account_id,
-            customer_id=None,
-            searched=None,
-        )
-    if customer_id:
+    elif customer_id:
         items = await session.api.suggestions("customer", customer_id)
-        return html(
-            "_candidates.html",
-            session=session,
-            items=items,
-            account_id=None,
-            customer_id=customer_id,
-            searched=None,
-        )
-    raise ApiProblem(422, "Unprocessable", "account_id or customer_id is required")
+    else:
+        raise ApiProblem(422, "Unprocessable", "account_id or customer_id is required")
+    return html(
+        "_candidates.html",
+        session=session,
+        items=items,
+        account_id=account_id,
+        customer_id=None if account_id else customer_id,
+        searched=None,
+    )
 
 
 @router.get("/console/search")
