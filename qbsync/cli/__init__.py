@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from qbsync.cli import connection, database, dlq, emulator, lag, rewind, sync, topics
 from qbsync.cli.base import EXIT_CONFIG, EXIT_FAILURE, Command
-from qbsync.config import load_settings
+from qbsync.config import Settings, load_settings
 from qbsync.errors import ConfigurationError, QbsyncError
 
 COMMAND_MODULES = [database, topics, connection, sync, lag, dlq, rewind, emulator]
@@ -30,9 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    args.settings_free = getattr(args, "settings_free", False)
     command: Command = args.handler
     try:
-        settings = load_settings()
+        settings = Settings.model_construct() if args.settings_free else load_settings()
         code: int = asyncio.run(command(args, settings))
     except ConfigurationError as exc:
         print(f"qbsync: configuration error: {exc}", file=sys.stderr)

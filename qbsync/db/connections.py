@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qbsync.crypto import TokenCipher
-from qbsync.db.pool import Db
+from qbsync.db.pool import Db, Pool
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,25 @@ async def connected_realms(db: Db) -> list[tuple[str, str]]:
     """(firm_id, realm_id) of every usable connection."""
     rows = await db.fetch("SELECT firm_id, realm_id FROM connections WHERE status = 'connected'")
     return [(row["firm_id"], row["realm_id"]) for row in rows]
+
+
+async def rekey_connections(pool: Pool, cipher: TokenCipher) -> int:
+    """Re-encrypt every stored token with the cipher's newest key, in one transaction (a
+    token refreshed meanwhile waits for it); returns the number of connections."""
+    async with pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(
+            "SELECT firm_id, refresh_token_enc, access_token_enc FROM connections FOR UPDATE"
+        )
+        await connection.executemany(
+            "UPDATE connections SET refresh_token_enc = $2, access_token_enc = $3"
+            " WHERE firm_id = $1",
+            [
+                (
+                    row["firm_id"],
+                    cipher.rekey(row["refresh_token_enc"]),
+                    cipher.rekey(row["access_token_enc"]) if row["access_token_enc"] else None,
+                )
+                for row in rows
+            ],
+        )
+    return len(rows)

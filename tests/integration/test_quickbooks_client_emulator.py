@@ -30,9 +30,10 @@ from qbsync.quickbooks.limiter import Limits
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
 from qbsync.quickbooks.tokens import InMemoryTokenStore, TokenStore
 from tests.conftest import unique
+from tests.support.keys import TEST_SECRET_KEY
 
 FAST_RETRIES = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.1)
-CIPHER = TokenCipher("test-secret")
+CIPHER = TokenCipher(TEST_SECRET_KEY)
 
 
 def client_for(

@@ -176,10 +176,11 @@ async def test_matching_links_equal_names_and_first_syncs_both_ways(world: World
     ]
     (ambiguity, run_id), *_ = world.uow.state.ambiguities[FIRM]
     assert (sorted(ambiguity.account_ids), run_id) == (["a-dup1", "a-dup2"], "run-1")
-    written = [(e.account_id, e.side, e.field) for e in world.uow.state.audit]
+    written = [(e.account_id, e.side, e.field, e.reason) for e in world.uow.state.audit]
     assert sorted(w for w in written if w[1] is not None) == [
-        ("a-acme", "liscio", "phone"),
-        ("a-bolt", "quickbooks", "website"),
+        # the rule's name is said once (issue 17: "first sync: first sync: ...")
+        ("a-acme", "liscio", "phone", "first sync: value only in QuickBooks"),
+        ("a-bolt", "quickbooks", "website", "first sync: value only in Liscio"),
     ]
     # the customer our write returned is in the copy and on its way to qbo.customers
     assert [key for key, _ in world.uow.messages(QBO_CUSTOMERS)] == [
