@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag chaos clean
+        schemas bench bench-client bench-sync bench-pusher bench-lag chaos clean alerts-test
 
 help:
 	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
@@ -48,7 +48,13 @@ unit: venv
 integration: venv services-up
 	$(BIN)/pytest tests/integration
 
-test: venv services-up lint typecheck
+# promtool from Debian's prometheus package, unpacked into the cache (no daemon installed).
+alerts-test:
+	@promtool="$$(deploy/local/promtool.sh)" && cd deploy/prometheus \
+	  && "$$promtool" check rules alerts.yml \
+	  && "$$promtool" test rules alerts_test.yml alerts_metered_test.yml
+
+test: venv services-up lint typecheck alerts-test
 	$(BIN)/pytest
 
 run: venv

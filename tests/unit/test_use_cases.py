@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from prometheus_client import REGISTRY
 
 from qbsync.emulator import RunningEmulator
 from qbsync.kafka.producer import Producer
@@ -536,3 +537,27 @@ async def test_a_run_is_matched_once_every_imported_customer_is_stored_then_push
     assert finished.run.status == "done"
     assert finished.steps["match"].counts["linked"] == 1
     assert finished.steps["push"].counts["pairs"] == 1
+
+
+async def test_the_advancer_exports_how_long_the_oldest_open_run_has_been_in_each_step(
+    world: World,
+) -> None:
+    def age(step: str) -> float:
+        value = REGISTRY.get_sample_value("qbsync_sync_run_oldest_step_seconds", {"step": step})
+        assert value is not None
+        return value
+
+    runs = world.uow.direct.runs
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    run, _ = await runs.open_or_join(FIRM, "request-stuck", "sync", an_hour_ago)
+    advancer = RunAdvancer(world.uow, world.quickbooks)
+
+    await advancer.tick()  # no importer has claimed it for an hour: stuck in import
+    assert age("import") >= 3600 and age("match") == 0
+
+    await runs.claim_next("import")
+    await runs.set_realm(run.run_id, world.realm_id)
+    await runs.finish_step(run.run_id, "import", {"customers": 5})  # none reach the matcher
+    await advancer.tick()
+    await advancer.close()
+    assert age("import") == 0 and 0 <= age("match") < 60
