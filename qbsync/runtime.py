@@ -23,6 +23,7 @@ from qbsync.errors import ConfigurationError, DependencyUnavailable
 from qbsync.http import ServiceHttpServer
 from qbsync.kafka.admin import ensure_topics
 from qbsync.kafka.dead_letters import DeadLetterSink
+from qbsync.kafka.membership import MEMBERSHIP
 from qbsync.kafka.producer import Producer
 from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
@@ -78,12 +79,11 @@ class Runtime:
         self.outbox = OutboxRelay(self.pool, self.producer)
         self.http = ServiceHttpServer(self.service, s.QBSYNC_HTTP_HOST, s.QBSYNC_HTTP_PORT)
         self.http.add_check("postgres", self._postgres_ok)
+        self.http.add_check("kafka", self._kafka_assignment_held)
         for method, path, handler in self.routes:
             self.http.app.router.add_route(method, path, handler)
         await self.http.start()
-        log.info(
-            "started", extra={"health": f"http://{s.QBSYNC_HTTP_HOST}:{self.http.port}/health"}
-        )
+        log.info("started", extra={"ready": f"http://{s.QBSYNC_HTTP_HOST}:{self.http.port}/readyz"})
 
     @property
     def quickbooks(self) -> QuickBooksClient:
@@ -123,6 +123,9 @@ class Runtime:
 
     async def _postgres_ok(self) -> bool:
         return bool(await self.pool.fetchval("SELECT true"))
+
+    async def _kafka_assignment_held(self) -> bool:
+        return MEMBERSHIP.holds_assignment()
 
 
 class _MadeOnFirstUse:

@@ -202,7 +202,7 @@ async def demo(processes: Processes) -> None:
     await wait_for(lambda: admin.realm(REALM), "the QuickBooks emulator answering")
     async with httpx.AsyncClient() as http:
         for port in (importer_port, matcher_port, pusher_port, exporter_port):
-            url = f"http://127.0.0.1:{port}/" + ("metrics" if port == exporter_port else "health")
+            url = f"http://127.0.0.1:{port}/" + ("metrics" if port == exporter_port else "readyz")
             await wait_for(lambda u=url: _answers(http, u), f"{url} answering")
     say(f"ready {time.monotonic() - STARTED:.1f}s after the demo started")
     say(f"QuickBooks emulator   {base_url}  (sandbox company, realm {REALM}; docs/emulator.md)")
@@ -211,7 +211,7 @@ async def demo(processes: Processes) -> None:
         ("matcher", matcher_port),
         ("pusher", pusher_port),
     ):
-        say(f"{name:<21} http://127.0.0.1:{port}/health  and /metrics")
+        say(f"{name:<21} http://127.0.0.1:{port}/readyz, /healthz, /metrics")
     say(f"lag exporter          http://127.0.0.1:{exporter_port}/metrics")
     say(f"lag, live             QBSYNC_TOPIC_PREFIX={prefix} .venv/bin/qbsync lag --watch")
     say(f"logs                  {processes.log_dir}")

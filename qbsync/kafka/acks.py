@@ -29,6 +29,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
+from qbsync.kafka.membership import MEMBERSHIP
 from qbsync.kafka.topics import spec_of
 from qbsync.retry import with_backoff
 
@@ -160,10 +161,12 @@ class AcknowledgingConsumer(Service):
             await consumer.start()
 
         await with_backoff("Kafka", attempt, self.connect_attempts)
+        MEMBERSHIP.joining(self.group)
         consumer.subscribe([self.topic], listener=_CommitBeforeRevoke(self))
         self._loop_task = asyncio.ensure_future(self._consume(consumer))
 
     async def on_stop(self) -> None:
+        MEMBERSHIP.left(self.group)  # stopping: no longer ready for work
         self._stopping.set()
         # The applies under way finish first: the loop may be waiting for the handler to
         # have room, which only a finishing handler makes.
@@ -237,6 +240,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        MEMBERSHIP.revoked(self.consumer.group)
         gone = set(revoked)
         try:
             await self.consumer.commit_done(gone)
@@ -245,6 +249,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer.tracker.forget(gone)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        MEMBERSHIP.assigned(self.consumer.group)
         log.info(
             "partitions assigned",
             extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)},

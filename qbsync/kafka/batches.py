@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from qbsync import metrics
 from qbsync.kafka.dead_letters import DeadLetterSink
+from qbsync.kafka.membership import MEMBERSHIP
 from qbsync.kafka.topics import spec_of
 from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
 
@@ -156,10 +157,12 @@ class BatchConsumer(Service):
             await consumer.start()
 
         await with_backoff("Kafka", attempt, self.connect_attempts)
+        MEMBERSHIP.joining(self.group)
         consumer.subscribe(list(self.inputs), listener=_CommitBeforeRevoke(self))
         self._loop_task = asyncio.ensure_future(self._consume(consumer))
 
     async def on_stop(self) -> None:
+        MEMBERSHIP.left(self.group)  # stopping: no longer ready for work
         self._stopping.set()
         if self._loop_task is not None:
             try:
@@ -222,9 +225,11 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        MEMBERSHIP.revoked(self.consumer.group)
         await self.consumer.batch_in_hand_committed()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        MEMBERSHIP.assigned(self.consumer.group)
         log.info(
             "partitions assigned",
             extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)},

@@ -11,11 +11,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from qbsync.errors import InvalidMessage
 from qbsync.kafka.dead_letters import DeadLetterSink
+from qbsync.kafka.membership import MEMBERSHIP
 from qbsync.observability import observe_message
 from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
 
@@ -36,10 +37,10 @@ class ConsumerLoop:
         self.prefix = prefix
         self.handlers = handlers
         self.dead_letters = dead_letters
+        self.group = prefix + group
         self._consumer = AIOKafkaConsumer(
-            *(prefix + topic for topic in handlers),
             bootstrap_servers=bootstrap,
-            group_id=prefix + group,
+            group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=500,
@@ -51,6 +52,10 @@ class ConsumerLoop:
             await self._consumer.start()
 
         await with_backoff("Kafka", attempt, attempts)
+        MEMBERSHIP.joining(self.group)
+        self._consumer.subscribe(
+            [self.prefix + topic for topic in self.handlers], listener=_Membership(self.group)
+        )
 
     def stop_soon(self) -> None:
         self._stopping.set()
@@ -66,6 +71,7 @@ class ConsumerLoop:
                 if batches:
                     await self._consumer.commit()
         finally:
+            MEMBERSHIP.left(self.group)
             await self._consumer.stop()
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
@@ -97,3 +103,16 @@ class ConsumerLoop:
                     observed.mark_failed()
                     await self.dead_letters.send(topic, record, exc)
                     return True
+
+
+class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the process's readiness when the group's assignment is held."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        MEMBERSHIP.revoked(self.group)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        MEMBERSHIP.assigned(self.group)
