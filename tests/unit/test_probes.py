@@ -5,6 +5,7 @@ end and the next revocation (issue 17)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import httpx
 
@@ -59,3 +60,27 @@ def test_a_consumer_holds_its_assignment_from_a_rebalance_until_a_revocation() -
     membership.left("qbsync-matcher")
     membership.left("qbsync-importer")
     assert not membership.holds_assignment()  # stopping
+
+
+async def test_the_container_healthcheck_asks_the_process_s_own_healthz() -> None:
+    server = ServiceHttpServer("probe-test", "127.0.0.1", 0)
+    port = await server.start()
+
+    async def healthcheck(on_port: int) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "qbsync.healthcheck",
+            env={"PATH": "/usr/bin:/bin", "QBSYNC_HTTP_PORT": str(on_port)},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+        return process.returncode or 0, err.decode()
+
+    try:
+        assert await healthcheck(port) == (0, "")
+    finally:
+        await server.stop()
+    code, said = await healthcheck(port)  # nothing answers there any more
+    assert code == 1
+    assert said.count("\n") == 1 and said.startswith(f"healthcheck: http://127.0.0.1:{port}/")
