@@ -76,8 +76,15 @@ async def run_disconnect(args: argparse.Namespace, settings: Settings) -> int:
 async def run_rekey(args: argparse.Namespace, settings: Settings) -> int:
     cipher = TokenCipher(settings.secret_key())
     async with database(settings) as pool:
-        count = await rekey_connections(pool, cipher)
+        count, undecryptable = await rekey_connections(pool, cipher)
     print(f"{count} connection(s) re-encrypted with the newest key of QBSYNC_SECRET_KEY")
+    if undecryptable:
+        print(
+            f"qbsync: {len(undecryptable)} connection(s) no key of QBSYNC_SECRET_KEY decrypts,"
+            f" left as they are (those firms must reconnect): {', '.join(undecryptable)}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     return EXIT_OK
 
 
