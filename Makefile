@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag chaos clean alerts-test
+        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills \
+        chaos clean alerts-test
 
 help:
 	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
@@ -17,6 +18,7 @@ help:
 	@echo "make services-down  stop them"
 	@echo "make bench          every benchmark (see bench/README.md)"
 	@echo "make chaos          ten minutes of faults, the history checked (bench/chaos.py)"
+	@echo "make bench-token-kills  refreshers SIGKILLed mid-refresh: how often it costs the connection"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +70,9 @@ bench-client: venv
 chaos: venv services-up
 	$(BIN)/python -m bench.chaos
 
+bench-token-kills: venv services-up
+	$(BIN)/python -m bench.token_kills
+
 bench-lag: venv services-up
 	$(BIN)/python -m bench.lag_bench
 
@@ -76,6 +81,9 @@ bench-pusher: venv services-up
 
 bench-sync: venv services-up
 	$(BIN)/python -m bench.sync_bench
+
+bench-api: venv services-up
+	$(BIN)/python -m bench.api_bench
 
 clean: services-down
 	rm -rf .run $(VENV)

@@ -43,10 +43,10 @@ from aiokafka.errors import KafkaError
 from bench.scratch import create_database, drop_database
 from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db import connect_pool, migrate
-from qbsync.db.connections import store_connection
+from qbsync.db.connections import count_needing_reconnect, store_connection
 from qbsync.domain.fields import SyncedFields
 from qbsync.emulator.admin_client import EmulatorAdmin
-from qbsync.kafka.admin import ensure_topics
+from qbsync.kafka.admin import ensure_topics, kafka_admin
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import (
     ACCOUNT_COMMANDS,
@@ -84,6 +84,7 @@ class Params:
     restart_postgres: bool = True
     converge_timeout: float = 120.0
     seed: int = 20261203
+    keep: bool = False  # leave the database and the topics for inspection
 
 
 FULL = Params(firms=4, accounts=70, seconds=420.0, kill_every=(4.0, 9.0))
@@ -137,6 +138,11 @@ class Firm:
     # update, an older state left in QuickBooks, from a wrong value).
     history: dict[str, list[SyncedFields]] = field(default_factory=lambda: defaultdict(list))
     gone_in_quickbooks: set[str] = field(default_factory=set)  # deactivated or merged away
+    # Every name an account ever had (folded) -> the account: a create carries the name the
+    # account had when the create was made.
+    names: dict[str, str] = field(default_factory=dict)
+    # Accounts whose customer a QuickBooks user made before the run (same name, other case).
+    customer_made_by_a_user: set[str] = field(default_factory=set)
 
 
 class Liscio:
@@ -162,6 +168,7 @@ class Liscio:
         )
         account.ever_client |= account.status == "Client"
         firm.history[account.id].append(account.synced())
+        firm.names[account.name.casefold()] = account.id
         await self.send(ACCOUNT_EVENTS, f"{firm.firm_id}:{account.id}", event)
         firm.sent.append(event)
         return event
@@ -214,6 +221,9 @@ class Chaos:
         self.broker_restarts = 0
         self.database_restarts = 0
         self.faults_injected: Counter[str] = Counter()
+        self.created_mid_run = 0
+        # Per realm, the emulator-clock spans in which a 429 burst was injected.
+        self.bursts: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.services: dict[str, ServiceProcess] = {}
         self.links: dict[tuple[str, str], str] = {}  # (firm, account) -> customer id
         self.requests: list[dict[str, Any]] = []
@@ -293,6 +303,7 @@ class Chaos:
                 # Already in QuickBooks under the same name in another case, with values of
                 # its own: the first sync merges them (Liscio's phone wins, the website is
                 # QuickBooks' only, so it is filled into Liscio).
+                firm.customer_made_by_a_user.add(account.id)
                 await self.admin.create_customer_as_user(
                     firm.realm_id,
                     {
@@ -358,6 +369,20 @@ class Chaos:
             await self._remove_in_quickbooks(firm, account)
         elif roll < 0.84:
             await self._request_sync(firm)
+        elif roll < 0.86:
+            await self._create_account(firm)
+
+    async def _create_account(self, firm: Firm) -> None:
+        """A Client or a Prospect created while everything else goes on (Clients are
+        created in QuickBooks by the pusher; Prospects never are)."""
+        kind = self.rng.choice(("client", "prospect"))
+        number = len(firm.accounts)
+        status = "Prospect" if kind == "prospect" else "Client"
+        name = f"Chaos New {kind.title()} {firm.firm_id[-6:]}-{number:03d}"
+        account = Account(f"a-{number:03d}", name, kind, status, phone=self._phone())
+        firm.accounts[account.id] = account
+        await self.liscio.publish(firm, account, "account.created")
+        self.created_mid_run += 1
 
     async def _edit_in_quickbooks(self, firm: Firm, account: Account) -> None:
         """A QuickBooks user edits a linked customer's phone: the next Liscio change or
@@ -451,10 +476,19 @@ class Chaos:
             self.faults_injected["5xx, dropped writes, slow answers"] += 1
         elif roll < 0.35:
             # A 429 burst: for a few seconds the realm allows almost nothing more.
+            began = time.time()
             await self._quietly(self.admin.set_limits(firm.realm_id, max_requests_per_window=3))
             self.faults_injected["429 burst"] += 1
             await asyncio.sleep(3)
             await self._quietly(self.admin.set_limits(firm.realm_id, max_requests_per_window=500))
+            # The window is rolling: what the burst admitted still counts for 60 s after it.
+            self.bursts[firm.realm_id].append((began, time.time() + 60.0))
+            return
+        elif roll < 0.42:
+            # Every access token of the realm dies at once: every process that calls it
+            # refreshes together (one refresh token, rotating) while services are killed.
+            await self._quietly(self.admin.expire_access_tokens(firm.realm_id))
+            self.faults_injected["access tokens expired"] += 1
             return
         else:
             settings = {"fault_5xx_rate": 0.0, "drop_rate": 0.0, "slow_rate": 0.0}
@@ -485,10 +519,30 @@ class Chaos:
         self.database_restarts += 1
 
     async def _services_up(self) -> None:
+        """services.sh waits 90 s for the broker's port; a broker started on a machine
+        shared with other brokers may take longer than that to recover its logs. It is then
+        still starting, so the harness waits on (the run is not lost to the harness)."""
         script = REPO / "deploy" / "local" / "services.sh"
-        await asyncio.to_thread(
-            subprocess.run, [str(script), "up"], check=True, capture_output=True
-        )
+        deadline = time.monotonic() + 600
+        while True:
+            done = await asyncio.to_thread(
+                subprocess.run, [str(script), "up"], capture_output=True, text=True
+            )
+            if done.returncode == 0 and await self._kafka_answers():
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"services.sh up kept failing: {done.stderr[-2000:]}")
+            print(f"chaos: services.sh up: {done.stderr.strip()[-300:]}; waiting", flush=True)
+            await asyncio.sleep(5)
+
+    async def _kafka_answers(self) -> bool:
+        host, port = self.stack.kafka_bootstrap.rsplit(":", 1)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 5)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
 
     # observing ------------------------------------------------------------------------
     async def follow_links(self) -> None:
@@ -576,7 +630,28 @@ class Chaos:
                 break
             await asyncio.sleep(2)
         verdict["seconds_to_converge"] = round(time.monotonic() - last_fault, 1)
+        verdict["after_the_last_fault"] = self._after(time.time() - (time.monotonic() - last_fault))
         return verdict
+
+    def _after(self, moment: float) -> dict[str, Any]:
+        """What QuickBooks saw from `moment` (the last fault) on, per realm: requests, how
+        many were writes, and when the last write came (seconds after `moment`): a backlog
+        that the realms' quotas drain, or the system waiting on something."""
+        figures: dict[str, Any] = {}
+        for firm in self.liscio.firms.values():
+            later = [
+                r
+                for r in self.requests
+                if r["realm_id"] == firm.realm_id and r["started_at"] >= moment
+            ]
+            writes = [r["started_at"] for r in later if r["operation"] == "customer.write"]
+            figures[firm.realm_id] = {
+                "requests": len(later),
+                "writes": len(writes),
+                "last_write_after_s": round(max(writes) - moment, 1) if writes else None,
+                "busiest_60s": _busiest_window(later, 60.0).get(firm.realm_id, 0),
+            }
+        return figures
 
     async def oracle(self) -> dict[str, Any]:
         lost: list[str] = []
@@ -618,8 +693,12 @@ class Chaos:
                     target.append(f"{where} {name}: {have.get(name)!r} != {wanted!r}")
         problems.extend(self._history_violations())
         letters = await self._dead_letters()
+        reconnects = await self._connections_needing_reconnect()
         return {
-            "converged": not (lost or wrong or unlinked or extra_links or problems or letters),
+            "converged": not (
+                lost or wrong or unlinked or extra_links or problems or letters or reconnects
+            ),
+            "connections_needing_reconnect": reconnects,
             "lost_updates": len(lost),
             "wrong_values": len(wrong),
             "not_linked": len(unlinked),
@@ -633,28 +712,57 @@ class Chaos:
         """From the emulator's log of every request: creates (two for one account's name, a
         Prospect's), names written by an update, and the quota."""
         problems: list[str] = []
-        names: dict[str, dict[str, Account]] = {}
-        for firm in self.liscio.firms.values():
-            names[firm.realm_id] = {a.name.casefold(): a for a in firm.accounts.values()}
-        created: Counter[tuple[str, str]] = Counter()
+        firms = {firm.realm_id: firm for firm in self.liscio.firms.values()}
+        # Per account, the distinct creates QuickBooks carried out for it: a create answered
+        # again for its requestid (a retry, a replay after a crash) is the same customer.
+        creates: dict[tuple[str, str], set[str]] = defaultdict(set)
         for request in self.requests:
             body = request.get("write_body")
             if request["operation"] != "customer.write" or not isinstance(body, dict):
                 continue
+            firm = firms.get(request["realm_id"] or "")
             if body.get("Id") is None:
                 name = str(body.get("DisplayName", "")).casefold()
-                if request["status"] == 200:
-                    created[(request["realm_id"], name)] += 1
-                account = names.get(request["realm_id"], {}).get(name)
+                account_id = firm.names.get(name) if firm else None
+                account = firm.accounts.get(account_id or "") if firm else None
+                if request["status"] == 200 and firm and account_id:
+                    creates[(firm.firm_id, account_id)].add(str(request["request_id"]))
                 if account is not None and account.kind == "prospect":
                     problems.append(f"a Prospect created: {name}")
             elif "DisplayName" in body:
                 problems.append(f"a name written: customer {body.get('Id')}")
-        for (realm, name), count in created.items():
+        for (firm_id, account_id), request_ids in creates.items():
+            count = len(request_ids) + (
+                account_id in self.liscio.firms[firm_id].customer_made_by_a_user
+            )
             if count > 1:
-                problems.append(f"{count} customers created for {name} in {realm}")
+                problems.append(f"{count} customers created for {firm_id}/{account_id}")
         self.busiest_window = _busiest_window(self.requests, 60.0)
+        over = Counter(
+            request["realm_id"]
+            for request in self.requests
+            if request["status"] == 429
+            and not any(
+                start <= request["started_at"] <= end
+                for start, end in self.bursts.get(request["realm_id"], [])
+            )
+        )
+        for realm, count in over.items():
+            problems.append(f"the quota exceeded: {count} answers 429 outside bursts in {realm}")
         return problems
+
+    async def _connections_needing_reconnect(self) -> int:
+        """What a firm would see: its QuickBooks connection asking to be reconnected (a
+        refresh token lost while processes refreshing it were killed). The only thing the
+        harness reads of the services' tables."""
+        try:
+            pool = await connect_pool(self.database_url, attempts=3, max_size=1)
+        except Exception:
+            return -1  # the database unreachable: not converged yet
+        try:
+            return await count_needing_reconnect(pool)
+        finally:
+            await pool.close()
 
     async def _dead_letters(self) -> int:
         total = 0
@@ -703,7 +811,20 @@ class Chaos:
         self.emulator.kill()
         await self.admin.aclose()
         await self.producer.stop()
+        if self.params.keep:
+            print(f"chaos: kept database {self.database}, topics {self.prefix}*", flush=True)
+            return
         await drop_database(self.stack.database_url, self.database)
+        await self._delete_topics()
+
+    async def _delete_topics(self) -> None:
+        """The run's topics go with it: every run leaves the broker as it found it, so the
+        next run's broker restart has no more logs to recover than this one's."""
+        with contextlib.suppress(Exception):
+            async with kafka_admin(self.stack.kafka_bootstrap, attempts=3) as admin:
+                mine = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
+                if mine:
+                    await admin.delete_topics(mine)
 
 
 def _controller_port() -> str | None:
@@ -783,6 +904,7 @@ async def run(params: Params) -> dict[str, Any]:
         },
         "events_sent": sum(len(f.sent) for f in chaos.liscio.firms.values()),
         "redeliveries": chaos.liscio.redeliveries,
+        "accounts_created_mid_run": chaos.created_mid_run,
         "commands_applied_by_liscio": chaos.liscio.commands,
         "quickbooks_requests": len(chaos.requests),
         "quickbooks_429s": throttled,
@@ -804,12 +926,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="how long the faults last")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     args = parser.parse_args(argv)
     params = QUICK if args.quick else FULL
     if args.seconds is not None:
         params = replace(params, seconds=args.seconds)
     if args.seed is not None:
         params = replace(params, seed=args.seed)
+    params = replace(params, keep=args.keep)
     result = asyncio.run(run(params))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

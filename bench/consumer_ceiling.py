@@ -11,6 +11,7 @@ all of them in a group of its own and does nothing with them:
 Printed per consumer: messages/s and this process's own CPU µs per message (the figure
 that does not depend on the neighbours). The topics are deleted afterwards.
 
+    .venv/bin/pip install -c constraints.txt -e '.[bench]'   # faust: no service needs it
     .venv/bin/python -m bench.consumer_ceiling --messages 100000
 """
 

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     # A run whose imported customers stop reaching the matcher fails after this long
     # without progress, so that the firm's next Sync Now starts afresh.
     QBSYNC_RUN_STALL_SECONDS: float = Field(default=120.0, gt=0)
+    # The integration API (services/api): where it listens and how it checks tokens.
+    QBSYNC_API_HOST: str = "127.0.0.1"
+    QBSYNC_API_PORT: int = Field(default=8080, ge=0, le=65535)
+    QBSYNC_API_JWT_SECRET: str | None = None
+    QBSYNC_API_JWT_PUBLIC_KEY: str | None = None
 
     @field_validator("QBSYNC_SECRET_KEY")
     @classmethod
@@ -82,6 +87,18 @@ class Settings(BaseSettings):
                 "QBSYNC_SECRET_KEY", "is required to encrypt stored OAuth tokens"
             )
         return self.QBSYNC_SECRET_KEY
+
+    def api_token_key(self) -> tuple[str, str]:
+        """(algorithm, key) that API tokens are verified with: RS256 with the public key
+        when one is set, otherwise HS256 with the shared secret."""
+        if self.QBSYNC_API_JWT_PUBLIC_KEY:
+            return "RS256", self.QBSYNC_API_JWT_PUBLIC_KEY
+        if self.QBSYNC_API_JWT_SECRET:
+            return "HS256", self.QBSYNC_API_JWT_SECRET
+        raise ConfigurationError(
+            "QBSYNC_API_JWT_SECRET",
+            "(or QBSYNC_API_JWT_PUBLIC_KEY) is required to check API tokens",
+        )
 
     def oauth_client(self) -> tuple[str, str]:
         if not self.QBO_CLIENT_ID:

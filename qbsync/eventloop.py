@@ -1,7 +1,7 @@
 """How every long-running service runs its garbage collector.
 
 (uvloop was tried as the services' event loop and dropped: no measured gain in the
-benchmarks, and under load a SIGTERM right after start-up left the faust worker hanging.)
+benchmarks.)
 """
 
 from __future__ import annotations

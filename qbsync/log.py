@@ -33,11 +33,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(service: str, level: str = "INFO") -> None:
-    """Route every logger (ours, aiokafka's, faust's) through the JSON formatter."""
+    """Route every logger (ours and the libraries') through the JSON formatter."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "faust", "mode", "kafka", "httpx", "aiohttp.access"):
+    for noisy in ("aiokafka", "kafka", "httpx", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -133,3 +133,16 @@ PUSHER_EVENTS = Counter(
     "Liscio account events handled by the pusher, by outcome",
     ["outcome"],
 )
+
+# The integration API (services/api): every request by method, route template and status.
+API_REQUESTS = Counter(
+    "qbsync_api_requests_total",
+    "API requests by method, route template and HTTP status",
+    ["method", "route", "status"],
+)
+API_REQUEST_SECONDS = Histogram(
+    "qbsync_api_request_seconds",
+    "Time to answer one API request, by method and route template",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,8 +1,8 @@
-"""Per-message metrics for every consumer, faust agent or plain aiokafka loop alike.
+"""Per-message metrics for every consumer.
 
 Wrap the handling of one message in `observe_message(topic)`:
 
-    async for event in stream.events():
+    for record in records:
         with observe_message(ACCOUNT_EVENTS) as observed:
             ...
 

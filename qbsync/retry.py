@@ -1,5 +1,13 @@
-"""Bounded retries with exponential backoff for reaching Kafka and PostgreSQL at start, and
-the errors that say a dependency is down for now (work that meets one waits, never fails)."""
+"""The one failure policy: which errors say "wait and do the same work again", the one
+backoff (with jitter) that every loop, consumer and start-up attempt pauses by, and the
+bounded attempts at start.
+
+Every foreign exception is put into qbsync's kinds (qbsync/errors.py) here, as httpx's
+transports map their libraries' errors in one place: the consumers and loops ask
+`is_transient` / `is_bad_input` and never name asyncpg's, aiokafka's or pydantic's types.
+QuickBooks' HTTP errors are mapped by its client (qbsync/quickbooks/session.py and
+errors.py) into QuickBooksUnavailable (Transient) and QuickBooksRefusal (RecordRefused).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +19,20 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import asyncpg
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from pydantic import ValidationError
 
-from qbsync.errors import DependencyUnavailable
+from qbsync.errors import BadInput, DependencyUnavailable, Transient
 from qbsync.waiting import wait_for_event
 
 T = TypeVar("T")
 log = logging.getLogger("qbsync.retry")
 
-# Errors that say "try again later": the database restarting or dropping our connections, a
-# network blip. Work that meets one is done again until it goes through; the message it
-# came from is fine, so it must never be dead-lettered for it.
+# Errors that say "try again later": the database restarting or dropping our connections,
+# the broker unreachable or restarting, a network blip. Work that meets one is done again
+# until it goes through; the message it came from is fine, so it is never dead-lettered.
 _TRANSIENT_ERRORS = (
+    Transient,
     OSError,
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -29,19 +40,32 @@ _TRANSIENT_ERRORS = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError,  # the server terminated the connection
     asyncpg.exceptions.ConnectionDoesNotExistError,  # ... while a statement ran on it
+    KafkaConnectionError,
+    KafkaTimeoutError,  # a send the broker did not acknowledge in time (it is down)
 )
 # What asyncpg says, as a plain InterfaceError, when the connection under a statement or a
 # transaction died, or the pool is closing (the service is stopping): also "try again".
 _LOST_CONNECTION = ("connection is closed", "released back to the pool", "pool is clos")
+# At start, any error of these clients counts as "unreachable" (a wrong password too): it
+# is reported in the attempts' log lines and with exit code 3, never as a traceback.
+_DEPENDENCY_CLIENTS = frozenset({"aiokafka", "asyncpg", "kafka"})
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether `error` says "try again later" (one of _TRANSIENT_ERRORS, or a lost connection)."""
+    """Whether `error` says "wait and do the same work again" (see _TRANSIENT_ERRORS; also
+    a lost PostgreSQL connection and the errors aiokafka calls retriable)."""
     if isinstance(error, _TRANSIENT_ERRORS):
         return True
+    if isinstance(error, KafkaError):
+        return bool(error.retriable)
     return isinstance(error, asyncpg.InterfaceError) and any(
         words in str(error) for words in _LOST_CONNECTION
     )
+
+
+def is_bad_input(error: BaseException) -> bool:
+    """Whether `error` says the message itself is wrong (dead-lettered, never retried)."""
+    return isinstance(error, BadInput | ValidationError)
 
 
 async def with_backoff(
@@ -57,10 +81,10 @@ async def with_backoff(
     for number in range(1, attempts + 1):
         try:
             return await attempt()
-        except (OSError, ConnectionError, TimeoutError) as exc:
-            last = exc
-        except Exception as exc:  # client libraries wrap socket errors in their own types
-            if type(exc).__module__.split(".")[0] not in {"aiokafka", "asyncpg", "kafka"}:
+        except Exception as exc:
+            if not is_transient(exc) and type(exc).__module__.split(".")[0] not in (
+                _DEPENDENCY_CLIENTS
+            ):
                 raise
             last = exc
         log.warning(

@@ -1,12 +1,13 @@
-"""What every service process shares: settings, the database pool, the producer,
-the dead-letter sink and the HTTP server, started and stopped in one place."""
+"""What every service process shares: settings, the database pool and the unit of work,
+the producer, the dead-letter sink, the outbox relay, the QuickBooks client and the HTTP
+server, started and stopped in one place (by qbsync/bootstrap.py, when the process starts)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -29,6 +30,8 @@ from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
 
 log = logging.getLogger("qbsync.runtime")
+
+Route = tuple[str, str, Handler]  # method, path, handler: served beside /health and /metrics
 
 STOP_STEP_SECONDS = 10.0
 EXIT_CONFIG = 2
@@ -57,10 +60,11 @@ class Runtime:
     http: ServiceHttpServer = field(init=False)
     outbox: OutboxRelay = field(init=False)
     _quickbooks: QuickBooksClient | None = field(init=False, default=None)
-    # Service-specific HTTP routes (method, path, handler), added before the server starts.
-    routes: list[tuple[str, str, Handler]] = field(default_factory=list)
 
     async def start(self) -> None:
+        """Connect the dependencies (Kafka and PostgreSQL within QBSYNC_CONNECT_ATTEMPTS,
+        else DependencyUnavailable). Each is kept once started, so `stop` stops exactly
+        what a start cut short (by a signal) had started."""
         s = self.settings
         self.pool = await connect_pool(
             s.DATABASE_URL,
@@ -73,17 +77,29 @@ class Runtime:
         await ensure_topics(
             s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX, s.QBSYNC_CONNECT_ATTEMPTS
         )
-        self.producer = Producer(s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX)
-        await self.producer.start(s.QBSYNC_CONNECT_ATTEMPTS)
+        producer = Producer(s.KAFKA_BOOTSTRAP_SERVERS, s.QBSYNC_TOPIC_PREFIX)
+        try:
+            await producer.start(s.QBSYNC_CONNECT_ATTEMPTS)
+        except BaseException:
+            await producer.stop()
+            raise
+        self.producer = producer
         self.dead_letters = DeadLetterSink(self.producer, self.service)
         self.outbox = OutboxRelay(self.pool, self.producer)
-        self.http = ServiceHttpServer(self.service, s.QBSYNC_HTTP_HOST, s.QBSYNC_HTTP_PORT)
-        self.http.add_check("postgres", self._postgres_ok)
-        self.http.add_check("kafka", self._kafka_assignment_held)
-        for method, path, handler in self.routes:
-            self.http.app.router.add_route(method, path, handler)
-        await self.http.start()
-        log.info("started", extra={"ready": f"http://{s.QBSYNC_HTTP_HOST}:{self.http.port}/readyz"})
+
+    async def serve_http(self, routes: Sequence[Route] = (), consumes: bool = True) -> None:
+        """/healthz, /readyz (PostgreSQL answers, the consumers hold their assignment),
+        /metrics and the service's `routes`; logs "started"."""
+        s = self.settings
+        http = ServiceHttpServer(self.service, s.QBSYNC_HTTP_HOST, s.QBSYNC_HTTP_PORT)
+        http.add_check("postgres", self._postgres_ok)
+        if consumes:
+            http.add_check("kafka", self._kafka_assignment_held)
+        for method, path, handler in routes:
+            http.app.router.add_route(method, path, handler)
+        self.http = http
+        await http.start()
+        log.info("started", extra={"ready": f"http://{s.QBSYNC_HTTP_HOST}:{http.port}/readyz"})
 
     @property
     def quickbooks(self) -> QuickBooksClient:
@@ -103,14 +119,16 @@ class Runtime:
         """Each part gets STOP_STEP_SECONDS: a stop must never hang the process (a pool
         waits for connections still checked out by work that was cancelled). Nothing is
         lost by cutting one short: uncommitted work is rolled back and done again."""
-        # (what, how to stop it, what to do when that took too long)
-        stops: list[tuple[str, Callable[[], Awaitable[None]], Callable[[], None] | None]] = [
-            ("the HTTP server", self.http.stop, None),
-            ("the producer", self.producer.stop, None),
-            ("the database pool", self.pool.close, self.pool.terminate),
-        ]
+        # (what, how to stop it, what to do when that took too long), of what was started
+        stops: list[tuple[str, Callable[[], Awaitable[None]], Callable[[], None] | None]] = []
         if self._quickbooks is not None:
-            stops.insert(0, ("the QuickBooks client", self._quickbooks.aclose, None))
+            stops.append(("the QuickBooks client", self._quickbooks.aclose, None))
+        if hasattr(self, "http"):
+            stops.append(("the HTTP server", self.http.stop, None))
+        if hasattr(self, "producer"):
+            stops.append(("the producer", self.producer.stop, None))
+        if hasattr(self, "pool"):
+            stops.append(("the database pool", self.pool.close, self.pool.terminate))
         for what, stop, on_timeout in stops:
             try:
                 await asyncio.wait_for(stop(), STOP_STEP_SECONDS)

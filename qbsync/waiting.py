@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
+from typing import Any
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
@@ -12,3 +14,15 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def finish_or_cancel(tasks: Collection[asyncio.Task[Any]], seconds: float) -> bool:
+    """Give `tasks` `seconds` to end by themselves, then cancel what still runs; True if
+    all ended by themselves. Their exceptions stay on the tasks, for their owners."""
+    if not tasks:
+        return True
+    _, unfinished = await asyncio.wait(tasks, timeout=seconds)
+    for task in unfinished:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return not unfinished

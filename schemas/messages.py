@@ -49,6 +49,8 @@ class AccountEvent(_Message):
     occurred_at: datetime
     firm_id: NonEmptyId
     account: AccountState
+    # The `account.create` command an `account.created` event answers (Create in Liscio).
+    command_id: str | None = None
 
 
 class AccountFields(_Message):

@@ -10,12 +10,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from qbsync.cli import connection, database, dlq, emulator, lag, rewind, sync, topics
+from qbsync.cli import api_token, connection, database, dlq, emulator, lag, rewind, sync, topics
 from qbsync.cli.base import EXIT_CONFIG, EXIT_FAILURE, Command
 from qbsync.config import Settings, load_settings
 from qbsync.errors import ConfigurationError, QbsyncError
 
-COMMAND_MODULES = [database, topics, connection, sync, lag, dlq, rewind, emulator]
+COMMAND_MODULES = [database, topics, connection, sync, lag, dlq, rewind, emulator, api_token]
 
 
 def build_parser() -> argparse.ArgumentParser:

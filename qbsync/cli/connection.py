@@ -8,14 +8,12 @@ import sys
 from qbsync.cli.base import EXIT_FAILURE, EXIT_OK, Subparsers, database
 from qbsync.config import Settings
 from qbsync.crypto import TokenCipher, new_secret_key
-from qbsync.db.connections import (
-    get_connection,
-    rekey_connections,
-    remove_connection,
-    store_connection,
-)
+from qbsync.db.connections import rekey_connections, store_connection
+from qbsync.db.unit_of_work import PostgresUnitOfWork
+from qbsync.errors import Conflict
 from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
+from qbsync.sync.integration import disconnect
 
 
 def register(subparsers: Subparsers) -> None:
@@ -57,19 +55,19 @@ async def run_connect(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_disconnect(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as pool:
-        connection = await get_connection(pool, args.firm)
-        if connection is None:
+        uow = PostgresUnitOfWork(pool)
+        if await uow.direct.connections.of_firm(args.firm) is None:
             print(f"qbsync: firm {args.firm} has no connection", file=sys.stderr)
             return EXIT_FAILURE
         # Revoke at Intuit first (best effort: the client logs a failure), then forget.
         tokens = PostgresTokenStore(pool, TokenCipher(settings.secret_key()))
         async with QuickBooksClient.from_settings(settings, tokens) as quickbooks:
-            await quickbooks.revoke(connection.realm_id)
-        await remove_connection(pool, args.firm)
-    print(
-        f"firm {args.firm} disconnected from realm {connection.realm_id};"
-        " its links and records are kept"
-    )
+            try:
+                realm_id = await disconnect(uow, quickbooks, args.firm)
+            except Conflict as exc:  # disconnected meanwhile
+                print(f"qbsync: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+    print(f"firm {args.firm} disconnected from realm {realm_id}; its links and records are kept")
     return EXIT_OK
 
 

@@ -66,6 +66,18 @@ def register(subparsers: Subparsers) -> None:
         help="a refresh token valid for --realm from the start (it rotates on use)",
     )
     add("--access-token-ttl", type=_positive, default=3600.0, help="access token lifetime, s")
+    add(
+        "--refresh-token-rotation",
+        type=_non_negative,
+        default=0.0,
+        help="s a refresh token is answered again before it rotates (Intuit: about 86400)",
+    )
+    add(
+        "--previous-refresh-token-ttl",
+        type=_non_negative,
+        default=86400.0,
+        help="s a rotated-away refresh token keeps working (Intuit: 86400; 0: strict)",
+    )
     add("--max-requests", type=_positive_int, default=500, help="requests per rate window")
     add("--rate-window", type=_positive, default=60.0, help="rate window length, s")
     add("--max-in-flight", type=_positive_int, default=10)
@@ -93,6 +105,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         client_secret=args.client_secret,
         refresh_token=args.refresh_token,
         access_token_seconds=args.access_token_ttl,
+        refresh_token_rotation_seconds=args.refresh_token_rotation,
+        previous_refresh_token_seconds=args.previous_refresh_token_ttl,
         max_requests_per_window=args.max_requests,
         rate_window_seconds=args.rate_window,
         max_in_flight=args.max_in_flight,

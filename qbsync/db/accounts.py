@@ -18,14 +18,15 @@ from schemas import AccountEvent
 # copy back: the newer `occurred_at` wins.
 _UPSERT = """
 INSERT INTO accounts AS a (firm_id, account_id, name, name_folded, status, address, phone,
-                           website, archived, last_occurred_at)
+                           website, archived, last_occurred_at, contacts)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::text[]::jsonb[], $7::text[], $8::text[], $9::bool[], $10::timestamptz[])
+                     $6::text[]::jsonb[], $7::text[], $8::text[], $9::bool[], $10::timestamptz[],
+                     $11::text[]::jsonb[])
 ON CONFLICT (firm_id, account_id) DO UPDATE
    SET name = EXCLUDED.name, name_folded = EXCLUDED.name_folded, status = EXCLUDED.status,
        address = EXCLUDED.address, phone = EXCLUDED.phone, website = EXCLUDED.website,
        archived = EXCLUDED.archived, last_occurred_at = EXCLUDED.last_occurred_at,
-       updated_at = now()
+       contacts = EXCLUDED.contacts, updated_at = now()
  WHERE a.last_occurred_at <= EXCLUDED.last_occurred_at
 """
 
@@ -85,6 +86,7 @@ async def store_accounts(db: Db, events: Sequence[AccountEvent]) -> None:
         [f.website for _, f in rows],
         [e.type == "account.archived" for e, _ in rows],
         [e.occurred_at for e, _ in rows],
+        [orjson.dumps([c.model_dump() for c in e.account.contacts]).decode() for e, _ in rows],
     )
 
 
@@ -92,6 +94,8 @@ _COLUMNS = "firm_id, account_id, name, status, archived, address, phone, website
 
 
 async def get_account(db: Db, firm_id: str, account_id: str) -> StoredAccount | None:
+    if "\x00" in firm_id or "\x00" in account_id:
+        return None  # PostgreSQL's text holds no NUL: such an id names nothing
     row = await db.fetchrow(
         f"SELECT {_COLUMNS} FROM accounts WHERE firm_id = $1 AND account_id = $2",
         firm_id,

@@ -158,6 +158,24 @@ class AuditEntry:
     old_value: Any = None
     new_value: Any = None
     run_id: str | None = None
+    actor: str = "sync"  # the API user's id for what a person did through the API
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An audit log entry as it is read back."""
+
+    id: int
+    at: datetime
+    action: str
+    account_id: str | None
+    customer_id: str | None
+    side: str | None
+    field: str | None
+    old: Any
+    new: Any
+    reason: str
+    actor: str
 
 
 _AUDIT_COLUMNS = (
@@ -172,6 +190,7 @@ _AUDIT_COLUMNS = (
     "new_value",
     "reason",
     "run_id",
+    "actor",
 )
 
 
@@ -195,7 +214,43 @@ async def record_audit(db: Db, entries: Sequence[AuditEntry]) -> None:
                 EncodedJson(orjson.dumps(e.new_value).decode()),
                 e.reason,
                 e.run_id,
+                e.actor,
             )
             for e in entries
         ],
     )
+
+
+async def audit_page(
+    db: Db, firm_id: str, account_id: str | None, before_id: int | None, limit: int
+) -> list[AuditRecord]:
+    rows = await db.fetch(
+        """
+        SELECT id, at, action, account_id, customer_id, side, field, old_value, new_value,
+               reason, actor
+          FROM audit_log
+         WHERE firm_id = $1 AND ($2::text IS NULL OR account_id = $2)
+           AND ($3::bigint IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4
+        """,
+        firm_id,
+        account_id,
+        before_id,
+        limit,
+    )
+    return [
+        AuditRecord(
+            r["id"],
+            r["at"],
+            r["action"],
+            r["account_id"],
+            r["customer_id"],
+            r["side"],
+            r["field"],
+            r["old_value"],
+            r["new_value"],
+            r["reason"],
+            r["actor"],
+        )
+        for r in rows
+    ]

@@ -42,3 +42,15 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
             applied.append(version)
             log.info("applied migration %s", version)
     return applied
+
+
+async def pending_migrations(pool: asyncpg.Pool) -> list[str]:
+    """The versions not applied yet (readiness: none)."""
+    applied = {
+        r["version"]
+        for r in await pool.fetch(
+            "SELECT version FROM schema_migrations"
+            " WHERE to_regclass('schema_migrations') IS NOT NULL"
+        )
+    }
+    return [version for version, _ in available_migrations() if version not in applied]

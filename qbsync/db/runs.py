@@ -207,8 +207,13 @@ async def finish_step(
 
 
 async def run_report(db: Db, run_id: str) -> dict[str, Any] | None:
-    """The run as `qbsync sync --json` prints it."""
-    run = await db.fetchrow("SELECT * FROM sync_runs WHERE run_id = $1", uuid.UUID(run_id))
+    """The run as `qbsync sync --json` prints it (None: no such run; any string may be
+    asked for)."""
+    try:
+        key = uuid.UUID(run_id)
+    except ValueError:
+        return None
+    run = await db.fetchrow("SELECT * FROM sync_runs WHERE run_id = $1", key)
     if run is None:
         return None
     steps = await db.fetch(
@@ -236,6 +241,14 @@ async def run_report(db: Db, run_id: str) -> dict[str, Any] | None:
             if step in by_step
         },
     }
+
+
+async def latest_run_of_firm(db: Db, firm_id: str) -> str | None:
+    run_id = await db.fetchval(
+        "SELECT run_id FROM sync_runs WHERE firm_id = $1 ORDER BY requested_at DESC LIMIT 1",
+        firm_id,
+    )
+    return str(run_id) if run_id else None
 
 
 async def run_of_request(db: Db, firm_id: str, request_id: str) -> str | None:

@@ -15,21 +15,37 @@ from qbsync.db import (
     cdc_marks,
     connections,
     customers,
+    firms,
+    idempotency,
+    invoice_contacts,
     links,
+    liscio_creates,
     outbox,
     pairs,
     pending_creates,
     processed,
+    records,
     runs,
 )
 from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
-from qbsync.db.links import AuditEntry, Link
+from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
+from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.locks import lock_accounts
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
 from qbsync.db.pool import Db, Pool
+from qbsync.db.records import (
+    AccountView,
+    CustomerView,
+    RecordFilter,
+    RecordItem,
+    RecordKey,
+    Suggestion,
+)
 from qbsync.db.runs import Run, Step
 from qbsync.domain.matching import Ambiguity, Named
 from qbsync.sync import unit_of_work as seam
@@ -138,6 +154,11 @@ class _AuditLog(_Bound, seam.AuditLog):
     async def record(self, entries: Sequence[AuditEntry]) -> None:
         await links.record_audit(self._db, entries)
 
+    async def page(
+        self, firm_id: str, account_id: str | None, before_id: int | None, limit: int
+    ) -> list[AuditRecord]:
+        return await links.audit_page(self._db, firm_id, account_id, before_id, limit)
+
 
 class _Outbox(_Bound, seam.Outbox):
     async def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:
@@ -171,6 +192,26 @@ class _PendingCreates(_Bound, seam.PendingCreates):
         return await pending_creates.unfinished_creates(self._db)
 
 
+class _LiscioCreates(_Bound, seam.LiscioCreates):
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        return await liscio_creates.begin_liscio_create(
+            self._db, firm_id, realm_id, customer_id, command_id, actor
+        )
+
+    async def of_command(self, command_id: str) -> LiscioCreate | None:
+        return await liscio_creates.liscio_create_of_command(self._db, command_id)
+
+    async def finish(self, command_id: str, *, account_id: str, failure: str | None = None) -> None:
+        await liscio_creates.finish_liscio_create(
+            self._db, command_id, account_id=account_id, failure=failure
+        )
+
+    async def awaiting(self, realm_id: str) -> set[str]:
+        return await liscio_creates.customers_awaiting_accounts(self._db, realm_id)
+
+
 class _Connections(_Bound, seam.Connections):
     async def of_firm(self, firm_id: str) -> QuickBooksConnection | None:
         return await connections.get_connection(self._db, firm_id)
@@ -183,6 +224,9 @@ class _Connections(_Bound, seam.Connections):
 
     async def connected_realms(self) -> list[tuple[str, str]]:
         return await connections.connected_realms(self._db)
+
+    async def remove(self, firm_id: str) -> bool:
+        return await connections.remove_connection(self._db, firm_id)
 
 
 class _Runs(_Bound, seam.Runs):
@@ -209,6 +253,12 @@ class _Runs(_Bound, seam.Runs):
     async def set_realm(self, run_id: str, realm_id: str) -> None:
         await runs.set_run_realm(self._db, run_id, realm_id)
 
+    async def report(self, run_id: str) -> dict[str, Any] | None:
+        return await runs.run_report(self._db, run_id)
+
+    async def latest_of_firm(self, firm_id: str) -> str | None:
+        return await runs.latest_run_of_firm(self._db, firm_id)
+
     async def finish_step(
         self, run_id: str, step: Step, counts: dict[str, int], *, failure: str | None = None
     ) -> None:
@@ -231,6 +281,65 @@ class _Locks(_Bound, seam.Locks):
         await lock_accounts(self._db, firm_id, account_ids)
 
 
+class _Firms(_Bound, seam.Firms):
+    async def exists(self, firm_id: str) -> bool:
+        return await firms.firm_exists(self._db, firm_id)
+
+
+class _InvoiceContacts(_Bound, seam.InvoiceContacts):
+    async def record(self, made: InvoiceContact) -> None:
+        await invoice_contacts.record_invoice_contact(self._db, made)
+
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        return await invoice_contacts.invoice_contact_names(self._db, realm_id, invoice_ids)
+
+
+class _Idempotency(_Bound, seam.Idempotency):
+    async def claim(self, firm_id: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        return await idempotency.claim_key(self._db, firm_id, key, fingerprint)
+
+    async def complete(self, firm_id: str, key: str, response: StoredResponse) -> None:
+        await idempotency.complete_key(self._db, firm_id, key, response)
+
+    async def release(self, firm_id: str, key: str) -> None:
+        await idempotency.release_key(self._db, firm_id, key)
+
+
+class _Records(_Bound, seam.Records):
+    async def realm_of(self, firm_id: str) -> str | None:
+        return await records.realm_of_firm(self._db, firm_id)
+
+    async def page(
+        self,
+        firm_id: str,
+        realm_id: str | None,
+        record_filter: RecordFilter,
+        q: str | None,
+        after: RecordKey | None,
+        limit: int,
+    ) -> list[RecordItem]:
+        return await records.list_records(
+            self._db, firm_id, realm_id, record_filter, q, after, limit
+        )
+
+    async def counts(self, firm_id: str, realm_id: str | None) -> dict[str, int]:
+        return await records.count_records(self._db, firm_id, realm_id)
+
+    async def account(self, firm_id: str, account_id: str) -> AccountView | None:
+        return await records.get_account_view(self._db, firm_id, account_id)
+
+    async def customer(self, realm_id: str, customer_id: str) -> CustomerView | None:
+        return await records.get_customer_view(self._db, realm_id, customer_id)
+
+    async def suggest_customers(
+        self, firm_id: str, realm_id: str, folded_name: str
+    ) -> list[Suggestion]:
+        return await records.suggest_customers(self._db, firm_id, realm_id, folded_name)
+
+    async def suggest_accounts(self, firm_id: str, folded_name: str) -> list[Suggestion]:
+        return await records.suggest_accounts(self._db, firm_id, folded_name)
+
+
 def bound_to(db: Db) -> Repositories:
     """Every repository, bound to one connection (or to the pool: a statement each)."""
     return Repositories(
@@ -239,12 +348,17 @@ def bound_to(db: Db) -> Repositories:
         cdc_marks=_CdcMarks(db),
         connections=_Connections(db),
         customers=_Customers(db),
+        firms=_Firms(db),
+        idempotency=_Idempotency(db),
+        invoice_contacts=_InvoiceContacts(db),
         links=_Links(db),
+        liscio_creates=_LiscioCreates(db),
         locks=_Locks(db),
         outbox=_Outbox(db),
         pairs=_Pairs(db),
         pending_creates=_PendingCreates(db),
         processed=_Processed(db),
+        records=_Records(db),
         runs=_Runs(db),
     )
 

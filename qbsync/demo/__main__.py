@@ -26,7 +26,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from qbsync.config import REPO_ROOT, load_settings
+from qbsync.cli.api_token import issue_token
+from qbsync.config import REPO_ROOT, Settings, load_settings
 from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import store_connection
@@ -40,6 +41,7 @@ from qbsync.kafka.producer import Producer
 FIRM = "demo-firm"
 REALM = "9341455130166501"
 SECRET = new_secret_key()  # the demo makes a fresh database, so a fresh key each time
+API_JWT_SECRET = "qbsync-demo-api-jwt-secret-not-for-production"
 CLIENT_ID, CLIENT_SECRET, VERIFIER = "demo-client", "demo-secret", "demo-verifier"
 QBSYNC = str(Path(sys.executable).parent / "qbsync")
 
@@ -161,6 +163,8 @@ async def demo(processes: Processes) -> None:
         "QBO_WEBHOOK_VERIFIER_TOKEN": VERIFIER,
         "QBSYNC_CDC_INTERVAL_SECONDS": "5",
     }
+    api_secret = settings.QBSYNC_API_JWT_SECRET or API_JWT_SECRET
+    api_url = f"http://{settings.QBSYNC_API_HOST}:{settings.QBSYNC_API_PORT}"
     say("== qbsync demo ==")
     say(f"Kafka {settings.KAFKA_BOOTSTRAP_SERVERS}, database qbsync_demo, topic prefix {prefix}")
     processes.start(
@@ -194,6 +198,16 @@ async def demo(processes: Processes) -> None:
             name, [sys.executable, "-m", f"services.{name}"], {**env, "QBSYNC_HTTP_PORT": str(port)}
         )
     processes.start(
+        "api",
+        [sys.executable, "-m", "services.api"],
+        {
+            **env,
+            "QBSYNC_API_HOST": settings.QBSYNC_API_HOST,
+            "QBSYNC_API_PORT": str(settings.QBSYNC_API_PORT),
+            "QBSYNC_API_JWT_SECRET": api_secret,
+        },
+    )
+    processes.start(
         "lag-exporter",
         [sys.executable, "-m", "qbsync.lag_exporter"],
         {**env, "QBSYNC_HTTP_PORT": str(exporter_port)},
@@ -204,6 +218,7 @@ async def demo(processes: Processes) -> None:
         for port in (importer_port, matcher_port, pusher_port, exporter_port):
             url = f"http://127.0.0.1:{port}/" + ("metrics" if port == exporter_port else "readyz")
             await wait_for(lambda u=url: _answers(http, u), f"{url} answering")
+        await wait_for(lambda: _answers(http, f"{api_url}/readyz"), f"{api_url} ready")
     say(f"ready {time.monotonic() - STARTED:.1f}s after the demo started")
     say(f"QuickBooks emulator   {base_url}  (sandbox company, realm {REALM}; docs/emulator.md)")
     for name, port in (
@@ -213,6 +228,7 @@ async def demo(processes: Processes) -> None:
     ):
         say(f"{name:<21} http://127.0.0.1:{port}/readyz, /healthz, /metrics")
     say(f"lag exporter          http://127.0.0.1:{exporter_port}/metrics")
+    say(f"integration API       {api_url}/docs  (OpenAPI: {api_url}/openapi.json)")
     say(f"lag, live             QBSYNC_TOPIC_PREFIX={prefix} .venv/bin/qbsync lag --watch")
     say(f"logs                  {processes.log_dir}")
 
@@ -227,6 +243,7 @@ async def demo(processes: Processes) -> None:
     ]
     try:
         await story(pool, admin, liscio, narrator, env)
+        explain_api(settings, api_url, api_secret)
         say()
         say("The system keeps running: change a customer in QuickBooks through the emulator's")
         say("admin API (docs/emulator.md) or watch the lag. Ctrl-C stops what the demo started.")
@@ -237,6 +254,33 @@ async def demo(processes: Processes) -> None:
         await producer.stop()
         await admin.aclose()
         await pool.close()
+
+
+def explain_api(settings: Settings, api_url: str, secret: str) -> None:
+    """How to call the integration API on the demo firm (README, "The integration API")."""
+    signing = settings.model_copy(update={"QBSYNC_API_JWT_SECRET": secret})
+    admin, staff = (
+        issue_token(
+            signing,
+            firm_id=FIRM,
+            role=role,
+            user=f"demo-{role}",
+            ttl_seconds=86_400,
+            now=time.time(),
+        )
+        for role in ("admin", "staff")
+    )
+    firm = f"{api_url}/v1/firms/{FIRM}"
+    say()
+    say("The integration API (tokens valid for a day; `qbsync api-token` makes others):")
+    say(f"  export ADMIN={admin}")
+    say(f"  export STAFF={staff}")
+    say(f'  curl -s -H "Authorization: Bearer $STAFF" {firm}/integration')
+    say(f'  curl -s -H "Authorization: Bearer $STAFF" "{firm}/records?filter=unlinked_accounts"')
+    say(f'  curl -s -H "Authorization: Bearer $STAFF" "{firm}/suggestions?account_id=ACCOUNT"')
+    say(f'  curl -s -X POST -H "Authorization: Bearer $ADMIN" {firm}/links \\')
+    say('       -H "Content-Type: application/json" -d \'{"account_id": "A", "customer_id": "C"}\'')
+    say(f'  curl -s -X POST -H "Authorization: Bearer $ADMIN" "{firm}/syncs?dry_run=true"')
 
 
 async def story(

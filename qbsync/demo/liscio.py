@@ -40,7 +40,10 @@ class LiscioAccount:
         }
 
 
-def account_event(firm_id: str, account: LiscioAccount, kind: str) -> AccountEvent:
+def account_event(
+    firm_id: str, account: LiscioAccount, kind: str, command_id: str | None = None
+) -> AccountEvent:
+    """`command_id`: the `account.create` command an `account.created` event answers."""
     return AccountEvent.model_validate(
         {
             "event_id": str(uuid.uuid4()),
@@ -48,6 +51,7 @@ def account_event(firm_id: str, account: LiscioAccount, kind: str) -> AccountEve
             "occurred_at": datetime.now(UTC),
             "firm_id": firm_id,
             "account": account.state(),
+            "command_id": command_id,
         }
     )
 
@@ -62,9 +66,11 @@ class LiscioStandIn:
         self.published: list[AccountEvent] = []
         self.command_arrived = asyncio.Event()
 
-    async def publish(self, account: LiscioAccount, kind: str = "account.updated") -> AccountEvent:
+    async def publish(
+        self, account: LiscioAccount, kind: str = "account.updated", command_id: str | None = None
+    ) -> AccountEvent:
         self.accounts[account.id] = account
-        event = account_event(self.firm_id, account, kind)
+        event = account_event(self.firm_id, account, kind, command_id)
         await self.producer.send(ACCOUNT_EVENTS, f"{self.firm_id}:{account.id}", event)
         self.published.append(event)
         return event
@@ -101,10 +107,19 @@ class LiscioStandIn:
     async def apply(self, command: AccountCommand) -> None:
         self.commands.append(command)
         self.command_arrived.set()
-        if command.type != "account.fill_fields" or command.account_id not in self.accounts:
+        fields = command.fields.model_dump(exclude_unset=True)
+        if command.type == "account.create":
+            # A new account from the QuickBooks customer, answered with the command's id.
+            # A command read again (redelivery) is not a second account.
+            if any(e.command_id == command.command_id for e in self.published):
+                return
+            account = LiscioAccount(f"a-{uuid.uuid4().hex[:12]}", command.name or "", **fields)
+            await self.publish(account, "account.created", command.command_id)
+            return
+        if command.account_id not in self.accounts:
             return
         account = self.accounts[command.account_id]
-        filled = fill(account, command.fields.model_dump(exclude_unset=True))
+        filled = fill(account, fields)
         if filled != account:
             await self.publish(filled)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from qbsync.emulator import clock, customers
+from qbsync.emulator import clock, customers, invoices
 from qbsync.emulator.errors import QboFault
 from qbsync.emulator.gate import STORE_KEY
 from qbsync.emulator.seed import bulk_customers
@@ -193,6 +193,23 @@ async def list_invoices(request: web.Request) -> web.Response:
     return web.json_response({"invoices": list(_state(request).realm.invoices.rows.values())})
 
 
+async def user_create_invoice(request: web.Request) -> web.Response:
+    """An invoice a QuickBooks user makes (webhooks and CDC see it like any other)."""
+    row = invoices.create(_state(request).realm, await _json(request), clock.now())
+    return web.json_response(row, status=201)
+
+
+async def user_receive_payment(request: web.Request) -> web.Response:
+    body = await _json(request)
+    amount = body.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise AdminError(400, 'body must give the amount paid: {"amount": <number>}')
+    row = invoices.receive_payment(
+        _state(request).realm, request.match_info["id"], float(amount), clock.now()
+    )
+    return web.json_response(row)
+
+
 async def get_limits(request: web.Request) -> web.Response:
     return web.json_response(_state(request).limiter.snapshot(clock.now()))
 
@@ -280,6 +297,8 @@ def add_routes(app: web.Application) -> None:
     router.add_patch(realm + "/customers/{id}", user_edit_customer)
     router.add_post(realm + "/customers/{id}/merge", merge_customer)
     router.add_get(realm + "/invoices", list_invoices)
+    router.add_post(realm + "/invoices", user_create_invoice)
+    router.add_post(realm + "/invoices/{id}/payments", user_receive_payment)
     router.add_get(realm + "/limits", get_limits)
     router.add_put(realm + "/limits", set_limits)
     router.add_post(realm + "/limits/reset", reset_limit_counters)

@@ -77,6 +77,18 @@ class EmulatorAdmin:
         result = await self._call("POST", f"/realms/{realm_id}/refresh-tokens")
         return str(result["refresh_token"])
 
+    async def token_rotation(self, **changes: float | bool) -> JsonObject:
+        """The refresh-token rotation settings (and `held`, the token answers held now),
+        after applying `changes`: rotation_seconds, previous_token_seconds, hold_answers."""
+        method = "PUT" if changes else "GET"
+        result: JsonObject = await self._call(method, "/oauth", changes or None)
+        return result
+
+    async def release_token_answers(self) -> int:
+        """Answer the held token requests now (and hold no more); how many there were."""
+        result = await self._call("POST", "/oauth/release")
+        return int(result["released"])
+
     async def expire_access_tokens(self, realm_id: str) -> int:
         result = await self._call("POST", f"/realms/{realm_id}/expire-access-tokens")
         return int(result["expired"])
@@ -131,6 +143,19 @@ class EmulatorAdmin:
     async def merge_customers(self, realm_id: str, from_id: str, into_id: str) -> JsonObject:
         result: JsonObject = await self._call(
             "POST", f"/realms/{realm_id}/customers/{from_id}/merge", {"into": into_id}
+        )
+        return result
+
+    async def create_invoice_as_user(self, realm_id: str, fields: JsonObject) -> JsonObject:
+        result: JsonObject = await self._call("POST", f"/realms/{realm_id}/invoices", fields)
+        return result
+
+    async def receive_payment_as_user(
+        self, realm_id: str, invoice_id: str, amount: float
+    ) -> JsonObject:
+        """A payment recorded in QuickBooks against the invoice (its balance goes down)."""
+        result: JsonObject = await self._call(
+            "POST", f"/realms/{realm_id}/invoices/{invoice_id}/payments", {"amount": amount}
         )
         return result
 

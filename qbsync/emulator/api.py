@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qbsync.emulator import clock, customers, invoices, query
-from qbsync.emulator.entities import CUSTOMER, INVOICE, ITEM
+from qbsync.emulator import clock, customers, invoices, items, query
+from qbsync.emulator.entities import ACCOUNT, CUSTOMER, INVOICE, ITEM
 from qbsync.emulator.errors import (
     QboFault,
     invalid_property,
@@ -25,7 +25,8 @@ from qbsync.emulator.realm import JsonObject, Realm
 MAX_BATCH_ITEMS = 30
 MAX_CDC_OBJECTS = 1000
 CDC_LOOKBACK_SECONDS = 30 * 86400
-_ENTITY_NAMES = {name.lower(): name for name in (CUSTOMER, ITEM, INVOICE)}
+_ENTITY_NAMES = {name.lower(): name for name in (CUSTOMER, ITEM, INVOICE, ACCOUNT)}
+_WRITABLE = (CUSTOMER, INVOICE, ITEM)
 _NOT_PARSED = object()
 
 
@@ -65,8 +66,8 @@ def classify(
             isinstance(item, dict) and "Query" not in item for item in items
         )
         return Operation("batch", writes, max(size, 1), method, segments, params, body, error)
-    if head in (CUSTOMER.lower(), INVOICE.lower(), ITEM.lower()):
-        if method == "POST" and len(segments) == 1:
+    if head in _ENTITY_NAMES:
+        if method == "POST" and len(segments) == 1 and head != ACCOUNT.lower():
             return Operation(f"{head}.write", True, 1, method, segments, params, body, error)
         if method == "GET" and len(segments) == 2:
             return Operation(f"{head}.read", False, 1, method, segments, params, body)
@@ -99,6 +100,8 @@ def execute(realm: Realm, operation: Operation, now: float) -> JsonObject:
         if operation.params.get("operation", "").lower() == "delete":
             return {INVOICE: delete_invoice(realm, operation.body, now)}
         return {INVOICE: dict(write(realm, INVOICE, operation.body, now))}
+    if name == "item.write":
+        return {ITEM: dict(write(realm, ITEM, operation.body, now))}
     raise unsupported(f"{operation.method} /{'/'.join(operation.segments)}")
 
 
@@ -107,7 +110,9 @@ def read(realm: Realm, entity: str, entity_id: str) -> JsonObject:
         return customers.read(realm, entity_id)
     if entity == INVOICE:
         return invoices.read(realm, entity_id)
-    row = realm.items.rows.get(entity_id)
+    if entity == ITEM:
+        return items.read(realm, entity_id)
+    row = realm.table(entity).rows.get(entity_id)
     if row is None:
         raise object_not_found(entity, entity_id)
     return row
@@ -124,6 +129,8 @@ def write(realm: Realm, entity: str, body: Any, now: float) -> JsonObject:
         )
     if entity == INVOICE:
         return invoices.update(realm, body, now) if updating else invoices.create(realm, body, now)
+    if entity == ITEM:
+        return items.update(realm, body, now) if updating else items.create(realm, body, now)
     raise unsupported(f"{entity} create or update")
 
 
@@ -229,9 +236,9 @@ def _batch_item(realm: Realm, item: Any, now: float) -> JsonObject:
         if "Query" in item:
             answer["QueryResponse"] = run_query(realm, item["Query"])
             return answer
-        entity = next((name for name in (CUSTOMER, INVOICE) if name in item), None)
+        entity = next((name for name in _WRITABLE if name in item), None)
         if entity is None:
-            raise invalid_property("BatchItemRequest (no Customer, Invoice or Query)")
+            raise invalid_property("BatchItemRequest (no Customer, Invoice, Item or Query)")
         operation = str(item.get("operation", "")).lower()
         if operation == "create":
             body = item[entity]
@@ -248,7 +255,7 @@ def _batch_item(realm: Realm, item: Any, now: float) -> JsonObject:
         else:
             raise unsupported(f"batch {operation or '(none)'} of {entity}")
     except QboFault as fault:
-        answer.pop(CUSTOMER, None)
-        answer.pop(INVOICE, None)
+        for entity in _WRITABLE:
+            answer.pop(entity, None)
         answer["Fault"] = fault.fault()
     return answer

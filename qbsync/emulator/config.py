@@ -12,7 +12,7 @@ from qbsync.emulator.limits import (
     DEFAULT_WINDOW_SECONDS,
     LimitSettings,
 )
-from qbsync.emulator.tokens import ACCESS_TOKEN_SECONDS
+from qbsync.emulator.tokens import ACCESS_TOKEN_SECONDS, PREVIOUS_TOKEN_SECONDS, RotationSettings
 from qbsync.emulator.webhooks import WebhookSettings
 
 DEFAULT_HOST = "127.0.0.1"
@@ -33,6 +33,8 @@ class EmulatorConfig:
     client_secret: str = DEFAULT_CLIENT_SECRET
     refresh_token: str | None = None  # valid for realm_id from the start; generated when None
     access_token_seconds: float = ACCESS_TOKEN_SECONDS
+    refresh_token_rotation_seconds: float = 0.0  # Intuit: 24-26 h; 0: rotate at every refresh
+    previous_refresh_token_seconds: float = PREVIOUS_TOKEN_SECONDS  # 0: strict rotation
     max_requests_per_window: int = DEFAULT_MAX_REQUESTS_PER_WINDOW
     rate_window_seconds: float = DEFAULT_WINDOW_SECONDS
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
@@ -47,6 +49,12 @@ class EmulatorConfig:
     webhook_verifier_token: str | None = None
     webhook_batch_ms: float = 200.0
     random_seed: int = 0  # makes jitter and injected faults repeatable
+
+    def rotation(self) -> RotationSettings:
+        return RotationSettings(
+            rotation_seconds=self.refresh_token_rotation_seconds,
+            previous_token_seconds=self.previous_refresh_token_seconds,
+        )
 
     def limits(self) -> LimitSettings:
         return LimitSettings(

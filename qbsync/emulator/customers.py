@@ -3,10 +3,9 @@ DisplayName (shared with vendors and employees), sub-customers, deactivation, me
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from qbsync.emulator import clock
+from qbsync.emulator import clock, versions
 from qbsync.emulator.entities import CUSTOMER, CUSTOMER_BODY, CUSTOMER_WRITABLE
 from qbsync.emulator.errors import (
     QboFault,
@@ -16,7 +15,6 @@ from qbsync.emulator.errors import (
     invalid_reference,
     object_not_found,
     required_missing,
-    stale_object,
 )
 from qbsync.emulator.realm import JsonObject, NameOwner, Realm, name_key
 
@@ -54,29 +52,9 @@ def create(realm: Realm, body: Any, at: float, *, operation: str = "Create") -> 
 def update(realm: Realm, body: Any, at: float) -> JsonObject:
     """POST /customer with an Id: sparse when `sparse` is true, otherwise a full update
     (writable fields left out are cleared; Active stays as it was)."""
-    if not isinstance(body, dict):
-        raise invalid_property("body (expected a Customer object)")
-    normalized = validate_body(body)
-    customer_id = normalized.get("Id")
-    if customer_id is None:
-        raise required_missing("Id")
-    sync_token = normalized.get("SyncToken")
-    if sync_token is None:
-        raise required_missing("SyncToken")
-    previous = read(realm, customer_id)
-    if str(sync_token) != previous["SyncToken"]:
-        raise stale_object(CUSTOMER, customer_id)
-    if normalized.get("sparse"):
-        fields = _writable(previous)
-        for key in body:
-            if key in CUSTOMER_WRITABLE:
-                if key in normalized:
-                    fields[key] = normalized[key]
-                else:
-                    fields.pop(key, None)
-    else:
-        fields = _writable(normalized)
-        fields.setdefault("Active", previous["Active"])
+    previous, fields = versions.update_of(
+        body, CUSTOMER_BODY, CUSTOMER_WRITABLE, lambda customer_id: read(realm, customer_id)
+    )
     return _write_update(realm, previous, fields, at, "Update")
 
 
@@ -145,7 +123,7 @@ def _write_update(
 
 
 def _writable(source: JsonObject) -> JsonObject:
-    return {key: copy.deepcopy(value) for key, value in source.items() if key in CUSTOMER_WRITABLE}
+    return versions.writable(source, CUSTOMER_WRITABLE)
 
 
 def _display_name(fields: JsonObject) -> str:
@@ -204,13 +182,7 @@ def _assemble(
         "domain": "QBO",
         "sparse": False,
         "Id": customer_id,
-        "SyncToken": "0" if previous is None else str(int(previous["SyncToken"]) + 1),
-        "MetaData": {
-            "CreateTime": previous["MetaData"]["CreateTime"]
-            if previous
-            else clock.metadata_time(at),
-            "LastUpdatedTime": clock.metadata_time(at),
-        },
+        **versions.next_version(previous, at),
         "FullyQualifiedName": display_name
         if parent is None
         else f"{parent['FullyQualifiedName']}:{display_name}",

@@ -23,6 +23,7 @@ from qbsync.emulator.schema import (
 CUSTOMER = "Customer"
 ITEM = "Item"
 INVOICE = "Invoice"
+ACCOUNT = "Account"
 
 # Properties every entity body may carry; QuickBooks ignores them on input.
 _ENVELOPE: dict[str, FieldType] = {
@@ -183,6 +184,36 @@ _INVOICE_READ_ONLY: dict[str, FieldType] = {
 INVOICE_BODY = Struct(INVOICE, {**_ENVELOPE, **INVOICE_WRITABLE, **_INVOICE_READ_ONLY})
 
 
+# Fields a client may set on an Item; Name is unique among items, ignoring case.
+ITEM_WRITABLE: dict[str, FieldType] = {
+    "Name": TEXT,
+    "Description": TEXT,
+    "Active": BOOLEAN,
+    "Type": TEXT,
+    "Taxable": BOOLEAN,
+    "SalesTaxIncluded": BOOLEAN,
+    "UnitPrice": NUMBER,
+    "Sku": TEXT,
+    "IncomeAccountRef": REF,
+    "ExpenseAccountRef": REF,
+    "AssetAccountRef": REF,
+    "PurchaseDesc": TEXT,
+    "PurchaseCost": NUMBER,
+    "TrackQtyOnHand": BOOLEAN,
+    "QtyOnHand": NUMBER,
+    "InvStartDate": DATE,
+    "SubItem": BOOLEAN,
+    "ParentRef": REF,
+    "SalesTaxCodeRef": REF,
+    "PurchaseTaxCodeRef": REF,
+    "ClassRef": REF,
+}
+
+_ITEM_READ_ONLY: dict[str, FieldType] = {"FullyQualifiedName": TEXT, "Level": NUMBER}
+
+ITEM_BODY = Struct(ITEM, {**_ENVELOPE, **ITEM_WRITABLE, **_ITEM_READ_ONLY})
+
+
 @dataclass(frozen=True)
 class QueryableEntity:
     name: str
@@ -230,6 +261,21 @@ QUERYABLE: dict[str, QueryableEntity] = {
         frozenset(
             _COMMON_QUERYABLE
             | {"Name", "Active", "Type", "Sku", "FullyQualifiedName", "UnitPrice", "Taxable"}
+        ),
+        hides_inactive=True,
+    ),
+    ACCOUNT.lower(): QueryableEntity(
+        ACCOUNT,
+        frozenset(
+            _COMMON_QUERYABLE
+            | {
+                "Name",
+                "Active",
+                "AccountType",
+                "AccountSubType",
+                "Classification",
+                "FullyQualifiedName",
+            }
         ),
         hides_inactive=True,
     ),

@@ -6,14 +6,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from qbsync.emulator import clock
+from qbsync.emulator import clock, versions
 from qbsync.emulator.entities import CUSTOMER, INVOICE, INVOICE_BODY, INVOICE_WRITABLE, ITEM
 from qbsync.emulator.errors import (
     invalid_property,
     invalid_reference,
     object_not_found,
     required_missing,
-    stale_object,
 )
 from qbsync.emulator.realm import JsonObject, Realm
 
@@ -38,27 +37,10 @@ def create(realm: Realm, body: Any, at: float) -> JsonObject:
 
 
 def update(realm: Realm, body: Any, at: float) -> JsonObject:
-    if not isinstance(body, dict):
-        raise invalid_property("body (expected an Invoice object)")
-    normalized = INVOICE_BODY.normalize(body, "") or {}
-    invoice_id = normalized.get("Id")
-    if invoice_id is None:
-        raise required_missing("Id")
-    if normalized.get("SyncToken") is None:
-        raise required_missing("SyncToken")
-    previous = read(realm, invoice_id)
-    if str(normalized["SyncToken"]) != previous["SyncToken"]:
-        raise stale_object(INVOICE, invoice_id)
-    if normalized.get("sparse"):
-        fields = _writable(previous)
-        for key in body:
-            if key in INVOICE_WRITABLE:
-                if key in normalized:
-                    fields[key] = normalized[key]
-                else:
-                    fields.pop(key, None)
-    else:
-        fields = _writable(normalized)
+    previous, fields = versions.update_of(
+        body, INVOICE_BODY, INVOICE_WRITABLE, lambda invoice_id: read(realm, invoice_id)
+    )
+    invoice_id = previous["Id"]
     row = _assemble(realm, invoice_id, fields, previous=previous, at=at)
     _store(realm, row, previous=previous)
     realm.changed(INVOICE, invoice_id, "Update", at)
@@ -66,7 +48,7 @@ def update(realm: Realm, body: Any, at: float) -> JsonObject:
 
 
 def _writable(source: JsonObject) -> JsonObject:
-    return {key: copy.deepcopy(value) for key, value in source.items() if key in INVOICE_WRITABLE}
+    return versions.writable(source, INVOICE_WRITABLE)
 
 
 def _customer(realm: Realm, fields: JsonObject) -> JsonObject:
@@ -135,13 +117,7 @@ def _assemble(
         "domain": "QBO",
         "sparse": False,
         "Id": invoice_id,
-        "SyncToken": "0" if previous is None else str(int(previous["SyncToken"]) + 1),
-        "MetaData": {
-            "CreateTime": previous["MetaData"]["CreateTime"]
-            if previous
-            else clock.metadata_time(at),
-            "LastUpdatedTime": clock.metadata_time(at),
-        },
+        **versions.next_version(previous, at),
         "CustomField": fields.pop("CustomField", []),
         "DocNumber": fields.pop("DocNumber", None)
         or (previous or {}).get("DocNumber")
@@ -181,3 +157,17 @@ def _add_balance(realm: Realm, customer_id: str, amount: float) -> None:
         return
     customer["Balance"] = round(customer.get("Balance", 0) + amount, 2)
     customer["BalanceWithJobs"] = customer["Balance"]
+
+
+def receive_payment(realm: Realm, invoice_id: str, amount: float, at: float) -> JsonObject:
+    """A payment a QuickBooks user records against an invoice: its balance (and its
+    customer's) goes down by the amount, never below zero; a new version of the invoice."""
+    previous = read(realm, invoice_id)
+    if amount <= 0:
+        raise invalid_property("Amount (a payment must be positive)")
+    row = copy.deepcopy(previous)
+    row["Balance"] = round(max(previous["Balance"] - amount, 0.0), 2)
+    row.update(versions.next_version(previous, at))
+    _store(realm, row, previous=previous)
+    realm.changed(INVOICE, invoice_id, "Update", at)
+    return row

@@ -1,5 +1,7 @@
 """Intuit's OAuth 2.0 endpoints: the token endpoint (refresh-token grant, client
-credentials as HTTP Basic), revocation, and the OpenID discovery document intuitlib reads."""
+credentials as HTTP Basic), revocation, and the OpenID discovery document intuitlib reads;
+and, under /_emulator/oauth, the test-only settings of refresh-token rotation (see
+qbsync/emulator/tokens.py) and the release of token answers held there."""
 
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ from aiohttp import web
 from qbsync.emulator import clock
 from qbsync.emulator.gate import STORE_KEY
 from qbsync.emulator.store import Store
-from qbsync.emulator.tokens import InvalidGrant
+from qbsync.emulator.tokens import InvalidGrant, RotationSettings
 
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 REVOKE_PATH = "/oauth2/v1/tokens/revoke"
 DISCOVERY_PATH = "/.well-known/openid_configuration"
 SANDBOX_DISCOVERY_PATH = "/.well-known/openid_sandbox_configuration"
+ROTATION_PATH = "/_emulator/oauth"
 
 
 def _error(status: int, error: str) -> web.Response:
@@ -56,6 +59,7 @@ async def token(request: web.Request) -> web.Response:
         grant = store.tokens.refresh(refresh_token, clock.now())
     except InvalidGrant:
         return _error(400, "invalid_grant")
+    await store.tokens.hold()
     return web.json_response(grant.body(), headers={"Cache-Control": "no-store"})
 
 
@@ -90,7 +94,39 @@ async def discovery(request: web.Request) -> web.Response:
     )
 
 
+def _rotation_view(store: Store) -> dict[str, object]:
+    return {**store.tokens.rotation.as_dict(), "held": store.tokens.held}
+
+
+async def get_rotation(request: web.Request) -> web.Response:
+    return web.json_response(_rotation_view(request.app[STORE_KEY]))
+
+
+async def set_rotation(request: web.Request) -> web.Response:
+    """Change rotation_seconds, previous_token_seconds or hold_answers while running."""
+    store = request.app[STORE_KEY]
+    try:
+        changes = json.loads(await request.read() or b"{}")
+        if not isinstance(changes, dict):
+            raise ValueError("expected a JSON object")
+        settings: RotationSettings = store.tokens.rotation.updated(changes)
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    store.tokens.rotation = settings
+    return web.json_response(_rotation_view(store))
+
+
+async def release_held(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    released = store.tokens.held
+    store.tokens.release_held()
+    return web.json_response({"released": released})
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get(ROTATION_PATH, get_rotation)
+    app.router.add_put(ROTATION_PATH, set_rotation)
+    app.router.add_post(ROTATION_PATH + "/release", release_held)
     app.router.add_post(TOKEN_PATH, token)
     app.router.add_post(REVOKE_PATH, revoke)
     app.router.add_get(DISCOVERY_PATH, discovery)

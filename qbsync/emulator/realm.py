@@ -8,7 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from qbsync.emulator.entities import CUSTOMER, INVOICE, ITEM
+from qbsync.emulator.entities import ACCOUNT, CUSTOMER, INVOICE, ITEM
 
 JsonObject = dict[str, Any]
 
@@ -77,6 +77,7 @@ class Realm:
     customers: EntityTable = field(default_factory=lambda: EntityTable(CUSTOMER))
     items: EntityTable = field(default_factory=lambda: EntityTable(ITEM))
     invoices: EntityTable = field(default_factory=lambda: EntityTable(INVOICE))
+    accounts: EntityTable = field(default_factory=lambda: EntityTable(ACCOUNT))
     # Display names, case-folded, of customers, vendors and employees: all share one namespace.
     names: dict[str, NameOwner] = field(default_factory=dict)
     next_address_id: int = 1
@@ -85,7 +86,12 @@ class Realm:
     listener: ChangeListener | None = None
 
     def table(self, entity: str) -> EntityTable:
-        tables = {CUSTOMER: self.customers, ITEM: self.items, INVOICE: self.invoices}
+        tables = {
+            CUSTOMER: self.customers,
+            ITEM: self.items,
+            INVOICE: self.invoices,
+            ACCOUNT: self.accounts,
+        }
         return tables[entity]
 
     def allocate_address_id(self) -> str:

@@ -405,6 +405,16 @@ SANDBOX_ITEMS: tuple[tuple[str, str, float, str], ...] = (
     ("Pest Control", "Pest control service", 35.0, "Service"),
 )
 
+# A new QuickBooks company's chart of accounts (the part items and invoices refer to):
+# (name, AccountType, AccountSubType, Classification). Every realm has it, empty or not.
+CHART_OF_ACCOUNTS = (
+    ("Services", "Income", "ServiceFeeIncome", "Revenue"),
+    ("Sales of Product Income", "Income", "SalesOfProductIncome", "Revenue"),
+    ("Accounts Receivable (A/R)", "Accounts Receivable", "AccountsReceivable", "Asset"),
+    ("Undeposited Funds", "Other Current Asset", "UndepositedFunds", "Asset"),
+    ("Cost of Goods Sold", "Cost of Goods Sold", "SuppliesMaterialsCogs", "Expense"),
+)
+
 SANDBOX_VENDORS = (
     "Books by Bessie",
     "Brosnahan Insurance Agency",
@@ -436,6 +446,35 @@ def sandbox_customer_fields(customer: SandboxCustomer) -> JsonObject:
     if customer.email:
         fields["PrimaryEmailAddr"] = {"Address": customer.email}
     return fields
+
+
+def seed_chart_of_accounts(realm: Realm, now: float) -> None:
+    """The accounts every QuickBooks company starts with (Services, the income account
+    of service items, is Id 1)."""
+    at = now - SEED_AGE_SECONDS
+    for name, account_type, sub_type, classification in CHART_OF_ACCOUNTS:
+        account_id = realm.accounts.allocate_id()
+        realm.accounts.rows[account_id] = {
+            "Name": name,
+            "SubAccount": False,
+            "FullyQualifiedName": name,
+            "Active": True,
+            "Classification": classification,
+            "AccountType": account_type,
+            "AccountSubType": sub_type,
+            "CurrentBalance": 0,
+            "CurrentBalanceWithSubAccounts": 0,
+            "CurrencyRef": {"value": "USD", "name": "United States Dollar"},
+            "domain": "QBO",
+            "sparse": False,
+            "Id": account_id,
+            "SyncToken": "0",
+            "MetaData": {
+                "CreateTime": clock.metadata_time(at),
+                "LastUpdatedTime": clock.metadata_time(at),
+            },
+        }
+        realm.accounts.record_change(account_id, at)
 
 
 def seed_sandbox(realm: Realm, now: float) -> None:

@@ -33,7 +33,9 @@ class Store:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.realms: dict[str, RealmState] = {}
-        self.tokens = TokenRegistry(access_token_seconds=config.access_token_seconds)
+        self.tokens = TokenRegistry(
+            access_token_seconds=config.access_token_seconds, rotation=config.rotation()
+        )
         self.log = RequestLog()
         self.webhooks = WebhookNotifier(config.webhooks())
         self.rng = random.Random(config.random_seed)
@@ -57,6 +59,7 @@ class Store:
             realm_id = self._new_realm_id()
         now = clock.now()
         realm = Realm(realm_id, created_at=now, listener=self.webhooks.notify)
+        seed.seed_chart_of_accounts(realm, now)
         if contents == SANDBOX:
             seed.seed_sandbox(realm, now)
         state = RealmState(

@@ -2,13 +2,11 @@
 
 The pusher applies different accounts' events concurrently, so a later offset is often done
 before an earlier one. Kafka keeps one committed position per partition, so the only safe
-position is the lowest offset not yet acknowledged: everything below it is done. faust's
-consumer (0.15.3) committed past an unacknowledged offset sitting exactly at the committed
-position, and skipped the check right after an assignment, losing events on a crash; here
-the rule is `PartitionAcks.committable`, a few lines with their own tests.
+position is the lowest offset not yet acknowledged: everything below it is done (the rule
+is `PartitionAcks.committable`, a few lines with their own tests).
 
-`AcknowledgingConsumer` is a plain aiokafka consumer in the service's group, a mode Service
-hosted by the faust worker like the matcher's `BatchConsumer`. It hands each record to its
+`AcknowledgingConsumer` is a plain aiokafka consumer in the service's group, started and
+stopped by qbsync/bootstrap.py like the matcher's `BatchConsumer`. It hands each record to its
 handler with an `ack` callback, commits each partition's contiguous acknowledged prefix
 about once a second and when partitions are revoked or the consumer stops, and pauses
 fetching while the handler has no room, without ever leaving the group for not polling.
@@ -22,16 +20,15 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from mode import Service
 
-from qbsync.kafka.membership import MEMBERSHIP
+from qbsync.kafka.groups import join_group, leave_group
 from qbsync.kafka.topics import spec_of
-from qbsync.retry import with_backoff
+from qbsync.waiting import finish_or_cancel
 
 log = logging.getLogger("qbsync.kafka.acks")
 
@@ -121,7 +118,7 @@ class AckTracker:
             self._committed.pop(tp, None)
 
 
-class AcknowledgingConsumer(Service):
+class AcknowledgingConsumer:
     """Reads `source.topic` (prefixed) in the consumer group `group` (already prefixed)."""
 
     def __init__(
@@ -133,9 +130,7 @@ class AcknowledgingConsumer(Service):
         *,
         connect_attempts: int = 10,
         commit_interval: float = COMMIT_INTERVAL_SECONDS,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
         spec_of(source.topic)  # only catalogued topics may be consumed
         self.topic = prefix + source.topic
         self.source = source
@@ -148,38 +143,34 @@ class AcknowledgingConsumer(Service):
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
-    async def on_start(self) -> None:
-        consumer = self._consumer = AIOKafkaConsumer(  # made here: it needs the running loop
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=MAX_RECORDS,
+    async def start(self) -> None:
+        """Connect (bounded attempts), subscribe, and consume in a task of its own."""
+        consumer = self._consumer = await join_group(
+            self.bootstrap,
+            self.group,
+            [self.topic],
+            max_records=MAX_RECORDS,
+            attempts=self.connect_attempts,
+            listener=_CommitBeforeRevoke(self),
         )
-
-        async def attempt() -> None:
-            await consumer.start()
-
-        await with_backoff("Kafka", attempt, self.connect_attempts)
-        MEMBERSHIP.joining(self.group)
-        consumer.subscribe([self.topic], listener=_CommitBeforeRevoke(self))
         self._loop_task = asyncio.ensure_future(self._consume(consumer))
 
-    async def on_stop(self) -> None:
-        MEMBERSHIP.left(self.group)  # stopping: no longer ready for work
+    async def stop(self) -> None:
         self._stopping.set()
         # The applies under way finish first: the loop may be waiting for the handler to
         # have room, which only a finishing handler makes.
         await self.source.finish()
         if self._loop_task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._loop_task), 1.0)
-            except TimeoutError:
-                self._loop_task.cancel()
-                await asyncio.gather(self._loop_task, return_exceptions=True)
+            await finish_or_cancel([self._loop_task], 1.0)
         if self._consumer is not None:
             await self.commit_done()
-            await self._consumer.stop()
+            await leave_group(self._consumer, self.group)
+
+    @property
+    def consuming(self) -> asyncio.Task[None]:
+        """Ends once stopped; raises if consuming could not go on."""
+        assert self._loop_task is not None, "not started"
+        return self._loop_task
 
     async def commit_done(self, among: set[TopicPartition] | None = None) -> dict[int, int]:
         """Commit what is done (of `among`, or of every partition); returns the positions
@@ -199,31 +190,26 @@ class AcknowledgingConsumer(Service):
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         last_commit = time.monotonic()
-        try:
-            while not self._stopping.is_set():
-                room = self.source.room()
-                assigned = consumer.assignment()
-                # Paused partitions are still polled (returning nothing), so the member never
-                # looks dead to the group however long the handler stays full.
-                if room <= 0:
-                    consumer.pause(*assigned)
-                else:
-                    consumer.resume(*assigned)
-                fetched = await consumer.getmany(
-                    timeout_ms=200, max_records=max(1, min(room, MAX_RECORDS))
-                )
-                for tp, records in fetched.items():
-                    if tp not in consumer.assignment():
-                        continue  # revoked while this poll waited: the new owner reads them
-                    for record in records:
-                        await self.source.handle(record, self.tracker.hand_out(record))
-                if time.monotonic() - last_commit >= self.commit_interval:
-                    await self._commit_or_wait()
-                    last_commit = time.monotonic()
-        except Exception as exc:
-            # Not consuming any more must not go unnoticed: crashing (logged) makes the
-            # worker stop and re-raise, so the process exits with an error.
-            await self.crash(exc)
+        while not self._stopping.is_set():
+            room = self.source.room()
+            assigned = consumer.assignment()
+            # Paused partitions are still polled (returning nothing), so the member never
+            # looks dead to the group however long the handler stays full.
+            if room <= 0:
+                consumer.pause(*assigned)
+            else:
+                consumer.resume(*assigned)
+            fetched = await consumer.getmany(
+                timeout_ms=200, max_records=max(1, min(room, MAX_RECORDS))
+            )
+            for tp, records in fetched.items():
+                if tp not in consumer.assignment():
+                    continue  # revoked while this poll waited: the new owner reads them
+                for record in records:
+                    await self.source.handle(record, self.tracker.hand_out(record))
+            if time.monotonic() - last_commit >= self.commit_interval:
+                await self._commit_or_wait()
+                last_commit = time.monotonic()
 
     async def _commit_or_wait(self) -> None:
         try:
@@ -240,7 +226,6 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        MEMBERSHIP.revoked(self.consumer.group)
         gone = set(revoked)
         try:
             await self.consumer.commit_done(gone)
@@ -249,7 +234,6 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer.tracker.forget(gone)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        MEMBERSHIP.assigned(self.consumer.group)
         log.info(
             "partitions assigned",
             extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)},

@@ -1,11 +1,11 @@
-"""Consuming bulk topics a batch at a time, hosted in a faust worker.
+"""Consuming bulk topics a batch at a time (the matcher's).
 
-faust hands a stream one message at a time: on this machine a faust agent that does
-nothing with its messages costs ≈100 µs of CPU per message, against ≈4 µs for aiokafka's
-`getmany` (`bench/consumer_ceiling.py`, bench/README.md). The matcher's two bulk topics
+Handling a message at a time costs more CPU than the message's work: a faust agent that
+did nothing with its messages cost ≈100 µs of CPU per message here, against ≈4 µs for
+aiokafka's `getmany` (bench/README.md). The matcher's two bulk topics
 (`liscio.account-events`, `qbo.customers`) are therefore read by a `BatchConsumer`: one
 aiokafka consumer in the service's group (`{prefix}qbsync-{service}`, the group that
-`qbsync lag` and `qbsync rewind` name), started and stopped with the faust worker.
+`qbsync lag` and `qbsync rewind` name), started and stopped by qbsync/bootstrap.py.
 
 Each poll's records of one topic are parsed, invalid ones go to the dead-letter topic, and
 the valid ones are handed to the topic's handler as one batch; a batch that keeps failing
@@ -28,14 +28,14 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
-from mode import Service
 from pydantic import BaseModel, ValidationError
 
 from qbsync import metrics
 from qbsync.kafka.dead_letters import DeadLetterSink
-from qbsync.kafka.membership import MEMBERSHIP
+from qbsync.kafka.groups import join_group, leave_group
 from qbsync.kafka.topics import spec_of
-from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
+from qbsync.retry import Backoff, is_transient, pause_after_failure
+from qbsync.waiting import finish_or_cancel
 
 log = logging.getLogger("qbsync.kafka.batches")
 
@@ -113,9 +113,8 @@ async def _handle_or_isolate(
             return
 
 
-class BatchConsumer(Service):
-    """Reads `inputs` in the consumer group `group` (already prefixed) with aiokafka; a
-    mode Service, so a faust worker starts and stops it with the app."""
+class BatchConsumer:
+    """Reads `inputs` in the consumer group `group` (already prefixed) with aiokafka."""
 
     def __init__(
         self,
@@ -127,9 +126,7 @@ class BatchConsumer(Service):
         *,
         connect_attempts: int = 10,
         max_records: int = MAX_RECORDS,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
         for source in inputs:
             spec_of(source.topic)  # only catalogued topics may be consumed
         self.inputs = {prefix + source.topic: source for source in inputs}
@@ -144,35 +141,32 @@ class BatchConsumer(Service):
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
-    async def on_start(self) -> None:
-        consumer = self._consumer = AIOKafkaConsumer(  # made here: it needs the running loop
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.max_records,
+    async def start(self) -> None:
+        """Connect (bounded attempts), subscribe, and consume in a task of its own."""
+        consumer = self._consumer = await join_group(
+            self.bootstrap,
+            self.group,
+            self.inputs,
+            max_records=self.max_records,
+            attempts=self.connect_attempts,
+            listener=_CommitBeforeRevoke(self),
         )
-
-        async def attempt() -> None:
-            await consumer.start()
-
-        await with_backoff("Kafka", attempt, self.connect_attempts)
-        MEMBERSHIP.joining(self.group)
-        consumer.subscribe(list(self.inputs), listener=_CommitBeforeRevoke(self))
         self._loop_task = asyncio.ensure_future(self._consume(consumer))
 
-    async def on_stop(self) -> None:
-        MEMBERSHIP.left(self.group)  # stopping: no longer ready for work
+    async def stop(self) -> None:
         self._stopping.set()
-        if self._loop_task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._loop_task), STOP_GRACE_SECONDS)
-            except TimeoutError:
-                log.warning("batch still in hand at stop: it will be read again")
-                self._loop_task.cancel()
-                await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._loop_task is not None and not await finish_or_cancel(
+            [self._loop_task], STOP_GRACE_SECONDS
+        ):
+            log.warning("batch still in hand at stop: it will be read again")
         if self._consumer is not None:
-            await self._consumer.stop()
+            await leave_group(self._consumer, self.group)
+
+    @property
+    def consuming(self) -> asyncio.Task[None]:
+        """Ends once stopped; raises if consuming could not go on."""
+        assert self._loop_task is not None, "not started"
+        return self._loop_task
 
     async def batch_in_hand_committed(self) -> None:
         """Returns once no batch is being handled: each batch commits its own offsets
@@ -181,17 +175,12 @@ class BatchConsumer(Service):
             pass
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            while not self._stopping.is_set():
-                fetched = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
-                if not fetched:
-                    continue
-                async with self._batch_lock:
-                    await self._process(consumer, fetched)
-        except Exception as exc:
-            # Not consuming any more must not go unnoticed: crashing (logged) makes the
-            # worker stop and re-raise, so the process exits with an error.
-            await self.crash(exc)
+        while not self._stopping.is_set():
+            fetched = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+            if not fetched:
+                continue
+            async with self._batch_lock:
+                await self._process(consumer, fetched)
 
     async def _process(
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Record]]
@@ -225,11 +214,9 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        MEMBERSHIP.revoked(self.consumer.group)
         await self.consumer.batch_in_hand_committed()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        MEMBERSHIP.assigned(self.consumer.group)
         log.info(
             "partitions assigned",
             extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)},

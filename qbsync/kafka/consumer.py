@@ -1,4 +1,4 @@
-"""A plain aiokafka consumer loop for services that are not faust apps (the importer).
+"""A plain aiokafka consumer loop handling a message at a time (the importer's).
 
 At-least-once: offsets are committed only after the handler finished the batch. A message
 the handler rejects goes to the dead-letter topic and the partition moves on; a message
@@ -11,17 +11,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from pydantic import ValidationError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from qbsync.errors import InvalidMessage
 from qbsync.kafka.dead_letters import DeadLetterSink
-from qbsync.kafka.membership import MEMBERSHIP
+from qbsync.kafka.groups import join_group, leave_group
 from qbsync.observability import observe_message
-from qbsync.retry import Backoff, is_transient, pause_after_failure, with_backoff
+from qbsync.retry import Backoff, is_bad_input, is_transient, pause_after_failure
+from qbsync.waiting import finish_or_cancel
 
 log = logging.getLogger("qbsync.kafka.consumer")
 
+MAX_RECORDS = 500
+# How long a stopping consumer lets the message in hand finish.
+STOP_GRACE_SECONDS = 10.0
 Handler = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 
@@ -33,46 +35,53 @@ class ConsumerLoop:
         group: str,
         handlers: dict[str, Handler],
         dead_letters: DeadLetterSink,
+        *,
+        connect_attempts: int = 10,
     ) -> None:
         self.prefix = prefix
+        self.connect_attempts = connect_attempts
         self.handlers = handlers
         self.dead_letters = dead_letters
+        self.bootstrap = bootstrap
         self.group = prefix + group
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=500,
-        )
+        self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def start(self, attempts: int = 10) -> None:
-        async def attempt() -> None:
-            await self._consumer.start()
-
-        await with_backoff("Kafka", attempt, attempts)
-        MEMBERSHIP.joining(self.group)
-        self._consumer.subscribe(
-            [self.prefix + topic for topic in self.handlers], listener=_Membership(self.group)
+    async def start(self) -> None:
+        """Connect (bounded attempts), subscribe, and consume in a task of its own."""
+        self._consumer = await join_group(
+            self.bootstrap,
+            self.group,
+            (self.prefix + topic for topic in self.handlers),
+            max_records=MAX_RECORDS,
+            attempts=self.connect_attempts,
         )
+        self._task = asyncio.create_task(self._run(self._consumer))
 
-    def stop_soon(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """The message in hand gets `grace` to finish; one cancelled is read again later."""
         self._stopping.set()
+        if self._task is not None:
+            await finish_or_cancel([self._task], grace)
+        if self._consumer is not None:
+            await leave_group(self._consumer, self.group)
 
-    async def run(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                batches = await self._consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        if not await self._handle(record):
-                            return  # stopped while it waited: read again after a restart
-                if batches:
-                    await self._consumer.commit()
-        finally:
-            MEMBERSHIP.left(self.group)
-            await self._consumer.stop()
+    @property
+    def consuming(self) -> asyncio.Task[None]:
+        """Ends once stopped; raises if consuming could not go on."""
+        assert self._task is not None, "not started"
+        return self._task
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    if not await self._handle(record):
+                        return  # stopped while it waited: read again after a restart
+            if batches:
+                await consumer.commit()
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
         """Handle `record` or set it aside; False if the loop stopped before either. A
@@ -96,23 +105,10 @@ class ConsumerLoop:
                         if self._stopping.is_set():
                             return False
                         continue
-                    if not isinstance(exc, ValidationError | InvalidMessage):
+                    if not is_bad_input(exc):  # a bug or a refusal: its cause is logged
                         log.exception(
                             "message failed", extra={"topic": topic, "offset": record.offset}
                         )
                     observed.mark_failed()
                     await self.dead_letters.send(topic, record, exc)
                     return True
-
-
-class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Tells the process's readiness when the group's assignment is held."""
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        MEMBERSHIP.revoked(self.group)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        MEMBERSHIP.assigned(self.group)

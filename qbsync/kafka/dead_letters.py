@@ -28,7 +28,7 @@ def describe(error: Exception) -> str:
 
 
 class Received(Protocol):
-    """A consumed message as aiokafka's ConsumerRecord and faust's Message both give it."""
+    """A consumed message as aiokafka's ConsumerRecord gives it."""
 
     @property
     def partition(self) -> int: ...

@@ -37,6 +37,8 @@ PAGE_SIZE = 1000  # QuickBooks' MAXRESULTS ceiling
 CUSTOMER_PAGES_AHEAD = 3
 MAX_BATCH_ITEMS = 30
 CDC_MAX_OBJECTS = 1000
+# Customer ids named in one invoice query (its IN list); more take several queries.
+INVOICE_CUSTOMERS_PER_QUERY = 100
 # Re-reads after 5010 before giving up: each one means someone else wrote in between.
 STALE_OBJECT_ATTEMPTS = 4
 
@@ -253,12 +255,55 @@ class QuickBooksClient:
             if str(customer.get("DisplayName", "")).casefold() == wanted
         ]
 
+    async def sub_customers(
+        self, realm_id: str, parent_qualified_name: str
+    ) -> list[dict[str, Any]]:
+        """Every sub-customer (any depth, active or not) of the customer whose
+        FullyQualifiedName is given: theirs all start with it and a colon, which a name
+        itself may not contain."""
+        pattern = quote(f"{parent_qualified_name}:%")
+        statement = (
+            "select * from Customer where Active IN (true, false)"
+            f" and FullyQualifiedName LIKE {pattern}"
+        )
+        prefix = f"{parent_qualified_name}:".casefold()
+        return [  # a % or _ in the name is a wildcard of LIKE: keep the true descendants
+            row
+            async for row in self.query(realm_id, statement, operation="sub_customers")
+            if str(row.get("FullyQualifiedName", "")).casefold().startswith(prefix)
+        ]
+
     async def items(self, realm_id: str) -> list[dict[str, Any]]:
         return [row async for row in self.query(realm_id, "select * from Item", operation="items")]
 
-    async def invoices_for_customer(self, realm_id: str, customer_id: str) -> list[dict[str, Any]]:
-        statement = f"select * from Invoice where CustomerRef = {quote(customer_id)}"
-        return [row async for row in self.query(realm_id, statement, operation="invoices")]
+    async def find_items_by_name(self, realm_id: str, name: str) -> list[dict[str, Any]]:
+        """Active items named `name` ignoring case (item names are unique that way)."""
+        wanted = name.casefold()
+        statement = f"select * from Item where Name = {quote(name)}"
+        return [
+            item
+            async for item in self.query(realm_id, statement, operation="find_items")
+            if str(item.get("Name", "")).casefold() == wanted
+        ]
+
+    async def income_accounts(self, realm_id: str) -> list[dict[str, Any]]:
+        """The realm's active income accounts (what an item's sales are booked to)."""
+        statement = "select * from Account where AccountType = 'Income'"
+        return [row async for row in self.query(realm_id, statement, operation="accounts")]
+
+    async def invoices_of_customers(
+        self, realm_id: str, customer_ids: list[str]
+    ) -> list[dict[str, Any]]:
+        """Every invoice of these customers, a page of 1000 at a time, oldest Id first."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(customer_ids), INVOICE_CUSTOMERS_PER_QUERY):
+            chunk = customer_ids[start : start + INVOICE_CUSTOMERS_PER_QUERY]
+            listed = ", ".join(quote(customer_id) for customer_id in chunk)
+            statement = f"select * from Invoice where CustomerRef IN ({listed})"
+            found.extend(
+                [row async for row in self.query(realm_id, statement, operation="invoices")]
+            )
+        return found
 
     # Customers
 
@@ -269,15 +314,7 @@ class QuickBooksClient:
     async def create_customer(
         self, realm_id: str, body: dict[str, Any], *, request_id: str
     ) -> dict[str, Any]:
-        answer = await self._session.call(
-            realm_id,
-            "create_customer",
-            "POST",
-            "customer",
-            params={"requestid": request_id},
-            json_body=body,
-        )
-        return self._entity(answer, "Customer", realm_id, "create_customer")
+        return await self._create(realm_id, "Customer", body, request_id)
 
     async def update_customer(
         self,
@@ -377,20 +414,32 @@ class QuickBooksClient:
             ) from None
         return CustomerChanges(customers=customers, time=time)
 
-    # Invoices
+    # Items and invoices
+
+    async def create_item(
+        self, realm_id: str, body: dict[str, Any], *, request_id: str
+    ) -> dict[str, Any]:
+        return await self._create(realm_id, "Item", body, request_id)
 
     async def create_invoice(
         self, realm_id: str, body: dict[str, Any], *, request_id: str
     ) -> dict[str, Any]:
+        return await self._create(realm_id, "Invoice", body, request_id)
+
+    async def _create(
+        self, realm_id: str, entity: str, body: dict[str, Any], request_id: str
+    ) -> dict[str, Any]:
+        """POST /{entity}: a create, idempotent by its requestid."""
+        operation = f"create_{entity.lower()}"
         answer = await self._session.call(
             realm_id,
-            "create_invoice",
+            operation,
             "POST",
-            "invoice",
+            entity.lower(),
             params={"requestid": request_id},
             json_body=body,
         )
-        return self._entity(answer, "Invoice", realm_id, "create_invoice")
+        return self._entity(answer, entity, realm_id, operation)
 
     # Connection
 

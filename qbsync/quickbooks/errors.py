@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qbsync.errors import QbsyncError
+from qbsync.errors import QbsyncError, RecordRefused, Transient
 
 
 class QuickBooksError(QbsyncError):
@@ -46,19 +46,28 @@ class QuickBooksError(QbsyncError):
         return f"{text}: {reason}" if reason else text
 
 
-class DuplicateNameError(QuickBooksError):
+class QuickBooksUnavailable(QuickBooksError, Transient):
+    """QuickBooks did not do the work for now (throttled, failing, not answering) even
+    after the client's own attempts: the work waits and is done again."""
+
+
+class QuickBooksRefusal(QuickBooksError, RecordRefused):
+    """QuickBooks refused this record: recorded on the account as `attention`."""
+
+
+class DuplicateNameError(QuickBooksRefusal):
     """6240: another customer, vendor or employee already has this DisplayName (any case)."""
 
 
 class StaleObjectError(QuickBooksError):
-    """5010: the SyncToken sent is not the current one."""
+    """5010: the SyncToken sent is not the current one (the client re-reads and retries)."""
 
 
-class ObjectNotFoundError(QuickBooksError):
+class ObjectNotFoundError(QuickBooksRefusal):
     """610: no such object, or it is inactive."""
 
 
-class QuickBooksValidationError(QuickBooksError):
+class QuickBooksValidationError(QuickBooksRefusal):
     """Any other 4xx QuickBooks refused; never retried."""
 
 
@@ -66,7 +75,7 @@ class AuthenticationError(QuickBooksError):
     """3200/401 even after one refresh and retry, or the OAuth client itself was refused."""
 
 
-class ThrottledError(QuickBooksError):
+class ThrottledError(QuickBooksUnavailable):
     """429 (003001) still answered after every retry."""
 
 
@@ -78,11 +87,11 @@ class NotConnectedError(NeedsReconnectError):
     """No stored connection for this realm at all."""
 
 
-class ServerError(QuickBooksError):
+class ServerError(QuickBooksUnavailable):
     """5xx still answered after every retry, or an answer that is not the JSON promised."""
 
 
-class TransportError(QuickBooksError):
+class TransportError(QuickBooksUnavailable):
     """No answer (connection refused or dropped, timeout) after every retry."""
 
 

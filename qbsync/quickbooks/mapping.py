@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 
@@ -82,7 +82,8 @@ def _parse_time(raw: object) -> datetime | None:
         return None
 
 
-_SOURCES = frozenset({"import", "cdc", "webhook", "write"})
+# The record's sources, as its model spells them.
+_SOURCES = frozenset(get_args(CustomerRecord.model_fields["source"].annotation))
 
 
 def customer_values(

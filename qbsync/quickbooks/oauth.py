@@ -5,7 +5,10 @@
   TokenStore's exclusive `rotate` (a row lock in PostgreSQL) across processes. Whoever gets
   the lock second finds the new tokens already stored and does not refresh again.
 - `invalid_grant` means the refresh token is dead: the connection is marked needs_reconnect
-  and NeedsReconnectError is raised; no retry can help.
+  and NeedsReconnectError is raised; no retry can help. Unless the stored refresh token is
+  no longer the refused one (another process stored a newer one): then it is used instead.
+- What Intuit answers is stored before its access token is used (qbsync/quickbooks/tokens.py
+  says what remains of the crash window and why Intuit's grace closes it).
 """
 
 from __future__ import annotations
@@ -120,7 +123,20 @@ class TokenManager:
             return await self._renew(realm_id, rejected=rejected)
 
     async def _renew(self, realm_id: str, rejected: str | None) -> str:
-        dead_refresh_token: list[NeedsReconnectError] = []
+        # A refused refresh token that is no longer the stored one was spent by a process
+        # whose newer token is stored now: one more round with that, not needs_reconnect.
+        for _ in range(3):
+            if token := await self._renew_once(realm_id, rejected):
+                return token
+        raise NeedsReconnectError(
+            realm_id=realm_id,
+            operation=REFRESH,
+            message="refresh tokens kept being replaced while they were refused",
+        )
+
+    async def _renew_once(self, realm_id: str, rejected: str | None) -> str | None:
+        """The new access token; None when the refused refresh token was replaced meanwhile."""
+        refused: list[tuple[str, NeedsReconnectError]] = []
 
         async def renew(current: StoredTokens) -> StoredTokens:
             usable = current.usable_access_token(self._now())
@@ -129,21 +145,25 @@ class TokenManager:
             try:
                 return await self._exchange(realm_id, current.refresh_token)
             except NeedsReconnectError as exc:
-                dead_refresh_token.append(exc)
+                refused.append((current.refresh_token, exc))
                 raise
 
         try:
             renewed = await self._store.rotate(realm_id, renew)
         except NeedsReconnectError:
             self._cache.pop(realm_id, None)
-            if dead_refresh_token:
-                # Marked only after rotate released the row: marking inside would wait on it.
-                exc = dead_refresh_token[0]
-                await self._store.mark_needs_reconnect(realm_id, f"{exc.code}: {exc.detail}")
-                log.warning(
-                    "QuickBooks refused the refresh token; connection needs reconnecting",
-                    extra={"realm_id": realm_id, "code": exc.code},
-                )
+            if not refused:
+                raise  # the stored status said so, or the stored token is unreadable
+            # Marked only after rotate released the row: marking inside would wait on it.
+            spent, exc = refused[0]
+            if not await self._store.mark_needs_reconnect(
+                realm_id, f"{exc.code}: {exc.detail}", spent
+            ):
+                return None
+            log.warning(
+                "QuickBooks refused the refresh token; connection needs reconnecting",
+                extra={"realm_id": realm_id, "code": exc.code},
+            )
             raise
         self._cache[realm_id] = renewed
         assert renewed.access_token is not None

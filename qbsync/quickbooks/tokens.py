@@ -5,6 +5,14 @@ realm exclusively, saving what the refresh returned before letting anyone else i
 what makes a rotated refresh token safe: it is written as part of its own use, and a second
 refresher (another coroutine or another process) sees the new tokens instead of spending the
 old refresh token a second time.
+
+One window stays, and no client can close it: Intuit has rotated the token and the process
+dies before it stored the new one. Intuit keeps the previous refresh token working for 24
+hours after it issues a new one (qbsync/emulator/tokens.py cites where), so the next
+refresher, spending the stored (previous) token, gets the newest one back. The store's part
+is to never drop tokens a refresh returned while it lives (a database that went away during
+the refresh is waited out), and to mark a connection `needs_reconnect` only for the refresh
+token it still holds.
 """
 
 from __future__ import annotations
@@ -46,7 +54,13 @@ class TokenStore(Protocol):
 
     async def save(self, realm_id: str, tokens: StoredTokens) -> None: ...
 
-    async def mark_needs_reconnect(self, realm_id: str, reason: str) -> None: ...
+    async def mark_needs_reconnect(
+        self, realm_id: str, reason: str, refused_refresh_token: str | None = None
+    ) -> bool:
+        """Mark the connection; with `refused_refresh_token`, only while that is still the
+        stored refresh token (another process may have stored a newer one meanwhile).
+        Whether it was marked."""
+        ...
 
     async def rotate(self, realm_id: str, renew: Renewal) -> StoredTokens:
         """Hold the realm exclusively, call `renew(current)` and store its result (unless it
@@ -86,8 +100,16 @@ class InMemoryTokenStore:
     async def save(self, realm_id: str, tokens: StoredTokens) -> None:
         self._tokens[realm_id] = tokens
 
-    async def mark_needs_reconnect(self, realm_id: str, reason: str) -> None:
+    async def mark_needs_reconnect(
+        self, realm_id: str, reason: str, refused_refresh_token: str | None = None
+    ) -> bool:
+        stored = self._tokens.get(realm_id)
+        if refused_refresh_token is not None and (
+            stored is None or stored.refresh_token != refused_refresh_token
+        ):
+            return False
         self.reconnect_reasons[realm_id] = reason
+        return True
 
     async def rotate(self, realm_id: str, renew: Renewal) -> StoredTokens:
         async with self._locks.setdefault(realm_id, asyncio.Lock()):

@@ -1,5 +1,6 @@
 """What the pusher does with Liscio's account events (issue 5, DOMAIN.md rules 5, 6, 9).
 
+- created in answer to our `account.create` (Create in Liscio): linked to its customer;
 - created, non-Prospect, firm connected: look in QuickBooks for the name, link or create;
 - updated, linked: the subsequent-sync rules (no call when nothing differs);
 - updated, unlinked: only the stored copy changes, unless the account just left Prospect
@@ -23,9 +24,11 @@ from typing import Any
 
 from qbsync import metrics
 from qbsync.domain.accounts import is_prospect, may_create_in_quickbooks
-from qbsync.quickbooks.errors import NeedsReconnectError, QuickBooksError
+from qbsync.errors import Transient
+from qbsync.quickbooks.errors import NeedsReconnectError
+from qbsync.sync.by_hand import answer_liscio_create
 from qbsync.sync.creating import create_or_link
-from qbsync.sync.pairs import apply_plans, plan_for, sync_account
+from qbsync.sync.field_sync import apply_plans, plan_for, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_archived
 from qbsync.sync.unit_of_work import UnitOfWork
@@ -127,8 +130,8 @@ async def handle_account_events(
         if isinstance(result, Exception):
             failures.append(result)
     if failures:
-        # QuickBooks being unavailable first: the caller waits that out and tries again.
-        failures.sort(key=lambda exc: not isinstance(exc, QuickBooksError))
+        # A transient one first: the caller waits that out and applies them all again.
+        failures.sort(key=lambda exc: not isinstance(exc, Transient))
         raise failures[0]
 
 
@@ -241,6 +244,9 @@ async def _apply(
     uow: UnitOfWork, quickbooks: CustomerGateway, event: AccountEvent, status_before: str | None
 ) -> str:
     firm_id, account = event.firm_id, event.account
+    answered = await answer_liscio_create(uow, quickbooks, event)
+    if answered is not None:
+        return answered
     if event.type == "account.archived":
         removed = await delink_archived(uow, firm_id, account.id)
         return "delinked" if removed else "archived"

@@ -19,7 +19,7 @@ from qbsync import metrics
 from qbsync.db.runs import STEPS, Run, Step
 from qbsync.errors import ConfigurationError
 from qbsync.quickbooks.errors import QuickBooksError
-from qbsync.sync.pairs import SyncCounts
+from qbsync.sync.field_sync import SyncCounts
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.steps import StepFailed, match_firm, push_firm
 from qbsync.sync.unit_of_work import UnitOfWork

@@ -30,3 +30,34 @@ class CustomerGateway(Protocol):
         *,
         request_id: str,
     ) -> dict[str, Any]: ...
+
+
+class InvoiceGateway(Protocol):
+    """Invoices of a linked customer and its sub-customers, and the item they are sold as."""
+
+    async def read_customer(self, realm_id: str, customer_id: str) -> dict[str, Any]: ...
+
+    async def sub_customers(
+        self, realm_id: str, parent_qualified_name: str
+    ) -> list[dict[str, Any]]: ...
+
+    async def invoices_of_customers(
+        self, realm_id: str, customer_ids: list[str]
+    ) -> list[dict[str, Any]]: ...
+
+    async def find_items_by_name(self, realm_id: str, name: str) -> list[dict[str, Any]]: ...
+
+    async def income_accounts(self, realm_id: str) -> list[dict[str, Any]]: ...
+
+    async def create_item(
+        self, realm_id: str, body: dict[str, Any], *, request_id: str
+    ) -> dict[str, Any]: ...
+
+    async def create_invoice(
+        self, realm_id: str, body: dict[str, Any], *, request_id: str
+    ) -> dict[str, Any]: ...
+
+
+class TokenRevoker(Protocol):
+    async def revoke(self, realm_id: str) -> None:
+        """Best effort: revoke the realm's tokens at Intuit."""

@@ -9,9 +9,11 @@ from qbsync.sync.linking import remove_link
 from qbsync.sync.unit_of_work import UnitOfWork
 
 
-async def delink_account(uow: UnitOfWork, firm_id: str, account_id: str, reason: str) -> bool:
+async def delink_account(
+    uow: UnitOfWork, firm_id: str, account_id: str, reason: str, *, actor: str = "sync"
+) -> bool:
     async with uow.for_accounts(firm_id, [account_id]) as tx:
-        return await remove_link(tx, firm_id, account_id, reason=reason) is not None
+        return await remove_link(tx, firm_id, account_id, reason=reason, actor=actor) is not None
 
 
 async def delink_archived(uow: UnitOfWork, firm_id: str, account_id: str) -> bool:

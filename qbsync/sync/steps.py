@@ -21,14 +21,14 @@ from qbsync.db.pairs import LinkedPair
 from qbsync.db.runs import Run
 from qbsync.domain.accounts import customer_may_be_linked, delink_reason
 from qbsync.domain.matching import Named, match_by_name
-from qbsync.domain.rules import first_sync as first_sync_rules
+from qbsync.domain.rules import first_sync
 from qbsync.errors import ConfigurationError
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import QBO_CUSTOMERS
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.mapping import customer_message
+from qbsync.sync.field_sync import PairOutcome, SyncCounts, apply_plans, plan_for, sync_accounts
 from qbsync.sync.linking import create_links, remove_link
-from qbsync.sync.pairs import PairOutcome, SyncCounts, apply_plans, plan_for, sync_accounts
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import UnitOfWork
 
@@ -127,10 +127,13 @@ async def match_firm(
     workers: int = WORKERS,
 ) -> MatchOutcome:
     accounts = await uow.direct.accounts.unlinked_names(firm_id)
+    # A customer waiting for the account Liscio is creating for it gets that one.
+    awaiting = await uow.direct.liscio_creates.awaiting(realm_id)
     customers = [
         Named(c.customer_id, c.display_name)
         for c in await uow.direct.customers.unlinked_names(realm_id)
         if customer_may_be_linked(c.active, c.deleted, c.parent_id)
+        and c.customer_id not in awaiting
     ]
     result = match_by_name(accounts, customers)
     del accounts, customers  # a firm's worth of names: not kept through the first sync
@@ -144,11 +147,11 @@ async def match_firm(
         in one transaction under the same locks: their pairs are read once and their links
         are inserted first-synced (no second lock, lookup and update of the same rows).
         Those that write to QuickBooks are left owed: a transaction of 1,000 links must not
-        wait for QuickBooks (`first_sync` below does them)."""
+        wait for QuickBooks (`sync_new_links` below does them)."""
         async with uow.for_accounts(firm_id, [a for a, _ in pairs]) as tx:
             sides = await tx.pairs.sides(firm_id, realm_id, pairs)
             plans = {
-                account_id: first_sync_rules(account.fields, customer.fields)
+                account_id: first_sync(account.fields, customer.fields)
                 for account_id, (account, customer) in sides.items()
             }
             created = await create_links(
@@ -194,7 +197,9 @@ async def match_firm(
     # The first sync of every link still owed one: those that write to QuickBooks, and any
     # left over from before (interrupted, or whose QuickBooks call failed).
     owed = await uow.direct.accounts.awaiting_first_sync(firm_id)
-    first.add(await first_sync(uow, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers))
+    first.add(
+        await sync_new_links(uow, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers)
+    )
     return MatchOutcome(linked, len(result.ambiguities), first)
 
 
@@ -209,7 +214,7 @@ def _counted(outcomes: Sequence[PairOutcome]) -> SyncCounts:
     return counts
 
 
-async def first_sync(
+async def sync_new_links(
     uow: UnitOfWork,
     quickbooks: CustomerGateway,
     firm_id: str,

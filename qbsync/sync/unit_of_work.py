@@ -29,9 +29,20 @@ from pydantic import BaseModel
 from qbsync.db.accounts import StoredAccount
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
-from qbsync.db.links import AuditEntry, Link
+from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
+from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
+from qbsync.db.records import (
+    AccountView,
+    CustomerView,
+    RecordFilter,
+    RecordItem,
+    RecordKey,
+    Suggestion,
+)
 from qbsync.db.runs import Run, Step
 from qbsync.domain.matching import Ambiguity, Named
 from schemas import AccountEvent, CustomerRecord
@@ -147,6 +158,13 @@ class AuditLog(ABC):
     @abstractmethod
     async def record(self, entries: Sequence[AuditEntry]) -> None: ...
 
+    @abstractmethod
+    async def page(
+        self, firm_id: str, account_id: str | None, before_id: int | None, limit: int
+    ) -> list[AuditRecord]:
+        """The firm's entries (of one account, or all), newest first, older than
+        `before_id`."""
+
 
 class Outbox(ABC):
     """Messages published once the transaction that wrote them commits."""
@@ -183,6 +201,28 @@ class PendingCreates(ABC):
     async def unfinished(self) -> list[PendingCreate]: ...
 
 
+class LiscioCreates(ABC):
+    """Create in Liscio: `account.create` commands waiting for Liscio's answer."""
+
+    @abstractmethod
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        """Record the command, or find the customer's one still waiting: (command, new)."""
+
+    @abstractmethod
+    async def of_command(self, command_id: str) -> LiscioCreate | None: ...
+
+    @abstractmethod
+    async def finish(
+        self, command_id: str, *, account_id: str, failure: str | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    async def awaiting(self, realm_id: str) -> set[str]:
+        """The realm's customers whose account Liscio is still to create."""
+
+
 class Connections(ABC):
     """The firms' QuickBooks connections."""
 
@@ -198,6 +238,10 @@ class Connections(ABC):
     @abstractmethod
     async def connected_realms(self) -> list[tuple[str, str]]:
         """(firm_id, realm_id) of every usable connection."""
+
+    @abstractmethod
+    async def remove(self, firm_id: str) -> bool:
+        """Forget the firm's connection (its records and links stay)."""
 
 
 class Runs(ABC):
@@ -231,6 +275,14 @@ class Runs(ABC):
     async def set_realm(self, run_id: str, realm_id: str) -> None: ...
 
     @abstractmethod
+    async def report(self, run_id: str) -> dict[str, Any] | None:
+        """The run as `qbsync sync --json` prints it."""
+
+    @abstractmethod
+    async def latest_of_firm(self, firm_id: str) -> str | None:
+        """The id of the firm's most recently requested run."""
+
+    @abstractmethod
     async def finish_step(
         self, run_id: str, step: Step, counts: dict[str, int], *, failure: str | None = None
     ) -> None:
@@ -259,6 +311,80 @@ class Locks(ABC):
         once it has begun; `for_accounts` takes them itself)."""
 
 
+class Firms(ABC):
+    @abstractmethod
+    async def exists(self, firm_id: str) -> bool:
+        """Whether Liscio's stream carried one of the firm's accounts or it is connected."""
+
+
+class Idempotency(ABC):
+    """The API's Idempotency-Keys, 24 hours per firm."""
+
+    @abstractmethod
+    async def claim(self, firm_id: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        """Hold the key for this request (`new`), or say what it already stands for."""
+
+    @abstractmethod
+    async def complete(self, firm_id: str, key: str, response: StoredResponse) -> None: ...
+
+    @abstractmethod
+    async def release(self, firm_id: str, key: str) -> None:
+        """Free a key whose request did not answer (a retry may try again)."""
+
+
+class InvoiceContacts(ABC):
+    """Who each invoice made through the API was for."""
+
+    @abstractmethod
+    async def record(self, made: InvoiceContact) -> None:
+        """Once per invoice (a repeated record of it changes nothing)."""
+
+    @abstractmethod
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        """invoice id -> the contact's name, for those of the invoices made here."""
+
+
+class Records(ABC):
+    """What the integration page lists: both sides' records of a firm as one ordered list
+    of items (qbsync/db/records.py says what is listed and in which order)."""
+
+    @abstractmethod
+    async def realm_of(self, firm_id: str) -> str | None:
+        """The firm's QuickBooks company (its connection's, or its links' once
+        disconnected)."""
+
+    @abstractmethod
+    async def page(
+        self,
+        firm_id: str,
+        realm_id: str | None,
+        record_filter: RecordFilter,
+        q: str | None,
+        after: RecordKey | None,
+        limit: int,
+    ) -> list[RecordItem]: ...
+
+    @abstractmethod
+    async def counts(self, firm_id: str, realm_id: str | None) -> dict[str, int]:
+        """How many items each filter (but `all`) lists."""
+
+    @abstractmethod
+    async def account(self, firm_id: str, account_id: str) -> AccountView | None: ...
+
+    @abstractmethod
+    async def customer(self, realm_id: str, customer_id: str) -> CustomerView | None: ...
+
+    @abstractmethod
+    async def suggest_customers(
+        self, firm_id: str, realm_id: str, folded_name: str
+    ) -> list[Suggestion]:
+        """Up to 10 unlinked customers (active, no parent) with a similar name."""
+
+    @abstractmethod
+    async def suggest_accounts(self, firm_id: str, folded_name: str) -> list[Suggestion]:
+        """Up to 10 unlinked accounts (not archived) with a similar name."""
+
+
 class Repositories:
     """The repositories bound to one transaction (or, as `uow.direct`, to none)."""
 
@@ -268,12 +394,17 @@ class Repositories:
         "cdc_marks",
         "connections",
         "customers",
+        "firms",
+        "idempotency",
+        "invoice_contacts",
         "links",
+        "liscio_creates",
         "locks",
         "outbox",
         "pairs",
         "pending_creates",
         "processed",
+        "records",
         "runs",
     )
 
@@ -285,12 +416,17 @@ class Repositories:
         cdc_marks: CdcMarks,
         connections: Connections,
         customers: Customers,
+        firms: Firms,
+        idempotency: Idempotency,
+        invoice_contacts: InvoiceContacts,
         links: Links,
+        liscio_creates: LiscioCreates,
         locks: Locks,
         outbox: Outbox,
         pairs: Pairs,
         pending_creates: PendingCreates,
         processed: Processed,
+        records: Records,
         runs: Runs,
     ) -> None:
         self.accounts = accounts
@@ -298,12 +434,17 @@ class Repositories:
         self.cdc_marks = cdc_marks
         self.connections = connections
         self.customers = customers
+        self.firms = firms
+        self.idempotency = idempotency
+        self.invoice_contacts = invoice_contacts
         self.links = links
+        self.liscio_creates = liscio_creates
         self.locks = locks
         self.outbox = outbox
         self.pairs = pairs
         self.pending_creates = pending_creates
         self.processed = processed
+        self.records = records
         self.runs = runs
 
 

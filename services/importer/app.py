@@ -17,14 +17,14 @@ from aiohttp import web
 from aiokafka import ConsumerRecord
 
 from qbsync import metrics
+from qbsync.bootstrap import consume, run
 from qbsync.errors import ConfigurationError
 from qbsync.kafka.consumer import ConsumerLoop
 from qbsync.kafka.topics import QBO_CHANGES, SYNC_REQUESTS
-from qbsync.process import run_until_signalled
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.webhooks import WebhookPayloadError, parse_notifications, verify_signature
 from qbsync.retry import Backoff, is_transient, pause_after_failure
-from qbsync.runtime import Runtime, settings_or_exit
+from qbsync.runtime import Route, Runtime
 from qbsync.sync.freshness import apply_change_notice, poll_realm
 from qbsync.sync.steps import import_run
 from qbsync.waiting import wait_for_event
@@ -32,7 +32,6 @@ from schemas import QboChangeNotice, SyncRequest
 
 SERVICE = "importer"
 WEBHOOK_PATH = "/webhooks/quickbooks"
-STOP_GRACE_SECONDS = 10.0
 log = logging.getLogger("qbsync.importer")
 
 
@@ -142,35 +141,23 @@ class Importer:
                 metrics.CDC_POLLS_FAILED.labels(type(exc).__name__).inc()
                 log.warning("CDC poll failed", extra={"realm_id": realm_id, "reason": str(exc)})
 
+    # -- Serving ------------------------------------------------------------------------
+    @property
+    def routes(self) -> list[Route]:
+        return [("POST", WEBHOOK_PATH, self.on_webhook)]
 
-async def serve(runtime: Runtime, importer: Importer, stopping: asyncio.Event) -> None:
-    settings = runtime.settings
-    consumer = ConsumerLoop(
-        settings.KAFKA_BOOTSTRAP_SERVERS,
-        settings.QBSYNC_TOPIC_PREFIX,
-        f"qbsync-{SERVICE}",
-        {SYNC_REQUESTS: importer.on_sync_request, QBO_CHANGES: importer.on_change_notice},
-        runtime.dead_letters,
-    )
-    await consumer.start(settings.QBSYNC_CONNECT_ATTEMPTS)
-    tasks = [
-        asyncio.create_task(consumer.run()),
-        asyncio.create_task(importer.import_runs(stopping)),
-        asyncio.create_task(importer.poll_changes(stopping)),
-    ]
-    await stopping.wait()
-    consumer.stop_soon()
-    # Work under way gets a grace period; what is still running after it is cancelled
-    # (an import or a CDC round is repeated by the next claimant, nothing is lost).
-    _, unfinished = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
-    for task in unfinished:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    async def serve(self, stopping: asyncio.Event) -> None:
+        settings = self.runtime.settings
+        consumer = ConsumerLoop(
+            settings.KAFKA_BOOTSTRAP_SERVERS,
+            settings.QBSYNC_TOPIC_PREFIX,
+            f"qbsync-{SERVICE}",
+            {SYNC_REQUESTS: self.on_sync_request, QBO_CHANGES: self.on_change_notice},
+            self.runtime.dead_letters,
+            connect_attempts=settings.QBSYNC_CONNECT_ATTEMPTS,
+        )
+        await consume(stopping, [consumer], [self.import_runs, self.poll_changes])
 
 
 def main() -> None:
-    settings = settings_or_exit(SERVICE)
-    runtime = Runtime(SERVICE, settings)
-    importer = Importer(runtime)
-    runtime.routes.append(("POST", WEBHOOK_PATH, importer.on_webhook))
-    run_until_signalled(runtime, lambda stopping: serve(runtime, importer, stopping))
+    run(SERVICE, Importer)

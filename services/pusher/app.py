@@ -27,14 +27,13 @@ import logging
 
 from pydantic import ValidationError
 
+from qbsync.bootstrap import consume, group_of, run
 from qbsync.dispatch import GroupedRunner, KeyedDispatcher
-from qbsync.kafka.acks import Ack, AckedInput, Record
+from qbsync.kafka.acks import Ack, AckedInput, AcknowledgingConsumer, Record
 from qbsync.kafka.topics import ACCOUNT_EVENTS
 from qbsync.observability import observe_message
-from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.retry import Backoff, is_transient, pause_after_failure
-from qbsync.runtime import Runtime, settings_or_exit
-from qbsync.streaming import create_app, run_worker
+from qbsync.runtime import Route, Runtime
 from qbsync.sync.account_events import (
     QueuedEvent,
     absorb,
@@ -47,11 +46,6 @@ from schemas import AccountEvent
 SERVICE = "pusher"
 log = logging.getLogger("qbsync.pusher")
 
-settings = settings_or_exit(SERVICE)
-runtime = Runtime(SERVICE, settings)
-app = create_app(SERVICE, settings, with_agents=False)
-
-RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 # How many events may wait unapplied (an update absorbed by a later one no longer counts).
 # Under a backlog (a burst, a throttled realm) it bounds how many accounts have a state
 # waiting; an event costs a few KB while it waits, and a crash re-reads what waited.
@@ -64,100 +58,96 @@ ACCOUNTS_PER_BATCH = 250
 STOP_GRACE_SECONDS = 5.0
 
 
-async def apply_events(key: str, queued: list[QueuedEvent]) -> None:
-    """The queued events of one account (the dispatcher's key), counted once however many
-    attempts they take; what finally fails goes to the dead-letter topic."""
-    with observe_message(ACCOUNT_EVENTS) as observed:
-        error = await apply_with_retries(key, queued)
-        if error is not None:
-            observed.mark_failed()
-            for item in queued:
-                await runtime.dead_letters.send(ACCOUNT_EVENTS, item.message, error)
+class Pusher:
+    routes: list[Route] = []
 
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.firm_batches: GroupedRunner[list[AccountEvent]] = GroupedRunner(
+            self.apply_account_queues,
+            concurrency=FIRM_BATCHES_IN_FLIGHT,
+            max_items=ACCOUNTS_PER_BATCH,
+        )
+        self.dispatcher: KeyedDispatcher[QueuedEvent] = KeyedDispatcher(
+            self.apply_events, capacity=READ_AHEAD_EVENTS, absorb=absorb
+        )
 
-async def apply_with_retries(key: str, queued: list[QueuedEvent]) -> Exception | None:
-    """Apply; QuickBooks being unavailable (throttled or down after the client's own
-    retries) is waited out: the change must not be lost. Returns what finally failed.
-    Raises when PostgreSQL or the network is down (`is_transient`), however long."""
-    absorbed = [event_id for item in queued for event_id in item.absorbed]
-    events = [item.event for item in queued]
-    for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
+    async def take_event(self, record: Record, ack: Ack) -> None:
+        """Queue one message of liscio.account-events; `ack` once its event is applied."""
         try:
-            await mark_superseded(runtime.uow, absorbed)
-            await firm_batches.run(events[0].firm_id, events)
-            return None
-        except QuickBooksError as exc:
-            if delay is None:
-                return exc
-            log.warning(
-                "QuickBooks unavailable, retrying",
-                extra={"key": key, "attempt": attempt, "error": str(exc)},
-            )
-            await asyncio.sleep(delay)
-        except Exception as exc:
-            if is_transient(exc):
-                raise  # our database or network, not the events: the dispatcher tries again
-            log.exception("account events failed", extra={"key": key})
-            return exc
-    raise AssertionError("unreachable")  # pragma: no cover
+            parsed = AccountEvent.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            await self.runtime.dead_letters.send(ACCOUNT_EVENTS, record, exc)
+            await ack()
+            return
+        key = f"{parsed.firm_id}:{parsed.account.id}"
+        await self.dispatcher.submit(key, QueuedEvent(parsed, record), ack)
 
+    async def apply_events(self, key: str, queued: list[QueuedEvent]) -> None:
+        """The queued events of one account (the dispatcher's key), counted once however
+        many rounds they take. A transient failure (PostgreSQL, Kafka, QuickBooks once its
+        client's attempts are spent) is waited out and the events applied again: the
+        change must not be lost. Any other failure dead-letters them with the reason."""
+        absorbed = [event_id for item in queued for event_id in item.absorbed]
+        events = [item.event for item in queued]
+        backoff = Backoff(first=1.0, cap=30.0)
+        with observe_message(ACCOUNT_EVENTS) as observed:
+            while True:
+                try:
+                    await mark_superseded(self.runtime.uow, absorbed)
+                    await self.firm_batches.run(events[0].firm_id, events)
+                    return
+                except Exception as exc:
+                    if is_transient(exc):
+                        await pause_after_failure(f"account events of {key}", exc, backoff)
+                        continue
+                    log.error("account events failed", extra={"key": key}, exc_info=exc)
+                    observed.mark_failed()
+                    for item in queued:
+                        await self.runtime.dead_letters.send(ACCOUNT_EVENTS, item.message, exc)
+                    return
 
-async def apply_account_queues(queues: list[list[AccountEvent]]) -> None:
-    """The queued events of several accounts of one firm, together."""
-    events = [event for queued in queues for event in queued]
-    await handle_account_events(runtime.uow, runtime.quickbooks, events)
+    async def apply_account_queues(self, queues: list[list[AccountEvent]]) -> None:
+        """The queued events of several accounts of one firm, together."""
+        events = [event for queued in queues for event in queued]
+        await handle_account_events(self.runtime.uow, self.runtime.quickbooks, events)
 
+    async def finish_applies_under_way(self) -> None:
+        await self.dispatcher.stop(STOP_GRACE_SECONDS)
 
-firm_batches: GroupedRunner[list[AccountEvent]] = GroupedRunner(
-    apply_account_queues, concurrency=FIRM_BATCHES_IN_FLIGHT, max_items=ACCOUNTS_PER_BATCH
-)
-dispatcher: KeyedDispatcher[QueuedEvent] = KeyedDispatcher(
-    apply_events, capacity=READ_AHEAD_EVENTS, absorb=absorb
-)
+    async def reconcile(self, stopping: asyncio.Event) -> None:
+        """Once at start; while QuickBooks or PostgreSQL is unavailable it is tried again
+        after a pause (stopping instead would restart the pusher into the same failure).
+        The events of those creates were not acknowledged, so they come again meanwhile."""
+        backoff = Backoff(cap=60.0)
+        while not stopping.is_set():
+            try:
+                finished = await reconcile_unfinished_creates(
+                    self.runtime.uow, self.runtime.quickbooks
+                )
+            except Exception as exc:
+                await pause_after_failure("reconciling unfinished creates", exc, backoff, stopping)
+                continue
+            if finished:
+                log.info("reconciled unfinished customer creates", extra={"count": finished})
+            return
 
-
-async def take_event(record: Record, ack: Ack) -> None:
-    """Queue one message of liscio.account-events; `ack` once its event is applied."""
-    try:
-        parsed = AccountEvent.model_validate_json(record.value or b"")
-    except ValidationError as exc:
-        await runtime.dead_letters.send(ACCOUNT_EVENTS, record, exc)
-        await ack()
-        return
-    key = f"{parsed.firm_id}:{parsed.account.id}"
-    await dispatcher.submit(key, QueuedEvent(parsed, record), ack)
-
-
-async def finish_applies_under_way() -> None:
-    await dispatcher.stop(STOP_GRACE_SECONDS)
-
-
-ACCOUNT_EVENTS_INPUT = AckedInput(
-    ACCOUNT_EVENTS, take_event, room=dispatcher.room, finish=finish_applies_under_way
-)
-
-
-@app.task
-async def reconcile() -> None:
-    """Once at start; while QuickBooks or PostgreSQL is unavailable it is tried again after
-    a pause (crashing the pusher instead would restart it into the same failure). The
-    events of those creates were not acknowledged, so they come again meanwhile too."""
-    backoff = Backoff(cap=60.0)
-    while True:
-        try:
-            finished = await reconcile_unfinished_creates(runtime.uow, runtime.quickbooks)
-        except Exception as exc:
-            await pause_after_failure("reconciling unfinished creates", exc, backoff)
-            continue
-        if finished:
-            log.info("reconciled unfinished customer creates", extra={"count": finished})
-        return
-
-
-@app.task
-async def publish_outbox() -> None:
-    await runtime.outbox.run()
+    async def serve(self, stopping: asyncio.Event) -> None:
+        settings = self.runtime.settings
+        consumer = AcknowledgingConsumer(
+            settings.KAFKA_BOOTSTRAP_SERVERS,
+            settings.QBSYNC_TOPIC_PREFIX,
+            group_of(SERVICE, settings),
+            AckedInput(
+                ACCOUNT_EVENTS,
+                self.take_event,
+                room=self.dispatcher.room,
+                finish=self.finish_applies_under_way,
+            ),
+            connect_attempts=settings.QBSYNC_CONNECT_ATTEMPTS,
+        )
+        await consume(stopping, [consumer], [self.reconcile, self.runtime.outbox.run])
 
 
 def main() -> None:
-    run_worker(app, runtime, acked_input=ACCOUNT_EVENTS_INPUT)
+    run(SERVICE, Pusher)

@@ -83,8 +83,7 @@ async def wait_until_ready(processes: dict[str, ServiceProcess], admin: Emulator
     async def started(name: str, process: ServiceProcess) -> bool:
         if process.process.poll() is not None:
             raise AssertionError(f"{name} exited:\n{process.output()[-3000:]}")
-        # faust services say "ready" once their agents consume; the importer "started".
-        return ('"ready"' if name in ("matcher", "pusher") else '"started"') in process.output()
+        return '"ready"' in process.output()  # its consumers are subscribed
 
     for name, process in processes.items():
         await eventually(

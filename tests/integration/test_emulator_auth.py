@@ -1,7 +1,10 @@
-"""The emulator's OAuth: rotating refresh tokens, client checks, access tokens bound to one
+"""The emulator's OAuth: rotating refresh tokens (Intuit's 24-hour grace, or strict),
+client checks, access tokens bound to one
 realm that expire, and the 401 body QuickBooks' gateway sends."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 
@@ -22,9 +25,10 @@ async def refresh(
         )
 
 
-async def test_refresh_tokens_rotate_and_the_old_one_answers_invalid_grant(
+async def test_refresh_tokens_rotate_and_the_previous_one_answers_the_newest(
     emulator: RunningEmulator,
 ) -> None:
+    """Intuit: "Your previous refresh tokens expire 24 hours after you receive a new one"."""
     first = await refresh(emulator, emulator.refresh_token)
     assert first.status_code == 200
     grant = first.json()
@@ -39,13 +43,52 @@ async def test_refresh_tokens_rotate_and_the_old_one_answers_invalid_grant(
     assert grant["refresh_token"] != emulator.refresh_token
 
     reused = await refresh(emulator, emulator.refresh_token)
-    assert (reused.status_code, reused.json()) == (400, {"error": "invalid_grant"})
+    assert reused.status_code == 200
+    assert reused.json()["refresh_token"] == grant["refresh_token"]  # the chain never forks
+    assert reused.json()["access_token"] != grant["access_token"]
     unknown = await refresh(emulator, "never-issued")
     assert (unknown.status_code, unknown.json()) == (400, {"error": "invalid_grant"})
 
     rotated = await refresh(emulator, grant["refresh_token"])
     assert rotated.status_code == 200
     assert rotated.json()["refresh_token"] not in (grant["refresh_token"], emulator.refresh_token)
+
+
+async def test_strict_rotation_refuses_the_previous_refresh_token(
+    emulator: RunningEmulator,
+) -> None:
+    settings = await emulator.admin.token_rotation(previous_token_seconds=0)
+    assert settings["previous_token_seconds"] == 0
+    first = await refresh(emulator, emulator.refresh_token)
+    assert first.status_code == 200
+    reused = await refresh(emulator, emulator.refresh_token)
+    assert (reused.status_code, reused.json()) == (400, {"error": "invalid_grant"})
+    assert (await refresh(emulator, first.json()["refresh_token"])).status_code == 200
+
+
+async def test_held_token_answers_are_applied_at_once_and_answered_on_release(
+    emulator: RunningEmulator,
+) -> None:
+    await emulator.admin.token_rotation(previous_token_seconds=0, hold_answers=True)
+    held = asyncio.create_task(refresh(emulator, emulator.refresh_token))
+
+    async def one_held() -> bool:
+        return (await emulator.admin.token_rotation())["held"] == 1
+
+    await eventually(one_held, timeout=10, what="the refresh to be held")
+    # Rotated already: the refresh token the held request spent is dead (strict mode).
+    assert (await refresh(emulator, emulator.refresh_token)).status_code == 400
+    assert await emulator.admin.release_token_answers() == 1
+    answer = await asyncio.wait_for(held, 10)
+    assert answer.status_code == 200
+    assert (await emulator.admin.token_rotation())["hold_answers"] is False
+
+
+async def test_bad_rotation_settings_are_refused(emulator: RunningEmulator) -> None:
+    async with httpx.AsyncClient() as http:
+        for body in ({"previous_token_seconds": -1}, {"hold_answers": 1}, {"nope": 1}):
+            answer = await http.put(emulator.base_url + "/_emulator/oauth", json=body)
+            assert answer.status_code == 400 and "error" in answer.json()
 
 
 async def test_a_wrong_client_is_invalid_client(emulator: RunningEmulator) -> None:

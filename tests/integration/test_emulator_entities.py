@@ -369,6 +369,95 @@ async def test_invoices_create_read_and_query_by_customer(emulator: RunningEmula
         assert fault_of(no_lines)["code"] == "2020"
 
 
+async def test_invoices_are_queried_by_customers_balance_dates_and_number(
+    emulator: RunningEmulator,
+) -> None:
+    async with qbo_client(emulator) as qbo:
+
+        async def invoice(customer_id: str, amount: float, **fields: Any) -> dict[str, Any]:
+            line = {
+                "Amount": amount,
+                "Description": f"Work worth {amount}",
+                "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": "1"}},
+            }
+            body = {"CustomerRef": {"value": customer_id}, "Line": [line], **fields}
+            response = await qbo.post("invoice", body)
+            assert response.status_code == 200, response.text
+            made: dict[str, Any] = response.json()["Invoice"]
+            return made
+
+        first = await invoice("1", 10, TxnDate="2026-01-05", DueDate="2026-02-04")
+        second = await invoice("2", 20, TxnDate="2026-03-01")
+        third = await invoice("3", 30, DocNumber="X-77")
+        await emulator.admin.receive_payment_as_user(emulator.realm_id, second["Id"], 20)
+
+        async def ids(where: str) -> list[str]:
+            rows = await qbo.query_rows(f"select * from Invoice where {where}", "Invoice")
+            return [row["Id"] for row in rows]
+
+        assert await ids("CustomerRef IN ('1', '3', '99')") == [first["Id"], third["Id"]]
+        assert await ids("Balance > '0'") == [first["Id"], third["Id"]]
+        assert await ids("Balance = '0'") == [second["Id"]]
+        assert await ids("TxnDate < '2026-02-01'") == [first["Id"]]
+        assert await ids("DueDate = '2026-02-04'") == [first["Id"]]
+        assert await ids("DocNumber = 'x-77'") == [third["Id"]]
+        assert (first["DocNumber"], second["DocNumber"]) == ("1001", "1002")
+        assert second["DueDate"] == "2026-03-31"  # 30 days after TxnDate by default
+        assert first["Line"][0]["Description"] == "Work worth 10"
+        paid = (await qbo.get(f"invoice/{second['Id']}")).json()["Invoice"]
+        assert (paid["Balance"], paid["TotalAmt"], paid["SyncToken"]) == (0, 20.0, "1")
+
+
+async def test_items_have_unique_names_a_type_and_an_income_account(
+    emulator: RunningEmulator,
+) -> None:
+    async with qbo_client(emulator) as qbo:
+        (income,) = await qbo.query_rows(
+            "select * from Account where AccountType = 'Income' and Name = 'Services'", "Account"
+        )
+        body = {
+            "Name": "Bookkeeping",
+            "Type": "Service",
+            "IncomeAccountRef": {"value": income["Id"]},
+        }
+        response = await qbo.post("item", body, requestid="item-1")
+        assert response.status_code == 200, response.text
+        item = response.json()["Item"]
+        assert (item["Name"], item["Type"], item["Active"], item["SyncToken"]) == (
+            "Bookkeeping",
+            "Service",
+            True,
+            "0",
+        )
+        assert item["IncomeAccountRef"] == {"value": income["Id"], "name": "Services"}
+        assert (await qbo.post("item", body, requestid="item-1")).content == response.content
+
+        duplicate = await qbo.post("item", {**body, "Name": "BOOKKEEPING"})
+        assert fault_of(duplicate)["code"] == "6240"
+        assert fault_of(await qbo.post("item", {**body, "Name": "services"}))["code"] == "6240"
+        no_account = {"Name": "Advice", "Type": "Service"}
+        assert fault_of(await qbo.post("item", no_account))["code"] == "2020"
+        bad_account = {**no_account, "IncomeAccountRef": {"value": "999"}}
+        assert fault_of(await qbo.post("item", bad_account))["code"] == "2500"
+        assert fault_of(await qbo.post("item", {"Name": "Typeless"}))["code"] == "2020"
+        magic = {**body, "Name": "Magic Wand", "Type": "Magic"}
+        assert fault_of(await qbo.post("item", magic))["code"] == "2010"
+
+        services = await qbo.query_rows(
+            "select * from Item where Type = 'Service' and Name = 'Bookkeeping'", "Item"
+        )
+        assert [row["Id"] for row in services] == [item["Id"]]
+        # made inactive, an item is renamed by QuickBooks, which frees its name
+        gone = await qbo.post(
+            "item", {"Id": item["Id"], "SyncToken": "0", "sparse": True, "Active": False}
+        )
+        assert gone.json()["Item"]["Name"] == "Bookkeeping (deleted)"
+        again = await qbo.post("item", body)
+        assert again.status_code == 200, again.text
+        assert fault_of(await qbo.post("account", {"Name": "New"}))["code"] == "500"
+
+
 async def cdc(qbo: QboTestClient, since: str, entities: str = "Customer") -> dict[str, Any]:
     response = await qbo.get("cdc", entities=entities, changedSince=since, minorversion="75")
     assert response.status_code == 200, response.text

@@ -1,6 +1,7 @@
 """The emulator checked by a client no one here wrote: python-quickbooks (with intuitlib for
-OAuth) creates, reads, updates and queries customers and creates and queries an invoice
-with its own objects, exactly as it would against QuickBooks Online.
+OAuth) creates, reads, updates and queries customers, creates a service item on an income
+account, and creates and queries invoices (by customers, balance, number, due date) with
+its own objects, exactly as it would against QuickBooks Online.
 
 python-quickbooks is synchronous (requests), so each scenario runs in a worker thread
 while the emulator serves from the test's event loop.
@@ -18,6 +19,7 @@ from quickbooks import QuickBooks
 from quickbooks.batch import batch_create
 from quickbooks.cdc import change_data_capture
 from quickbooks.exceptions import ObjectNotFoundException, QuickbooksException
+from quickbooks.objects.account import Account
 from quickbooks.objects.base import Address, EmailAddress, PhoneNumber, WebAddress
 from quickbooks.objects.customer import Customer
 from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
@@ -143,6 +145,48 @@ def invoice_scenario(qb: QuickBooks) -> None:
     assert Customer.get(3, qb=qb).Balance == 150.0
 
 
+def items_and_invoice_queries_scenario(qb: QuickBooks) -> None:
+    (income,) = Account.filter(AccountType="Income", Name="Services", qb=qb)
+    item = Item()
+    item.Name = "Liscio Services"
+    item.Type = "Service"
+    item.IncomeAccountRef = income.to_ref()
+    saved_item = item.save(qb=qb)
+    assert saved_item.Id == "7" and saved_item.IncomeAccountRef.name == "Services"
+    twin = Item()
+    twin.Name = "liscio services"
+    twin.Type = "Service"
+    twin.IncomeAccountRef = income.to_ref()
+    with pytest.raises(QuickbooksException) as clash:
+        twin.save(qb=qb)
+    assert clash.value.error_code == 6240
+    assert [i.Id for i in Item.filter(Type="Service", Name="Liscio Services", qb=qb)] == ["7"]
+
+    (parent,) = Customer.filter(DisplayName="Freeman Sporting Goods", qb=qb)
+    (job,) = Customer.where(f"FullyQualifiedName LIKE '{parent.DisplayName}:%'", qb=qb)
+    made = []
+    for customer, amount in ((parent, 40), (job, 60)):
+        line = SalesItemLine()
+        line.Amount = amount
+        line.Description = f"Quarterly review for {customer.DisplayName}"
+        line.SalesItemLineDetail = SalesItemLineDetail()
+        line.SalesItemLineDetail.ItemRef = saved_item.to_ref()
+        invoice = Invoice()
+        invoice.CustomerRef = customer.to_ref()
+        invoice.DueDate = "2026-12-31"
+        invoice.Line.append(line)
+        made.append(invoice.save(qb=qb))
+    assert [i.DocNumber for i in made] == ["1001", "1002"]
+    assert made[1].Line[0].Description == "Quarterly review for 0969 Ocean View Road"
+
+    family = Invoice.where(f"CustomerRef IN ('{parent.Id}', '{job.Id}')", qb=qb)
+    assert [i.Id for i in family] == [i.Id for i in made]
+    assert [i.Id for i in Invoice.where("Balance > '50'", qb=qb)] == [made[1].Id]
+    assert [i.Id for i in Invoice.filter(DocNumber="1001", qb=qb)] == [made[0].Id]
+    assert [i.DueDate for i in Invoice.filter(DueDate="2026-12-31", qb=qb)] == ["2026-12-31"] * 2
+    assert Invoice.count(qb=qb) == 2
+
+
 def batch_and_cdc_scenario(qb: QuickBooks) -> None:
     since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
     first, second, clash = Customer(), Customer(), Customer()
@@ -167,6 +211,11 @@ async def test_python_quickbooks_invoices(emulator: RunningEmulator) -> None:
     await asyncio.to_thread(invoice_scenario, qb)
 
 
+async def test_python_quickbooks_items_and_invoice_queries(emulator: RunningEmulator) -> None:
+    qb = await asyncio.to_thread(connect, emulator, emulator.refresh_token)
+    await asyncio.to_thread(items_and_invoice_queries_scenario, qb)
+
+
 async def test_python_quickbooks_batch_and_change_data_capture(emulator: RunningEmulator) -> None:
     qb = await asyncio.to_thread(connect, emulator, emulator.refresh_token)
     await asyncio.to_thread(batch_and_cdc_scenario, qb)
@@ -184,6 +233,7 @@ async def test_intuitlib_refresh_rotates_the_refresh_token(emulator: RunningEmul
         "http://127.0.0.1/cb",
         emulator.discovery_url,
     )
+    await emulator.admin.token_rotation(previous_token_seconds=0)  # no 24-hour grace
     with pytest.raises(AuthClientError) as refused:
         await asyncio.to_thread(reused.refresh, emulator.refresh_token)
     assert refused.value.status_code == 400

@@ -19,7 +19,7 @@ from qbsync.db.pairs import load_pairs, load_sides
 from qbsync.db.pool import Pool
 from qbsync.db.unit_of_work import PostgresUnitOfWork
 from qbsync.quickbooks.errors import ServerError
-from qbsync.sync.steps import MatchOutcome, first_sync, match_firm
+from qbsync.sync.steps import MatchOutcome, match_firm, sync_new_links
 from schemas import AccountEvent, CustomerRecord
 from tests.conftest import unique
 
@@ -245,7 +245,7 @@ async def test_a_failed_quickbooks_call_leaves_that_first_sync_owed_and_no_other
     quickbooks = ScriptedQuickBooks(realm_id, {failing})
     owed = [f"a{n:03d}" for n in range(PAIRS)]
 
-    counts = await first_sync(
+    counts = await sync_new_links(
         PostgresUnitOfWork(pool), quickbooks, firm_id, owed, None, keep_alive, chunk=6
     )
 

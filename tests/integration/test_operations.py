@@ -430,7 +430,6 @@ async def test_consumer_loop_counts_consumed_failed_dead_lettered_and_produced(
         isolated.bootstrap, isolated.prefix, "ops-test", {SYNC_REQUESTS: handle}, sink
     )
     await loop.start()
-    running = asyncio.create_task(loop.run())
     try:
         for payload in (b"good", b"bad", b"good"):
             await isolated.producer.send(SYNC_REQUESTS, "firm", payload)
@@ -440,8 +439,7 @@ async def test_consumer_loop_counts_consumed_failed_dead_lettered_and_produced(
 
         await eventually(all_consumed, timeout=60, what="three messages consumed")
     finally:
-        loop.stop_soon()
-        await running
+        await loop.stop()
     delta = {name: value(name, SYNC_REQUESTS) - before[name] for name in names}
     assert delta == {
         "qbsync_messages_consumed_total": 3,

@@ -164,18 +164,36 @@ async def test_services_stop_cleanly_on_sigterm(
         assert process.stop() == 0, process.output()[-2000:]
 
 
-async def test_a_worker_signalled_while_starting_stops_before_its_tasks_run(
+async def test_a_service_signalled_while_starting_stops_before_its_loops_run(
     spawn: Callable[..., ServiceProcess],
 ) -> None:
-    # The start under way when SIGTERM arrives (the app's producer, here held until the
-    # Runtime has stopped) must end with the stop, not finish after it: its tasks would
-    # then run against a closed database pool and crash the worker (exit 1).
+    # The start under way when SIGTERM arrives (a consumer connecting, here never) is cut
+    # short: what had started stops, and the service's loops never run against a Runtime
+    # that is stopping.
     process = spawn("tests.support.signalled_while_starting")
     assert process.process.wait(60) == 0, process.output()[-2000:]
     output = process.output()
-    assert "signalled while starting" in output
+    assert "signalled while starting" in output and "consumer stopped" in output
     assert "task used the database" not in output
-    assert "Crashed" not in output
+    assert "Traceback" not in output
+
+
+async def test_a_service_waiting_for_postgres_stops_at_once_on_sigterm(
+    spawn: Callable[..., ServiceProcess],
+) -> None:
+    """A signal ends the bounded attempts to reach a dependency: exit 0, not exit 3 later."""
+    process = spawn(
+        "services.pusher",
+        DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+        QBSYNC_CONNECT_ATTEMPTS="50",
+    )
+    await eventually(
+        lambda: asyncio.sleep(0, result="unreachable (attempt 2 of 50)" in process.output()),
+        timeout=60,
+        what="the pusher trying to reach PostgreSQL",
+    )
+    assert process.stop(timeout=30) == 0, process.output()[-2000:]
+    assert "Traceback" not in process.output()
 
 
 async def test_two_instances_of_each_service_run_side_by_side(

@@ -28,32 +28,12 @@ from qbsync.quickbooks.errors import (
 )
 from qbsync.quickbooks.limiter import Limits
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
-from qbsync.quickbooks.tokens import InMemoryTokenStore, TokenStore
+from qbsync.quickbooks.tokens import InMemoryTokenStore
 from tests.conftest import unique
 from tests.support.keys import TEST_SECRET_KEY
+from tests.support.qbo import client_for
 
-FAST_RETRIES = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.1)
 CIPHER = TokenCipher(TEST_SECRET_KEY)
-
-
-def client_for(
-    emulator: RunningEmulator,
-    tokens: TokenStore,
-    *,
-    limits: Limits | None = None,
-    retry: RetryPolicy = FAST_RETRIES,
-    timeout: float = 10.0,
-) -> QuickBooksClient:
-    return QuickBooksClient(
-        base_url=emulator.base_url,
-        token_url=emulator.token_url,
-        client_id=emulator.client_id,
-        client_secret=emulator.client_secret,
-        tokens=tokens,
-        limits=limits or Limits(),
-        retry=retry,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture
@@ -219,7 +199,10 @@ async def test_rotated_tokens_are_stored_encrypted_and_refreshes_collapse_across
     stored = CIPHER.decrypt(bytes(row["refresh_token_enc"]))
     assert stored != initial
     assert stored.encode() not in bytes(row["refresh_token_enc"])
-    # The stored token is the live one; the first was rotated away.
+    # The stored token is the grant's newest; the first was rotated away (and is refused
+    # once its 24 hours of grace are over, at once here in strict mode).
+    assert stored == emulator.store.tokens.newest_refresh_token(initial)
+    await emulator.admin.token_rotation(previous_token_seconds=0)
     async with client_for(emulator, InMemoryTokenStore({realm: initial})) as stale:
         with pytest.raises(NeedsReconnectError):
             await stale.read_customer(realm, "1")
@@ -398,7 +381,7 @@ async def test_invoices_are_created_and_found_by_customer(
         realm, {"CustomerRef": {"value": customer["Id"]}, "Line": [line]}, request_id="i"
     )
 
-    found = await qbo.invoices_for_customer(realm, customer["Id"])
+    found = await qbo.invoices_of_customers(realm, [customer["Id"], "1"])
 
     assert [i["Id"] for i in found] == [invoice["Id"]]
     assert items and all("Id" in item for item in items)

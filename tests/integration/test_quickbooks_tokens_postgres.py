@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -164,3 +165,64 @@ async def test_a_refresh_of_a_token_no_key_of_ours_opens_marks_it_too(pool: Pool
         await asyncio.wait_for(store.rotate(realm, renew), 10)
     status = await pool.fetchval("SELECT status FROM connections WHERE realm_id = $1", realm)
     assert status == "needs_reconnect"
+
+
+async def test_tokens_a_refresh_returned_outlive_the_database_dropping_the_refresh(
+    pool: Pool,
+) -> None:
+    """QuickBooks answered, then the database ended the transaction that held the row and
+    was to store the answer (a restart, a failover): the new tokens are stored all the same
+    once the database answers again, instead of being dropped while a strict issuer has
+    already made the stored refresh token useless."""
+    realm = await connected_realm(pool)
+    store = PostgresTokenStore(pool, CIPHER)
+
+    async def refresh_then_lose_the_connection(current: StoredTokens) -> StoredTokens:
+        assert current.refresh_token == "rt-0"
+        terminated = await pool.fetchval(
+            """
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND state = 'idle in transaction' AND query LIKE '%FOR UPDATE%'
+            """
+        )
+        assert terminated == 1
+        return StoredTokens("rt-1", "at-1", datetime.now(UTC) + timedelta(minutes=50))
+
+    renewed = await store.rotate(realm, refresh_then_lose_the_connection)
+
+    assert renewed.refresh_token == "rt-1"
+    assert (await store.load(realm)).refresh_token == "rt-1"
+
+
+async def test_a_rescued_save_never_overwrites_tokens_stored_meanwhile(pool: Pool) -> None:
+    realm = await connected_realm(pool)
+    store = PostgresTokenStore(pool, CIPHER)
+
+    async def lose_the_connection_after_another_process_stored(
+        current: StoredTokens,
+    ) -> StoredTokens:
+        await pool.fetchval(
+            """
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND state = 'idle in transaction' AND query LIKE '%FOR UPDATE%'
+            """
+        )
+        await store.save(realm, StoredTokens("rt-other"))  # the row is free again
+        return StoredTokens("rt-1", "at-1", datetime.now(UTC) + timedelta(minutes=50))
+
+    await store.rotate(realm, lose_the_connection_after_another_process_stored)
+
+    assert (await store.load(realm)).refresh_token == "rt-other"
+
+
+async def test_needs_reconnect_is_marked_only_for_the_stored_refresh_token(pool: Pool) -> None:
+    realm = await connected_realm(pool, refresh_token="rt-new")
+    store = PostgresTokenStore(pool, CIPHER)
+
+    assert not await store.mark_needs_reconnect(realm, "invalid_grant", "rt-old")
+    assert (await store.load(realm)).refresh_token == "rt-new"
+    assert await store.mark_needs_reconnect(realm, "invalid_grant", "rt-new")
+    with pytest.raises(NeedsReconnectError):
+        await store.load(realm)

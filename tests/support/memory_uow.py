@@ -24,11 +24,24 @@ from typing import Any
 from qbsync.db.accounts import StoredAccount, synced_fields_of
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.customers import CustomerName, StoredCustomer
-from qbsync.db.links import AuditEntry, Link
+from qbsync.db.idempotency import IdempotencyClaim, StoredResponse
+from qbsync.db.invoice_contacts import InvoiceContact
+from qbsync.db.links import AuditEntry, AuditRecord, Link
+from qbsync.db.liscio_creates import LiscioCreate
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.pending_creates import PendingCreate
+from qbsync.db.records import (
+    SUGGESTIONS,
+    AccountView,
+    CustomerView,
+    LinkView,
+    RecordFilter,
+    RecordItem,
+    RecordKey,
+    Suggestion,
+)
 from qbsync.db.runs import LEASE_SECONDS, STEPS, Run, Step
-from qbsync.domain.fields import SyncedFields
+from qbsync.domain.fields import SyncedFields, to_json
 from qbsync.domain.matching import Ambiguity, Named
 from qbsync.sync import unit_of_work as seam
 from qbsync.sync.unit_of_work import OutgoingMessage, Repositories, UnitOfWork
@@ -41,6 +54,7 @@ class AccountRow:
     occurred_at: datetime
     attention: str | None = None
     pushed_status: str | None = None
+    contacts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -84,9 +98,15 @@ class State:
     outbox: list[tuple[str, str, str]] = field(default_factory=list)
     processed: set[tuple[str, str]] = field(default_factory=set)
     pending: dict[tuple[str, str], PendingRow] = field(default_factory=dict)
+    liscio_creates: dict[str, LiscioCreate] = field(default_factory=dict)  # by command id
     connections: dict[str, QuickBooksConnection] = field(default_factory=dict)
     cdc_marks: dict[str, datetime] = field(default_factory=dict)
     runs: dict[str, RunRow] = field(default_factory=dict)
+    # (firm_id, key) -> (fingerprint, the first answer or None while it is served)
+    idempotency: dict[tuple[str, str], tuple[str, StoredResponse | None]] = field(
+        default_factory=dict
+    )
+    invoice_contacts: dict[tuple[str, str], InvoiceContact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,10 +144,12 @@ class _Accounts(_Memory, seam.Accounts):
                     event.type == "account.archived",
                     synced_fields_of(event),
                 )
+                contacts = [c.model_dump() for c in event.account.contacts]
                 if row is None:
-                    s.accounts[key] = AccountRow(stored, event.occurred_at)
+                    s.accounts[key] = AccountRow(stored, event.occurred_at, contacts=contacts)
                 else:
                     row.account, row.occurred_at = stored, event.occurred_at
+                    row.contacts = contacts
 
     async def get(self, firm_id: str, account_id: str) -> StoredAccount | None:
         async with self._access() as s:
@@ -333,6 +355,35 @@ class _AuditLog(_Memory, seam.AuditLog):
         async with self._access() as s:
             s.audit.extend(copy.copy(e) for e in entries)
 
+    async def page(
+        self, firm_id: str, account_id: str | None, before_id: int | None, limit: int
+    ) -> list[AuditRecord]:
+        async with self._access() as s:
+            # An entry's id is its place in the log (from 1), as a bigserial would number it.
+            found = [
+                AuditRecord(
+                    number,
+                    _RECORDED_AT,
+                    e.action,
+                    e.account_id,
+                    e.customer_id,
+                    e.side,
+                    e.field,
+                    e.old_value,
+                    e.new_value,
+                    e.reason,
+                    e.actor,
+                )
+                for number, e in enumerate(s.audit, start=1)
+                if e.firm_id == firm_id
+                and (account_id is None or e.account_id == account_id)
+                and (before_id is None or number < before_id)
+            ]
+            return list(reversed(found))[:limit]
+
+
+_RECORDED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
 
 class _Outbox(_Memory, seam.Outbox):
     async def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:
@@ -393,6 +444,41 @@ class _PendingCreates(_Memory, seam.PendingCreates):
             ]
 
 
+class _LiscioCreates(_Memory, seam.LiscioCreates):
+    async def begin(
+        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+    ) -> tuple[LiscioCreate, bool]:
+        async with self._access() as s:
+            for waiting in s.liscio_creates.values():
+                if (waiting.realm_id, waiting.customer_id, waiting.state) == (
+                    realm_id,
+                    customer_id,
+                    "pending",
+                ):
+                    return waiting, False
+            create = LiscioCreate(command_id, firm_id, realm_id, customer_id, actor, "pending")
+            s.liscio_creates[command_id] = create
+            return create, True
+
+    async def of_command(self, command_id: str) -> LiscioCreate | None:
+        async with self._access() as s:
+            return s.liscio_creates.get(command_id)
+
+    async def finish(self, command_id: str, *, account_id: str, failure: str | None = None) -> None:
+        async with self._access() as s:
+            if (create := s.liscio_creates.get(command_id)) is not None:
+                state = "failed" if failure else "done"
+                s.liscio_creates[command_id] = replace(create, state=state, account_id=account_id)
+
+    async def awaiting(self, realm_id: str) -> set[str]:
+        async with self._access() as s:
+            return {
+                c.customer_id
+                for c in s.liscio_creates.values()
+                if c.realm_id == realm_id and c.state == "pending"
+            }
+
+
 class _Connections(_Memory, seam.Connections):
     async def of_firm(self, firm_id: str) -> QuickBooksConnection | None:
         async with self._access() as s:
@@ -409,6 +495,10 @@ class _Connections(_Memory, seam.Connections):
     async def connected_realms(self) -> list[tuple[str, str]]:
         async with self._access() as s:
             return [(c.firm_id, c.realm_id) for c in s.connections.values() if c.usable]
+
+    async def remove(self, firm_id: str) -> bool:
+        async with self._access() as s:
+            return s.connections.pop(firm_id, None) is not None
 
 
 def _claimable(step: StepRow) -> bool:
@@ -492,6 +582,35 @@ class _Runs(_Memory, seam.Runs):
             row = s.runs[run_id]
             row.run = replace(row.run, realm_id=realm_id)
 
+    async def report(self, run_id: str) -> dict[str, Any] | None:
+        async with self._access() as s:
+            row = s.runs.get(run_id)
+            if row is None:
+                return None
+            return {
+                "run_id": row.run.run_id,
+                "firm_id": row.run.firm_id,
+                "realm_id": row.run.realm_id,
+                "kind": row.run.kind,
+                "status": row.run.status,
+                "reason": row.reason,
+                "requested_at": row.requested_at,
+                "finished_at": None,
+                "steps": {
+                    step: {
+                        "status": row.steps[step].status,
+                        "counts": dict(row.steps[step].counts),
+                        "reason": row.steps[step].reason,
+                    }
+                    for step in STEPS
+                },
+            }
+
+    async def latest_of_firm(self, firm_id: str) -> str | None:
+        async with self._access() as s:
+            mine = [r for r in s.runs.values() if r.run.firm_id == firm_id]
+            return max(mine, key=lambda r: r.requested_at).run.run_id if mine else None
+
     async def finish_step(
         self, run_id: str, step: Step, counts: dict[str, int], *, failure: str | None = None
     ) -> None:
@@ -529,6 +648,285 @@ class _Locks(_Memory, seam.Locks):
 
     async def accounts(self, firm_id: str, account_ids: Sequence[str]) -> None:
         self._taken.extend(f"{firm_id}:{a}" for a in sorted(set(account_ids)))
+
+
+class _Firms(_Memory, seam.Firms):
+    async def exists(self, firm_id: str) -> bool:
+        async with self._access() as s:
+            return firm_id in s.connections or any(f == firm_id for f, _ in s.accounts)
+
+
+class _Idempotency(_Memory, seam.Idempotency):
+    # Keys never expire here: a unit test lasts less than 24 hours.
+    async def claim(self, firm_id: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        async with self._access() as s:
+            found = s.idempotency.get((firm_id, key))
+            if found is None:
+                s.idempotency[(firm_id, key)] = (fingerprint, None)
+                return IdempotencyClaim("new")
+            if found[0] != fingerprint:
+                return IdempotencyClaim("mismatch")
+            if found[1] is None:
+                return IdempotencyClaim("in_progress")
+            return IdempotencyClaim("replay", found[1])
+
+    async def complete(self, firm_id: str, key: str, response: StoredResponse) -> None:
+        async with self._access() as s:
+            fingerprint, _ = s.idempotency[(firm_id, key)]
+            s.idempotency[(firm_id, key)] = (fingerprint, response)
+
+    async def release(self, firm_id: str, key: str) -> None:
+        async with self._access() as s:
+            found = s.idempotency.get((firm_id, key))
+            if found is not None and found[1] is None:
+                del s.idempotency[(firm_id, key)]
+
+
+class _InvoiceContacts(_Memory, seam.InvoiceContacts):
+    async def record(self, made: InvoiceContact) -> None:
+        async with self._access() as s:
+            s.invoice_contacts.setdefault((made.realm_id, made.invoice_id), made)
+
+    async def names(self, realm_id: str, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+        async with self._access() as s:
+            return {
+                invoice_id: made.contact_name
+                for invoice_id in invoice_ids
+                if (made := s.invoice_contacts.get((realm_id, invoice_id))) is not None
+            }
+
+
+def _trigrams(text: str) -> set[str]:
+    """pg_trgm's trigrams: of each word (runs of letters and digits), lower-cased and
+    padded with two spaces before and one after."""
+    found: set[str] = set()
+    for word in "".join(ch if ch.isalnum() else " " for ch in text.lower()).split():
+        padded = f"  {word} "
+        found.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return found
+
+
+def similarity(a: str, b: str) -> float:
+    """pg_trgm's similarity(a, b): shared trigrams over all trigrams of both."""
+    ta, tb = _trigrams(a), _trigrams(b)
+    return len(ta & tb) / len(ta | tb) if ta and tb else 0.0
+
+
+SIMILARITY_THRESHOLD = 0.3  # pg_trgm.similarity_threshold's default, which `%` applies
+
+
+class _Records(_Memory, seam.Records):
+    """The rules of qbsync/db/records.py, over the in-memory state."""
+
+    async def realm_of(self, firm_id: str) -> str | None:
+        async with self._access() as s:
+            return self._realm(s, firm_id)
+
+    @staticmethod
+    def _realm(s: State, firm_id: str) -> str | None:
+        if firm_id in s.connections:
+            return s.connections[firm_id].realm_id
+        for link in s.links.values():
+            if link.firm_id == firm_id:
+                return link.realm_id
+        runs = [r for r in s.runs.values() if r.run.firm_id == firm_id and r.run.realm_id]
+        return max(runs, key=lambda r: r.requested_at).run.realm_id if runs else None
+
+    async def page(
+        self,
+        firm_id: str,
+        realm_id: str | None,
+        record_filter: RecordFilter,
+        q: str | None,
+        after: RecordKey | None,
+        limit: int,
+    ) -> list[RecordItem]:
+        async with self._access() as s:
+            items = self._listed(s, firm_id, realm_id, record_filter)
+        wanted = q.casefold() if q else None
+        if wanted is not None:
+            items = [
+                i
+                for i in items
+                if (i.account is not None and wanted in i.account.name.casefold())
+                or (i.customer is not None and wanted in i.customer.display_name.casefold())
+            ]
+        items.sort(key=lambda i: i.key)
+        return [i for i in items if after is None or i.key > after][:limit]
+
+    async def counts(self, firm_id: str, realm_id: str | None) -> dict[str, int]:
+        async with self._access() as s:
+            return {
+                f: len(self._listed(s, firm_id, realm_id, f))
+                for f in (
+                    "linked",
+                    "unlinked_accounts",
+                    "unlinked_customers",
+                    "ambiguous",
+                    "attention",
+                )
+            }
+
+    def _listed(
+        self, s: State, firm_id: str, realm_id: str | None, record_filter: RecordFilter
+    ) -> list[RecordItem]:
+        links = list(s.links.values())
+        linked_accounts = {k.account_id: k for k in links if k.firm_id == firm_id}
+        linked_customers = {(k.realm_id, k.customer_id) for k in links}
+        pairs, accounts, customers = [], [], []
+        for (f, account_id), row in s.accounts.items():
+            if f != firm_id or row.account.archived:
+                continue
+            link = linked_accounts.get(account_id)
+            if link is None:
+                accounts.append(row)
+                continue
+            customer = s.customers.get((link.realm_id, link.customer_id))
+            if customer and customer.customer.active and not customer.customer.deleted:
+                pairs.append((row, customer, link))
+        for (r, customer_id), crow in s.customers.items():
+            c = crow.customer
+            if (
+                r == realm_id
+                and c.active
+                and not c.deleted
+                and (r, customer_id) not in linked_customers
+            ):
+                customers.append(crow)
+        ambiguous: set[str] = set()
+        names_a: dict[str, int] = {}
+        names_c: dict[str, int] = {}
+        for row in accounts:
+            names_a[row.account.name.casefold()] = names_a.get(row.account.name.casefold(), 0) + 1
+        for crow in customers:
+            if crow.customer.parent_id is None:
+                folded = crow.customer.display_name.casefold()
+                names_c[folded] = names_c.get(folded, 0) + 1
+        for folded, n in names_a.items():
+            if folded in names_c and (n > 1 or names_c[folded] > 1):
+                ambiguous.add(folded)
+        pair_items = [_pair_item(a, c, link) for a, c, link in pairs]
+        account_items = [_account_item(a) for a in accounts]
+        customer_items = [_customer_item(c) for c in customers]
+        if record_filter == "linked":
+            return pair_items
+        if record_filter == "unlinked_accounts":
+            return account_items
+        if record_filter == "unlinked_customers":
+            return customer_items
+        if record_filter == "ambiguous":
+            return [i for i in account_items if i.key.folded in ambiguous] + [
+                i
+                for i in customer_items
+                if i.key.folded in ambiguous
+                and i.customer is not None
+                and i.customer.parent_id is None
+            ]
+        if record_filter == "attention":
+            return [i for i in pair_items + account_items if i.attention is not None]
+        return pair_items + account_items + customer_items
+
+    async def account(self, firm_id: str, account_id: str) -> AccountView | None:
+        async with self._access() as s:
+            row = s.accounts.get((firm_id, account_id))
+            return _account_view(row) if row else None
+
+    async def customer(self, realm_id: str, customer_id: str) -> CustomerView | None:
+        async with self._access() as s:
+            row = s.customers.get((realm_id, customer_id))
+            return _customer_view(row) if row and not row.customer.deleted else None
+
+    async def suggest_customers(
+        self, firm_id: str, realm_id: str, folded_name: str
+    ) -> list[Suggestion]:
+        async with self._access() as s:
+            candidates = [
+                i.customer
+                for i in self._listed(s, firm_id, realm_id, "unlinked_customers")
+                if i.customer is not None and i.customer.parent_id is None
+            ]
+        scored = [(similarity(c.display_name.casefold(), folded_name), c) for c in candidates]
+        ranked = sorted(
+            ((score, c) for score, c in scored if score >= SIMILARITY_THRESHOLD and score > 0),
+            key=lambda sc: (-sc[0], sc[1].id),
+        )
+        return [Suggestion(score, customer=c) for score, c in ranked[:SUGGESTIONS]]
+
+    async def suggest_accounts(self, firm_id: str, folded_name: str) -> list[Suggestion]:
+        async with self._access() as s:
+            candidates = [
+                i.account
+                for i in self._listed(s, firm_id, None, "unlinked_accounts")
+                if i.account is not None
+            ]
+        scored = [(similarity(a.name.casefold(), folded_name), a) for a in candidates]
+        ranked = sorted(
+            ((score, a) for score, a in scored if score >= SIMILARITY_THRESHOLD and score > 0),
+            key=lambda sa: (-sa[0], sa[1].id),
+        )
+        return [Suggestion(score, account=a) for score, a in ranked[:SUGGESTIONS]]
+
+
+def _account_view(row: AccountRow) -> AccountView:
+    a = row.account
+    f = a.fields
+    return AccountView(
+        a.account_id,
+        a.name,
+        a.status,
+        a.archived,
+        to_json(f.address) if f.address else None,
+        f.phone,
+        f.website,
+        list(row.contacts),
+    )
+
+
+def _customer_view(row: CustomerRow) -> CustomerView:
+    c = row.customer
+    f = c.fields
+    return CustomerView(
+        c.customer_id,
+        c.realm_id,
+        c.display_name,
+        c.active,
+        c.parent_id,
+        to_json(f.address) if f.address else None,
+        f.phone,
+        f.website,
+    )
+
+
+def _pair_item(account: AccountRow, customer: CustomerRow, link: Link) -> RecordItem:
+    return RecordItem(
+        RecordKey(account.account.name.casefold(), link.account_id, link.customer_id),
+        _account_view(account),
+        _customer_view(customer),
+        LinkView(link.account_id, link.customer_id, link.realm_id, link.how, link.linked_at),
+        account.attention,
+    )
+
+
+def _account_item(account: AccountRow) -> RecordItem:
+    a = account.account
+    return RecordItem(
+        RecordKey(a.name.casefold(), a.account_id, ""),
+        _account_view(account),
+        None,
+        None,
+        account.attention,
+    )
+
+
+def _customer_item(customer: CustomerRow) -> RecordItem:
+    c = customer.customer
+    return RecordItem(
+        RecordKey(c.display_name.casefold(), "", c.customer_id),
+        None,
+        _customer_view(customer),
+        None,
+        None,
+    )
 
 
 class MemoryUnitOfWork(UnitOfWork):
@@ -599,11 +997,16 @@ class MemoryUnitOfWork(UnitOfWork):
             cdc_marks=_CdcMarks(access, self.polled_elsewhere),
             connections=_Connections(access),
             customers=_Customers(access),
+            firms=_Firms(access),
+            idempotency=_Idempotency(access),
+            invoice_contacts=_InvoiceContacts(access),
             links=_Links(access),
+            liscio_creates=_LiscioCreates(access),
             locks=_Locks(access, taken),
             outbox=_Outbox(access),
             pairs=_Pairs(access),
             pending_creates=_PendingCreates(access),
             processed=_Processed(access),
+            records=_Records(access),
             runs=_Runs(access),
         )

@@ -49,7 +49,7 @@ class ServiceProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
 
-    # A faust worker leaving a group while the others rebalance can take a while on a
+    # A consumer leaving a group while the others rebalance can take a while on a
     # loaded 2-core machine; a process that outlives this is killed and reported.
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> int:
         if self.process.poll() is None:

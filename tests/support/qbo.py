@@ -1,5 +1,6 @@
 """Talking to the QuickBooks emulator the way an app does, for the emulator's own tests:
-refresh-token grant first, then bearer requests under /v3/company/{realm}/."""
+refresh-token grant first, then bearer requests under /v3/company/{realm}/; and the
+project's own client pointed at it (`client_for`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,34 @@ from typing import Any
 import httpx
 
 from qbsync.emulator import RunningEmulator
+from qbsync.quickbooks.backoff import RetryPolicy
+from qbsync.quickbooks.client import QuickBooksClient
+from qbsync.quickbooks.limiter import Limits
+from qbsync.quickbooks.tokens import TokenStore
+
+# Retries that wait milliseconds: a test of an outage need not wait out real back-offs.
+FAST_RETRIES = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.1)
+
+
+def client_for(
+    emulator: RunningEmulator,
+    tokens: TokenStore,
+    *,
+    limits: Limits | None = None,
+    retry: RetryPolicy = FAST_RETRIES,
+    timeout: float = 10.0,
+) -> QuickBooksClient:
+    """The project's QuickBooks client, pointed at the emulator."""
+    return QuickBooksClient(
+        base_url=emulator.base_url,
+        token_url=emulator.token_url,
+        client_id=emulator.client_id,
+        client_secret=emulator.client_secret,
+        tokens=tokens,
+        limits=limits or Limits(),
+        retry=retry,
+        timeout=timeout,
+    )
 
 
 class QboTestClient:

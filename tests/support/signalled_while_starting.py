@@ -1,10 +1,10 @@
-"""A worker told to stop while it is still starting, run as a process by
+"""A service told to stop while it is still starting, run as a process by
 tests/integration/test_platform.py: `python -m tests.support.signalled_while_starting`.
 
-SIGTERM arrives while the faust app starts its producer, and that start would go on only
-once the stop has closed the Runtime (what happened, by chance, to a pusher stopped right
-after it started). The app's task uses the database: started after the Runtime stopped,
-it would crash the worker."""
+SIGTERM arrives while its consumer connects, and that start never ends by itself (as a
+start waiting for a broker that does not answer). The start must be cut short where it is,
+what it had started stopped, and the service's loops must never run: started after the
+Runtime stopped, they would meet a closed pool."""
 
 from __future__ import annotations
 
@@ -12,46 +12,41 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Any
 
-from faust.transport.drivers.aiokafka import Producer
-
-from qbsync.runtime import Runtime, settings_or_exit
-from qbsync.streaming import create_app, run_worker
+from qbsync.bootstrap import consume, run
+from qbsync.runtime import Route, Runtime
 
 SERVICE = "signalled-while-starting"
 log = logging.getLogger("tests.signalled_while_starting")
 
-runtime_stopped = asyncio.Event()
 
+class ConsumerSignalledWhileConnecting:
+    async def start(self) -> None:
+        log.info("signalled while starting")
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.Event().wait()  # never connects
 
-class RuntimeThatSaysWhenStopped(Runtime):
     async def stop(self) -> None:
-        await super().stop()
-        runtime_stopped.set()
+        log.info("consumer stopped")
+
+    @property
+    def consuming(self) -> asyncio.Task[None]:
+        raise AssertionError("never started")
 
 
-settings = settings_or_exit(SERVICE)
-runtime = RuntimeThatSaysWhenStopped(SERVICE, settings)
-app = create_app(SERVICE, settings, with_agents=False)
-_start_producer = Producer.on_start
+class SignalledWhileStarting:
+    routes: list[Route] = []
 
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
-async def start_producer_after_the_runtime_stopped(self: Any) -> None:
-    log.info("signalled while starting")
-    os.kill(os.getpid(), signal.SIGTERM)
-    await asyncio.wait_for(runtime_stopped.wait(), timeout=30)
-    await _start_producer(self)
+    async def uses_the_database(self, stopping: asyncio.Event) -> None:
+        await self.runtime.pool.fetchval("SELECT 1")
+        log.info("task used the database")
 
-
-Producer.on_start = start_producer_after_the_runtime_stopped  # type: ignore[method-assign]
-
-
-@app.task
-async def uses_the_database() -> None:
-    await runtime.pool.fetchval("SELECT 1")
-    log.info("task used the database")
+    async def serve(self, stopping: asyncio.Event) -> None:
+        await consume(stopping, [ConsumerSignalledWhileConnecting()], [self.uses_the_database])
 
 
 if __name__ == "__main__":
-    run_worker(app, runtime)
+    run(SERVICE, SignalledWhileStarting)

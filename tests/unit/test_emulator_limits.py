@@ -8,7 +8,7 @@ import pytest
 
 from qbsync.emulator.faults import FaultSettings, plan
 from qbsync.emulator.limits import LimitSettings, RealmLimiter, retry_after_header
-from qbsync.emulator.tokens import InvalidGrant, TokenRegistry
+from qbsync.emulator.tokens import InvalidGrant, RotationSettings, TokenRegistry
 
 
 def limiter(**settings: float) -> RealmLimiter:
@@ -66,7 +66,10 @@ def test_retry_after_is_whole_seconds_and_at_least_one() -> None:
 
 
 def test_refresh_tokens_rotate_and_the_used_one_becomes_invalid() -> None:
-    tokens = TokenRegistry(access_token_seconds=60)
+    # Strict rotation; Intuit's 24-hour grace is tests/unit/test_emulator_tokens.py's.
+    tokens = TokenRegistry(
+        access_token_seconds=60, rotation=RotationSettings(previous_token_seconds=0)
+    )
     first = tokens.issue_refresh_token("r1", now=0.0)
     grant = tokens.refresh(first, now=1.0)
     assert grant.refresh_token != first

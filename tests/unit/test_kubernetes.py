@@ -17,11 +17,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from qbsync.bootstrap import LOOP_GRACE_SECONDS
 from qbsync.config import Settings
 from qbsync.kafka import batches
 from qbsync.kafka.topics import all_specs
 from qbsync.runtime import STOP_STEP_SECONDS
-from qbsync.streaming import SESSION_TIMEOUT_SECONDS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUBERNETES_VERSION = "1.37.0"
@@ -158,9 +158,10 @@ def test_one_deployment_per_service_with_probes_resources_and_a_long_enough_grac
 ) -> None:
     deployments = of_kind(built, "Deployment")
     assert set(deployments) == set(SERVICES)
-    # The longest own stop: a consumer's grace, the faust worker cancelling its start, then
-    # the runtime's parts (HTTP server, producer, QuickBooks client, pool), each bounded.
-    own_stop = batches.STOP_GRACE_SECONDS + SESSION_TIMEOUT_SECONDS + 4 * STOP_STEP_SECONDS
+    # The longest own stop: a consumer's grace and the background loops', then the
+    # runtime's parts (HTTP server, producer, QuickBooks client, pool), each bounded.
+    graces = batches.STOP_GRACE_SECONDS + LOOP_GRACE_SECONDS
+    own_stop = graces + 4 * STOP_STEP_SECONDS
     for name, module in SERVICES.items():
         pod = deployments[name]["spec"]["template"]["spec"]
         (container,) = pod["containers"]

@@ -161,7 +161,7 @@ async def test_a_consumer_stopped_while_a_message_waits_leaves_it_for_later() ->
 
     letters = Letters()
     loop = consumer_loop(handler, letters)
-    loop.stop_soon()
+    await loop.stop()
     assert await loop._handle(record(9)) is False
     assert letters.sent == []
 

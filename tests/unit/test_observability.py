@@ -1,4 +1,4 @@
-"""observe_message: what faust agents and the aiokafka loop count per message."""
+"""observe_message: what the consumers count per message."""
 
 from __future__ import annotations
 

@@ -194,14 +194,38 @@ def test_quote_escapes_quotes_and_backslashes() -> None:
     assert quote("a'b\\c") == "'a\\'b\\\\c'"
 
 
-async def test_invoices_for_customer_queries_by_customer_ref(qb: Harness) -> None:
-    qb.fake.script(Answer(200, json={"QueryResponse": {"Invoice": [{"Id": "130"}]}}))
+async def test_invoices_of_customers_query_by_customer_ref_a_hundred_ids_at_a_time(
+    qb: Harness,
+) -> None:
+    ids = [str(n) for n in range(1, 151)]
+    qb.fake.script(
+        Answer(200, json={"QueryResponse": {"Invoice": [{"Id": "130"}]}}),
+        Answer(200, json={"QueryResponse": {"Invoice": [{"Id": "131"}]}}),
+    )
 
-    invoices = await qb.client.invoices_for_customer(REALM, "58")
+    invoices = await qb.client.invoices_of_customers(REALM, ids)
 
-    assert invoices == [{"Id": "130"}]
+    assert invoices == [{"Id": "130"}, {"Id": "131"}]
+    first, second = (query_of(r) for r in qb.fake.api_requests)
+    assert first.startswith("select * from Invoice where CustomerRef IN ('1', '2', ")
+    assert "'100') STARTPOSITION 1 MAXRESULTS 1000" in first
+    assert second.startswith("select * from Invoice where CustomerRef IN ('101', ")
+    assert second.endswith("'150') STARTPOSITION 1 MAXRESULTS 1000")
+
+
+async def test_sub_customers_are_found_by_qualified_name_and_kept_only_below_it(
+    qb: Harness,
+) -> None:
+    below = {"Id": "7", "FullyQualifiedName": "50% Off's:Job"}
+    elsewhere = {"Id": "8", "FullyQualifiedName": "50X Off's:Job"}  # LIKE's % matched it
+    qb.fake.script(Answer(200, json={"QueryResponse": {"Customer": [below, elsewhere]}}))
+
+    found = await qb.client.sub_customers(REALM, "50% Off's")
+
+    assert found == [below]
     assert query_of(qb.fake.api_requests[0]).startswith(
-        "select * from Invoice where CustomerRef = '58' STARTPOSITION 1"
+        "select * from Customer where Active IN (true, false)"
+        " and FullyQualifiedName LIKE '50% Off\\'s:%' STARTPOSITION 1"
     )
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from qbsync.quickbooks.backoff import RetryPolicy
+from qbsync.quickbooks.errors import NeedsReconnectError
 from qbsync.quickbooks.oauth import TokenManager, revoke_url_for, tokens_from_grant
 from qbsync.quickbooks.tokens import InMemoryTokenStore, StoredTokens
 from qbsync.quickbooks.transport import HttpClient
@@ -130,3 +131,42 @@ async def test_concurrent_callers_in_one_process_queue_on_one_rotation(
     assert set(got) == {"at-1"}
     assert store.rotations == 1  # the per-realm lock kept the other 19 off the store
     assert fake.token_requests == 1
+
+
+class ReplacedWhileRefusedStore(InMemoryTokenStore):
+    """Another process stores a newer token while ours is being refused (its save landed
+    after our refresh started, as a rescued save after a database restart does)."""
+
+    def __init__(self) -> None:
+        super().__init__({REALM: "rt-spent-elsewhere"})
+
+    async def rotate(self, realm_id, renew):  # type: ignore[no-untyped-def]
+        try:
+            return await super().rotate(realm_id, renew)
+        except NeedsReconnectError:
+            await self.save(realm_id, StoredTokens("rt-0"))
+            raise
+
+
+async def test_a_refused_refresh_token_that_was_replaced_meanwhile_is_not_a_reconnect(
+    http: tuple[HttpClient, FakeQuickBooks],
+) -> None:
+    client, fake = http
+    store = ReplacedWhileRefusedStore()
+
+    token = await manager(client, store, Clock()).access_token(REALM)
+    assert store.reconnect_reasons == {}
+    stored = await store.load(REALM)
+    assert stored.access_token == token
+    assert fake.refresh_tokens == {stored.refresh_token} and stored.refresh_token != "rt-0"
+    assert fake.token_requests == 2  # refused once, then the stored newer token
+
+
+async def test_a_refused_refresh_token_still_stored_marks_the_connection(
+    http: tuple[HttpClient, FakeQuickBooks],
+) -> None:
+    client, _ = http
+    store = InMemoryTokenStore({REALM: "rt-revoked"})
+    with pytest.raises(NeedsReconnectError):
+        await manager(client, store, Clock()).access_token(REALM)
+    assert "invalid_grant" in store.reconnect_reasons[REALM]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -31,12 +30,13 @@ from qbsync.sync.account_events import (
 )
 from qbsync.sync.advance import RunAdvancer
 from qbsync.sync.creating import create_or_link
+from qbsync.sync.field_sync import stable_id, sync_account
 from qbsync.sync.freshness import poll_realm
-from qbsync.sync.pairs import stable_id, sync_account
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.removal import delink_account
 from qbsync.sync.steps import match_firm, push_firm
 from schemas import AccountEvent, CustomerRecord
+from tests.support.accounts import account_event
 from tests.support.memory_uow import MemoryUnitOfWork
 
 FIRM = "firm-1"
@@ -96,15 +96,7 @@ def event(
     at: datetime | None = None,
     **fields: Any,
 ) -> AccountEvent:
-    return AccountEvent.model_validate(
-        {
-            "event_id": uuid.uuid4().hex,
-            "type": kind,
-            "occurred_at": at or datetime.now(UTC),
-            "firm_id": FIRM,
-            "account": {"id": account_id, "name": name, "status": status, **fields},
-        }
-    )
+    return account_event(FIRM, account_id, name, kind=kind, status=status, at=at, **fields)
 
 
 def commands(uow: MemoryUnitOfWork) -> dict[str, dict[str, Any]]:
@@ -280,6 +272,56 @@ async def test_reconciling_finishes_a_create_left_unfinished(world: World) -> No
     (customer,) = await world.customers_named("Left Unfinished Ltd")
     assert world.links() == {"a-left": (customer["Id"], "created")}
     assert await world.uow.direct.pending_creates.unfinished() == []
+
+
+async def test_a_create_the_account_was_linked_after_is_settled_not_made_after_a_delink(
+    world: World,
+) -> None:
+    """Found by make chaos: the pusher recorded the create of a new account while Sync Now
+    was linking it (the match step's transaction not yet committed), then found it linked
+    under the account's lock and left the create unfinished. After the customer was merged
+    away in QuickBooks (delinked), the next pusher start "finished" that create: a second
+    customer for the account, and a link rule 9 says must not come back."""
+    merged = await world.customer_in_quickbooks("MERGED AWAY CO")
+    created = event("a-merge", "Merged Away Co")
+    await copies.keep_accounts(world.uow, [created])
+    request_id = stable_id("create", FIRM, "a-merge", created.event_id)
+    # The pusher's create, recorded before the account's lock...
+    await world.uow.direct.pending_creates.begin(FIRM, "a-merge", request_id, created.event_id)
+    # ... while Sync Now links the account (committed first).
+    await world.import_customers()
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    assert world.links() == {"a-merge": (merged["Id"], "auto")}
+
+    outcome = await create_or_link(
+        world.uow, world.quickbooks, FIRM, world.realm_id, "a-merge", created.event_id
+    )
+    assert outcome.outcome == "already_linked"
+    assert await world.uow.direct.pending_creates.unfinished() == []
+
+    # The customer is merged away: delinked. A restarted pusher has nothing left to create.
+    assert await delink_account(world.uow, FIRM, "a-merge", "customer merged away")
+    assert await reconcile_unfinished_creates(world.uow, world.quickbooks) == 0
+    assert world.links() == {}
+    assert await world.customers_named("Merged Away Co") == [merged]
+
+
+async def test_reconciling_a_create_of_an_account_linked_since_settles_it(world: World) -> None:
+    existing = await world.customer_in_quickbooks("Linked Since Ltd")
+    created = event("a-since", "Linked Since Ltd")
+    await copies.keep_accounts(world.uow, [created])
+    await world.uow.direct.pending_creates.begin(FIRM, "a-since", "req-since", created.event_id)
+    await world.import_customers()
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+
+    await reconcile_unfinished_creates(world.uow, world.quickbooks)
+
+    assert await world.uow.direct.pending_creates.unfinished() == []
+    assert world.uow.state.pending[(FIRM, "a-since")].create.customer_id == existing["Id"]
+    assert await delink_account(world.uow, FIRM, "a-since", "customer made inactive")
+    await reconcile_unfinished_creates(world.uow, world.quickbooks)
+    assert world.links() == {}
+    assert len(await world.customers_named("Linked Since Ltd")) == 1
 
 
 async def test_a_name_quickbooks_refuses_6240_puts_the_account_up_for_attention(

@@ -23,23 +23,18 @@ from qbsync.db.links import AuditEntry
 from qbsync.db.pairs import LinkedPair
 from qbsync.domain.fields import FieldName, FieldValue, to_json
 from qbsync.domain.rules import SyncPlan, first_sync, subsequent_sync
+from qbsync.errors import RecordRefused
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS
-from qbsync.quickbooks.errors import (
-    DuplicateNameError,
-    ObjectNotFoundError,
-    QuickBooksValidationError,
-)
 from qbsync.quickbooks.mapping import customer_record, fields_to_qbo
 from qbsync.sync.encoded import fill_command_json
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import OutgoingMessage, Repositories, UnitOfWork
 from schemas import CustomerRecord
 
-log = logging.getLogger("qbsync.sync.pairs")
+log = logging.getLogger("qbsync.sync.field_sync")
 
 # QuickBooks answers that concern this one record: recorded on the account for a person,
 # never retried and never blocking other accounts.
-RECORD_ERRORS = (QuickBooksValidationError, DuplicateNameError, ObjectNotFoundError)
 
 
 def plan_for(pair: LinkedPair) -> SyncPlan:
@@ -102,10 +97,13 @@ async def apply_plan(
     *,
     reason: str,
     run_id: str | None = None,
+    actor: str = "sync",
 ) -> SyncCounts:
     """Carry out `plan` for `pair` inside the caller's transaction, which holds the
     account's lock. A failed QuickBooks call (other than one about the record) is raised."""
-    (outcome,) = await apply_plans(tx, quickbooks, [(pair, plan)], reason=reason, run_id=run_id)
+    (outcome,) = await apply_plans(
+        tx, quickbooks, [(pair, plan)], reason=reason, run_id=run_id, actor=actor
+    )
     if outcome.failure is not None:
         raise outcome.failure
     return outcome.counts
@@ -118,6 +116,7 @@ async def apply_plans(
     *,
     reason: str,
     run_id: str | None = None,
+    actor: str = "sync",
 ) -> list[PairOutcome]:
     """Carry out the plans of many pairs inside the caller's transaction, which holds their
     accounts' locks. The QuickBooks calls run concurrently (the realm's limiter paces them:
@@ -143,7 +142,7 @@ async def apply_plans(
         link = pair.link
         counts = SyncCounts(pairs=1)
         if isinstance(answer, BaseException):
-            if isinstance(answer, RECORD_ERRORS):
+            if isinstance(answer, RecordRefused):
                 await tx.accounts.mark_for_attention(link.firm_id, link.account_id, str(answer))
                 counts.attention = 1
                 outcomes.append(PairOutcome(link.account_id, counts))
@@ -164,7 +163,7 @@ async def apply_plans(
             command = _fill_command(pair, to_liscio, now)
             messages.append((ACCOUNT_COMMANDS, f"{link.firm_id}:{link.account_id}", command))
             counts.liscio_fills = 1
-        entries.extend(_audit_entries(pair, plan, reason, run_id))
+        entries.extend(_audit_entries(pair, plan, reason, run_id, actor))
         written.update((write.side, write.field) for write in plan.writes)
         if link.first_synced_at is None:
             first_synced.setdefault(link.firm_id, []).append(link.account_id)
@@ -217,7 +216,7 @@ def audit_reason(context: str, rule: str) -> str:
 
 
 def _audit_entries(
-    pair: LinkedPair, plan: SyncPlan, reason: str, run_id: str | None
+    pair: LinkedPair, plan: SyncPlan, reason: str, run_id: str | None, actor: str
 ) -> list[AuditEntry]:
     link = pair.link
     return [
@@ -233,6 +232,7 @@ def _audit_entries(
             old_value=to_json(write.old),
             new_value=to_json(write.new),
             run_id=run_id,
+            actor=actor,
         )
         for write in plan.writes
     ]

@@ -1,0 +1,311 @@
+"""The API's JSON shapes (CONTRACTS.md, "Shapes"), as pydantic models: they are the
+OpenAPI's response schemas, with examples. Every listed key is always present (null when it
+has no value)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from qbsync.db.records import AccountView, CustomerView, LinkView, RecordItem
+
+ADDRESS_EXAMPLE: dict[str, JsonValue] = {
+    "line1": "1 Main St",
+    "line2": None,
+    "city": "Austin",
+    "state": "TX",
+    "postal_code": "78701",
+    "country": "US",
+}
+
+
+class Address(BaseModel):
+    line1: str | None
+    line2: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    country: str | None
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+
+
+class Account(BaseModel):
+    """A Liscio account as its latest event described it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": "a-456",
+                "name": "Acme Tax LLC",
+                "status": "Client",
+                "archived": False,
+                "address": ADDRESS_EXAMPLE,
+                "phone": "512-555-0100",
+                "website": "https://acme.example",
+                "contacts": [
+                    {
+                        "id": "c-1",
+                        "first_name": "Ada",
+                        "last_name": "Lovelace",
+                        "email": "ada@acme.example",
+                    }
+                ],
+            }
+        }
+    )
+
+    id: str
+    name: str
+    status: str | None
+    archived: bool
+    address: Address | None
+    phone: str | None
+    website: str | None
+    contacts: list[Contact]
+
+    @classmethod
+    def of(cls, view: AccountView) -> Account:
+        return cls(
+            id=view.id,
+            name=view.name,
+            status=view.status,
+            archived=view.archived,
+            address=_address(view.address),
+            phone=view.phone,
+            website=view.website,
+            contacts=[Contact.model_validate(_contact(c)) for c in view.contacts],
+        )
+
+
+class Customer(BaseModel):
+    """A QuickBooks customer as last seen (the address in the account's shape)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": "58",
+                "realm_id": "9130350000000000",
+                "display_name": "Acme Tax LLC",
+                "active": True,
+                "parent_id": None,
+                "address": ADDRESS_EXAMPLE,
+                "phone": "512-555-0100",
+                "website": "https://acme.example",
+            }
+        }
+    )
+
+    id: str
+    realm_id: str
+    display_name: str
+    active: bool
+    parent_id: str | None
+    address: Address | None
+    phone: str | None
+    website: str | None
+
+    @classmethod
+    def of(cls, view: CustomerView) -> Customer:
+        return cls(
+            id=view.id,
+            realm_id=view.realm_id,
+            display_name=view.display_name,
+            active=view.active,
+            parent_id=view.parent_id,
+            address=_address(view.address),
+            phone=view.phone,
+            website=view.website,
+        )
+
+
+class Link(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "account_id": "a-456",
+                "customer_id": "58",
+                "realm_id": "9130350000000000",
+                "how": "manual",
+                "linked_at": "2026-11-25T16:00:01Z",
+            }
+        }
+    )
+
+    account_id: str
+    customer_id: str
+    realm_id: str
+    how: Literal["auto", "manual", "created"]
+    linked_at: datetime
+
+    @classmethod
+    def of(cls, view: LinkView) -> Link:
+        return cls(
+            account_id=view.account_id,
+            customer_id=view.customer_id,
+            realm_id=view.realm_id,
+            how=view.how,
+            linked_at=view.linked_at,
+        )
+
+
+class RunStep(BaseModel):
+    status: Literal["pending", "running", "done", "failed"]
+    counts: dict[str, int]
+    reason: str | None = None
+
+
+class Run(BaseModel):
+    """A Sync Now run: the document `qbsync sync --json` prints."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "run_id": "4b0e8a8e-8d4c-4c57-9d1a-0d5f3f0f6f10",
+                "firm_id": "f-123",
+                "realm_id": "9130350000000000",
+                "kind": "sync",
+                "status": "running",
+                "reason": None,
+                "requested_at": "2026-11-25T16:00:00Z",
+                "finished_at": None,
+                "steps": {
+                    "import": {"status": "done", "counts": {"customers": 120}, "reason": None},
+                    "match": {"status": "running", "counts": {}, "reason": None},
+                    "push": {"status": "pending", "counts": {}, "reason": None},
+                },
+            }
+        }
+    )
+
+    run_id: str
+    firm_id: str
+    realm_id: str | None
+    kind: Literal["sync", "replay"]
+    status: Literal["pending", "running", "done", "failed"]
+    reason: str | None
+    requested_at: datetime
+    finished_at: datetime | None
+    steps: dict[Literal["import", "match", "push"], RunStep]
+
+
+class Connection(BaseModel):
+    realm_id: str
+    status: Literal["connected", "needs_reconnect"]
+
+
+class Counts(BaseModel):
+    linked: int
+    unlinked_accounts: int
+    unlinked_customers: int
+    ambiguous: int
+    attention: int
+
+
+class Integration(BaseModel):
+    connection: Connection | None
+    last_run: Run | None
+    counts: Counts
+
+
+class Record(BaseModel):
+    """A linked pair, an unlinked account or an unlinked customer."""
+
+    account: Account | None
+    customer: Customer | None
+    link: Link | None
+    attention: str | None
+
+    @classmethod
+    def of(cls, item: RecordItem) -> Record:
+        return cls(
+            account=Account.of(item.account) if item.account else None,
+            customer=Customer.of(item.customer) if item.customer else None,
+            link=Link.of(item.link) if item.link else None,
+            attention=item.attention,
+        )
+
+
+class Records(BaseModel):
+    items: list[Record]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class CustomerSuggestion(BaseModel):
+    customer: Customer
+    score: float = Field(gt=0, le=1)
+
+
+class AccountSuggestion(BaseModel):
+    account: Account
+    score: float = Field(gt=0, le=1)
+
+
+class Suggestions(BaseModel):
+    items: list[CustomerSuggestion] | list[AccountSuggestion]
+
+
+class AuditItem(BaseModel):
+    at: datetime
+    action: str = Field(examples=["link.created", "link.removed", "field.written"])
+    account_id: str | None
+    customer_id: str | None
+    side: Literal["quickbooks", "liscio"] | None
+    field: str | None
+    old: Any
+    new: Any
+    reason: str
+    actor: str = Field(examples=["u-7", "sync"])
+
+
+class AuditPage(BaseModel):
+    items: list[AuditItem]
+    next_cursor: str | None
+
+
+class LinkProposal(BaseModel):
+    account_id: str
+    customer_id: str
+
+
+class PlannedWrite(BaseModel):
+    account_id: str
+    side: Literal["quickbooks", "liscio"]
+    field: Literal["address", "phone", "website"]
+    old: Any
+    new: Any
+
+
+class AmbiguousName(BaseModel):
+    name: str
+    account_ids: list[str]
+    customer_ids: list[str]
+
+
+class DryRun(BaseModel):
+    """What a Sync Now would do now, computed from the stored copies."""
+
+    links: list[LinkProposal]
+    writes: list[PlannedWrite]
+    ambiguous: list[AmbiguousName]
+
+
+def _address(raw: dict[str, Any] | None) -> Address | None:
+    if raw is None:
+        return None
+    return Address(**{k: raw.get(k) for k in Address.model_fields})
+
+
+def _contact(raw: dict[str, Any]) -> dict[str, Any]:
+    return {"first_name": None, "last_name": None, "email": None} | raw
