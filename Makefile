@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down browser run test lint typecheck unit integration \
         schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills bench-quota \
-        chaos clean
+        chaos clean alerts-test
 
 help:
 	@echo "make run            the whole system with demo data (Ctrl-C stops it)"
@@ -55,7 +55,13 @@ unit: venv
 integration: venv services-up browser
 	$(BIN)/pytest tests/integration
 
-test: venv services-up browser lint typecheck
+# promtool from Debian's prometheus package, unpacked into the cache (no daemon installed).
+alerts-test:
+	@promtool="$$(deploy/local/promtool.sh)" && cd deploy/prometheus \
+	  && "$$promtool" check rules alerts.yml \
+	  && "$$promtool" test rules alerts_test.yml alerts_metered_test.yml
+
+test: venv services-up browser lint typecheck alerts-test
 	$(BIN)/pytest
 
 run: venv

@@ -38,7 +38,7 @@ from bench.proc_watch import database_backends, process_cpu_seconds
 from bench.scratch import create_database, drop_database
 from qbsync.cli.api_token import issue_token
 from qbsync.config import Settings, load_settings
-from qbsync.crypto import TokenCipher
+from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import store_connection
 from qbsync.db.seeding import copy_accounts, copy_customers, copy_links
@@ -49,6 +49,7 @@ from tests.support.processes import ServiceProcess
 RESULTS = Path(__file__).parent / "results" / "api.json"
 FIRM, REALM = "bench-firm", "bench-realm"
 JWT_SECRET = "api-bench-secret-of-at-least-32-bytes"
+SECRET_KEY = new_secret_key()
 SYLLABLES = [
     "ka",
     "ri",
@@ -202,7 +203,7 @@ async def main(args: argparse.Namespace) -> int:
     prefix = f"apibench{uuid.uuid4().hex[:6]}."
     api: ServiceProcess | None = None
     try:
-        unlinked = await seed(database_url, args.size, "bench-secret")
+        unlinked = await seed(database_url, args.size, SECRET_KEY)
         await ensure_topics(settings.KAFKA_BOOTSTRAP_SERVERS, prefix)
         port = free_port()
         api = ServiceProcess(
@@ -211,7 +212,7 @@ async def main(args: argparse.Namespace) -> int:
                 "DATABASE_URL": database_url,
                 "KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS,
                 "QBSYNC_TOPIC_PREFIX": prefix,
-                "QBSYNC_SECRET_KEY": "bench-secret",
+                "QBSYNC_SECRET_KEY": SECRET_KEY,
                 "QBSYNC_API_PORT": str(port),
                 "QBSYNC_API_JWT_SECRET": JWT_SECRET,
                 "QBSYNC_LOG_LEVEL": "WARNING",

@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from bench.scratch import create_database, drop_database
-from qbsync.crypto import TokenCipher
+from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import count_needing_reconnect, store_connection
 from qbsync.domain.fields import SyncedFields
@@ -68,7 +68,7 @@ from tests.integration.system import (
 from tests.support.processes import ServiceProcess
 from tests.support.stack import REPO, LocalStack
 
-SECRET = "chaos-secret"
+SECRET = new_secret_key()
 RESULTS = REPO / "bench" / "results" / "chaos.json"
 KINDS = ("client", "matched", "prospect", "convert", "archive", "deactivate", "merge")
 

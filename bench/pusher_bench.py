@@ -52,7 +52,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.pusher_analysis import SentEvent, burst_figures, latency_figures
 from bench.scratch import create_database, drop_database
-from qbsync.crypto import TokenCipher
+from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import store_connection
 from qbsync.db.pool import Pool
@@ -75,7 +75,7 @@ from tests.support.stack import LocalStack
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "pusher.json"
-SECRET_KEY = "bench-pusher-secret"
+SECRET_KEY = new_secret_key()
 CONSUMER = "pusher"  # processed_messages.consumer of the pusher
 
 TARGET_FRACTION = 0.95  # at least

@@ -45,7 +45,7 @@ from bench.proc_watch import ProcessWatch, database_backends
 from bench.scratch import create_database, drop_database
 from bench.sync_report import Figure, rate, seconds_between, table
 from bench.sync_scenario import CUSTOMER_PREFIX, Scenario, account_event, customer_name
-from qbsync.crypto import TokenCipher
+from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import store_connection
 from qbsync.db.pool import Pool
@@ -61,7 +61,8 @@ from tests.support.stack import LocalStack
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "sync.json"
 QBSYNC = str(Path(sys.executable).parent / "qbsync")
-CLIENT_ID, CLIENT_SECRET, SECRET_KEY = "bench-client", "bench-secret", "bench-secret-key"
+CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret"
+SECRET_KEY = new_secret_key()
 IMPORTER_TARGET = 50_000.0  # customers imported per second
 MATCHER_TARGET = 20_000.0  # records per second, each matcher stage
 MEMORY_TARGET_MB = 300.0  # peak RSS per service

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.scratch import create_database, drop_database
-from qbsync.crypto import TokenCipher
+from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import store_connection
 from qbsync.emulator import EmulatorConfig, running_emulator
 from tests.support.processes import ServiceProcess
 from tests.support.stack import REPO, LocalStack
 
-SECRET = "token-kills-secret"
+SECRET = new_secret_key()
 RESULTS = REPO / "bench" / "results" / "token_kills.json"
 MODES = {"intuit_24h_grace": 86_400.0, "strict": 0.0}
 

@@ -91,7 +91,8 @@ async def _run(runtime: Runtime, build: Callable[[Runtime], Service]) -> None:
     async def start() -> Service:
         await runtime.start()
         made = build(runtime)
-        await runtime.serve_http(made.routes)
+        # Readiness waits for the consumers' group assignment, unless there are none (the API).
+        await runtime.serve_http(made.routes, consumes=getattr(made, "consumes_kafka", True))
         return made
 
     try:

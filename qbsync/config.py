@@ -10,23 +10,33 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qbsync.crypto import secret_keys
 from qbsync.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES_ENV_FILE = REPO_ROOT / ".run" / "services.env"
 
 
-def _local_database_url() -> str:
-    """The DSN `make services-up` wrote, so a developer needs no exports."""
+def _local_service(variable: str, otherwise: str) -> str:
+    """The address `make services-up` wrote for `variable`, so a developer (and `make run`)
+    needs no exports and follows the ports the services were started on."""
     if SERVICES_ENV_FILE.exists():
         for line in SERVICES_ENV_FILE.read_text().splitlines():
             key, _, value = line.partition("=")
-            if key == "DATABASE_URL":
+            if key == variable:
                 return value.strip()
-    return "postgresql://qbsync@127.0.0.1:54329/postgres"
+    return otherwise
+
+
+def _local_kafka() -> str:
+    return _local_service("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+
+
+def _local_database_url() -> str:
+    return _local_service("DATABASE_URL", "postgresql://qbsync@127.0.0.1:54329/postgres")
 
 
 class Settings(BaseSettings):
@@ -34,7 +44,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
 
-    KAFKA_BOOTSTRAP_SERVERS: str = "localhost:9092"
+    KAFKA_BOOTSTRAP_SERVERS: str = Field(default_factory=_local_kafka)
     DATABASE_URL: str = Field(default_factory=_local_database_url)
     QBO_BASE_URL: str = "https://quickbooks.api.intuit.com"
     QBO_TOKEN_URL: str = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
@@ -58,7 +68,6 @@ class Settings(BaseSettings):
     QBSYNC_HTTP_PORT: int = Field(default=0, ge=0, le=65535)
     QBSYNC_HTTP_HOST: str = "127.0.0.1"
     QBSYNC_LOG_LEVEL: str = "INFO"
-    QBSYNC_DEMO: bool = False
     # CDC is the safety net behind webhooks: each poll of a realm is a metered read.
     QBSYNC_CDC_INTERVAL_SECONDS: float = Field(default=1800.0, gt=0)
     # A notification waits this long for the rest of its burst before its one CDC round.
@@ -73,10 +82,16 @@ class Settings(BaseSettings):
     QBSYNC_API_JWT_SECRET: str | None = None
     QBSYNC_API_JWT_PUBLIC_KEY: str | None = None
 
+    @field_validator("QBSYNC_SECRET_KEY")
+    @classmethod
+    def _real_keys(cls, value: str | None) -> str | None:
+        """Refused at start, in one line, when it holds anything but keys."""
+        if value:
+            secret_keys(value)
+        return value
+
     def secret_key(self) -> str:
         if not self.QBSYNC_SECRET_KEY:
-            if self.QBSYNC_DEMO:
-                return "qbsync-demo-key-not-for-production"
             raise ConfigurationError(
                 "QBSYNC_SECRET_KEY", "is required to encrypt stored OAuth tokens"
             )
@@ -109,7 +124,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         variable = ".".join(str(part) for part in first["loc"]) or "configuration"
-        raise ConfigurationError(variable, first["msg"]) from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigurationError(variable, message) from None
 
 
 @lru_cache(maxsize=1)

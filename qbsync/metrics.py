@@ -79,6 +79,12 @@ CDC_POLLS_FAILED = Counter(
     "CDC rounds of one realm that failed (the other realms are polled all the same)",
     ["reason"],
 )
+SYNC_RUN_STEP_AGE_SECONDS = Gauge(
+    "qbsync_sync_run_oldest_step_seconds",
+    "Per step, how long the open run longest in it has been there (0: no run in it);"
+    " set by the matcher's run advancer",
+    ["step"],
+)
 CONNECTIONS_NEEDING_RECONNECT = Gauge(
     "qbsync_connections_needing_reconnect", "Firms whose QuickBooks connection needs reconnecting"
 )

@@ -25,6 +25,7 @@ from qbsync.errors import ConfigurationError, DependencyUnavailable
 from qbsync.http import ServiceHttpServer
 from qbsync.kafka.admin import ensure_topics
 from qbsync.kafka.dead_letters import DeadLetterSink
+from qbsync.kafka.membership import MEMBERSHIP
 from qbsync.kafka.producer import Producer
 from qbsync.quickbooks.client import QuickBooksClient
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
@@ -87,16 +88,19 @@ class Runtime:
         self.dead_letters = DeadLetterSink(self.producer, self.service)
         self.outbox = OutboxRelay(self.pool, self.producer)
 
-    async def serve_http(self, routes: Sequence[Route] = ()) -> None:
-        """/health, /metrics and the service's `routes`; logs "started"."""
+    async def serve_http(self, routes: Sequence[Route] = (), consumes: bool = True) -> None:
+        """/healthz, /readyz (PostgreSQL answers, the consumers hold their assignment),
+        /metrics and the service's `routes`; logs "started"."""
         s = self.settings
         http = ServiceHttpServer(self.service, s.QBSYNC_HTTP_HOST, s.QBSYNC_HTTP_PORT)
         http.add_check("postgres", self._postgres_ok)
+        if consumes:
+            http.add_check("kafka", self._kafka_assignment_held)
         for method, path, handler in routes:
             http.app.router.add_route(method, path, handler)
         self.http = http
         await http.start()
-        log.info("started", extra={"health": f"http://{s.QBSYNC_HTTP_HOST}:{http.port}/health"})
+        log.info("started", extra={"ready": f"http://{s.QBSYNC_HTTP_HOST}:{http.port}/readyz"})
 
     @property
     def quickbooks(self) -> QuickBooksClient:
@@ -141,6 +145,9 @@ class Runtime:
 
     async def _postgres_ok(self) -> bool:
         return bool(await self.pool.fetchval("SELECT true"))
+
+    async def _kafka_assignment_held(self) -> bool:
+        return MEMBERSHIP.holds_assignment()
 
 
 class _MadeOnFirstUse:

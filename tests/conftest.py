@@ -15,6 +15,7 @@ from qbsync.db.pool import Pool
 from qbsync.emulator import EmulatorConfig, RunningEmulator, running_emulator
 from qbsync.kafka.admin import ensure_topics
 from qbsync.kafka.producer import Producer
+from tests.support.keys import TEST_SECRET_KEY
 from tests.support.processes import ServiceProcess
 from tests.support.stack import Stack, open_stack
 
@@ -79,7 +80,7 @@ def service_env(stack: Stack, database_url: str, topic_prefix: str) -> dict[str,
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
         "DATABASE_URL": database_url,
         "QBSYNC_TOPIC_PREFIX": topic_prefix,
-        "QBSYNC_SECRET_KEY": "test-secret",
+        "QBSYNC_SECRET_KEY": TEST_SECRET_KEY,
         "QBSYNC_LOG_LEVEL": "INFO",
     }
 

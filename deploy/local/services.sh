@@ -2,6 +2,7 @@
 # Starts and stops the real Kafka broker and PostgreSQL cluster without a Docker engine.
 #   services.sh up     idempotent; writes .run/services.env
 #   services.sh down   idempotent
+#   services.sh pg-crash  PostgreSQL stopped at once, as in a crash (outage tests)
 # Kafka: jars resolved from Maven Central by the machine's Maven (deploy/kafka/pom.xml),
 # run with the machine's Java in KRaft mode. PostgreSQL: Debian's packages (installed
 # when missing), a throwaway cluster made with initdb/pg_ctl.
@@ -147,6 +148,10 @@ pg_down() {
 }
 
 case "${1:-}" in
+  pg-crash)  # PostgreSQL stopped as a crash would (tests of outages); `up` starts it again
+    bin=$(pg_bin); dir=$(readlink -f "$PG_DIR")
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+    ;;
   up)
     mkdir -p "$RUN"
     pg_up
@@ -161,5 +166,5 @@ ENV
     kafka_down
     pg_down
     ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|pg-crash" >&2; exit 2 ;;
 esac

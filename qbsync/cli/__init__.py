@@ -23,7 +23,7 @@ from qbsync.cli import (
     usage,
 )
 from qbsync.cli.base import EXIT_CONFIG, EXIT_FAILURE, Command
-from qbsync.config import load_settings
+from qbsync.config import Settings, load_settings
 from qbsync.errors import ConfigurationError, QbsyncError
 
 COMMAND_MODULES = [
@@ -52,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    args.settings_free = getattr(args, "settings_free", False)
     command: Command = args.handler
     try:
-        settings = load_settings()
+        settings = Settings.model_construct() if args.settings_free else load_settings()
         code: int = asyncio.run(command(args, settings))
     except ConfigurationError as exc:
         print(f"qbsync: configuration error: {exc}", file=sys.stderr)

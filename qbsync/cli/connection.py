@@ -1,4 +1,4 @@
-"""qbsync connect / disconnect"""
+"""qbsync connect / disconnect / connections rekey / secret-key"""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 from qbsync.cli.base import EXIT_FAILURE, EXIT_OK, Subparsers, database
 from qbsync.config import Settings
-from qbsync.crypto import TokenCipher
-from qbsync.db.connections import store_connection
+from qbsync.crypto import TokenCipher, new_secret_key
+from qbsync.db.connections import rekey_connections, store_connection
 from qbsync.db.unit_of_work import PostgresUnitOfWork
 from qbsync.errors import Conflict
 from qbsync.quickbooks.client import QuickBooksClient
@@ -28,6 +28,21 @@ def register(subparsers: Subparsers) -> None:
     )
     disconnect.add_argument("--firm", required=True)
     disconnect.set_defaults(handler=run_disconnect)
+
+    connections = subparsers.add_parser("connections", help="the stored connections")
+    actions = connections.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rekey = actions.add_parser(
+        "rekey",
+        help="re-encrypt every stored token with the newest key of QBSYNC_SECRET_KEY"
+        " (the first; the others still decrypt)",
+    )
+    rekey.set_defaults(handler=run_rekey)
+
+    secret_key = subparsers.add_parser(
+        "secret-key", help="print a new key for QBSYNC_SECRET_KEY (32 random bytes, base64)"
+    )
+    # It reads no setting: it must work while QBSYNC_SECRET_KEY is being fixed.
+    secret_key.set_defaults(handler=run_secret_key, settings_free=True)
 
 
 async def run_connect(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,4 +68,24 @@ async def run_disconnect(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"qbsync: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
     print(f"firm {args.firm} disconnected from realm {realm_id}; its links and records are kept")
+    return EXIT_OK
+
+
+async def run_rekey(args: argparse.Namespace, settings: Settings) -> int:
+    cipher = TokenCipher(settings.secret_key())
+    async with database(settings) as pool:
+        count, undecryptable = await rekey_connections(pool, cipher)
+    print(f"{count} connection(s) re-encrypted with the newest key of QBSYNC_SECRET_KEY")
+    if undecryptable:
+        print(
+            f"qbsync: {len(undecryptable)} connection(s) no key of QBSYNC_SECRET_KEY decrypts,"
+            f" left as they are (those firms must reconnect): {', '.join(undecryptable)}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+async def run_secret_key(args: argparse.Namespace, settings: Settings) -> int:
+    print(new_secret_key())
     return EXIT_OK

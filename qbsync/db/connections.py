@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qbsync.crypto import TokenCipher
-from qbsync.db.pool import Db
+from qbsync.crypto import TokenCipher, TokenDecryptionError
+from qbsync.db.pool import Db, Pool
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,34 @@ async def connected_realms(db: Db) -> list[tuple[str, str]]:
     """(firm_id, realm_id) of every usable connection."""
     rows = await db.fetch("SELECT firm_id, realm_id FROM connections WHERE status = 'connected'")
     return [(row["firm_id"], row["realm_id"]) for row in rows]
+
+
+async def rekey_connections(pool: Pool, cipher: TokenCipher) -> tuple[int, list[str]]:
+    """Re-encrypt every stored token with the cipher's newest key, in one transaction (a
+    token refreshed meanwhile waits for it). Returns how many connections were re-encrypted
+    and the firms whose tokens no key decrypts (left as they are: those firms must
+    reconnect anyway, and they must not stop the others' rotation)."""
+    undecryptable: list[str] = []
+    rekeyed: list[tuple[str, bytes, bytes | None]] = []
+    async with pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(
+            "SELECT firm_id, refresh_token_enc, access_token_enc FROM connections FOR UPDATE"
+        )
+        for row in rows:
+            try:
+                access = row["access_token_enc"]
+                rekeyed.append(
+                    (
+                        row["firm_id"],
+                        cipher.rekey(row["refresh_token_enc"]),
+                        cipher.rekey(access) if access else None,
+                    )
+                )
+            except TokenDecryptionError:
+                undecryptable.append(row["firm_id"])
+        await connection.executemany(
+            "UPDATE connections SET refresh_token_enc = $2, access_token_enc = $3"
+            " WHERE firm_id = $1",
+            rekeyed,
+        )
+    return len(rekeyed), undecryptable

@@ -114,6 +114,27 @@ async def claim_step(db: Db, step: Step) -> Run | None:
     return Run.from_row(run)
 
 
+async def open_step_ages(db: Db) -> dict[Step, float]:
+    """Per step, how long the open run that has been in it longest has been there (since
+    its previous step finished, or since it was requested): what an alert on runs stuck
+    in a step watches. Steps no open run is in are left out."""
+    rows = await db.fetch(
+        """
+        SELECT current.step, max(extract(epoch FROM now() - current.since)) AS seconds
+          FROM (SELECT DISTINCT ON (s.run_id) s.step,
+                       coalesce((SELECT max(d.finished_at) FROM sync_run_steps d
+                                  WHERE d.run_id = s.run_id AND d.status = 'done'),
+                                r.requested_at) AS since
+                  FROM sync_runs r JOIN sync_run_steps s ON s.run_id = r.run_id
+                 WHERE r.status IN ('pending', 'running') AND s.status <> 'done'
+                 ORDER BY s.run_id, array_position(ARRAY['import', 'match', 'push'], s.step)
+               ) current
+         GROUP BY current.step
+        """
+    )
+    return {row["step"]: float(row["seconds"]) for row in rows}
+
+
 async def runs_waiting_for(db: Db, step: Step, after: Step) -> list[tuple[Run, dict[str, Any]]]:
     """Runs whose `step` is still pending while `after` is done, with `after`'s counts."""
     rows = await db.fetch(

@@ -241,6 +241,9 @@ class _Runs(_Bound, seam.Runs):
     async def waiting_for(self, step: Step, after: Step) -> list[tuple[Run, dict[str, Any]]]:
         return await runs.runs_waiting_for(self._db, step, after)
 
+    async def open_step_ages(self) -> dict[Step, float]:
+        return await runs.open_step_ages(self._db)
+
     async def claim(self, run_id: str, step: Step) -> bool:
         return await runs.claim_specific_step(self._db, run_id, step)
 

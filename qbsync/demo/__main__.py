@@ -28,18 +28,19 @@ import httpx
 
 from qbsync.cli.api_token import issue_token
 from qbsync.config import REPO_ROOT, Settings, load_settings
-from qbsync.crypto import TokenCipher
+from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db import connect_pool, migrate
 from qbsync.db.connections import store_connection
 from qbsync.demo.liscio import LiscioAccount, LiscioStandIn
 from qbsync.demo.narrator import Narrator
 from qbsync.emulator.admin_client import EmulatorAdmin
+from qbsync.errors import DependencyUnavailable
 from qbsync.kafka.admin import ensure_topics
 from qbsync.kafka.producer import Producer
 
 FIRM = "demo-firm"
 REALM = "9341455130166501"
-SECRET = "qbsync-demo-key-not-for-production"
+SECRET = new_secret_key()  # the demo makes a fresh database, so a fresh key each time
 API_JWT_SECRET = "qbsync-demo-api-jwt-secret-not-for-production"
 CLIENT_ID, CLIENT_SECRET, VERIFIER = "demo-client", "demo-secret", "demo-verifier"
 QBSYNC = str(Path(sys.executable).parent / "qbsync")
@@ -117,7 +118,10 @@ class Processes:
 
 
 async def fresh_database(server_url: str, name: str) -> str:
-    admin = await asyncpg.connect(server_url)
+    try:
+        admin = await asyncpg.connect(server_url)
+    except OSError as exc:
+        raise DependencyUnavailable(f"PostgreSQL unreachable: {exc}") from exc
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -142,7 +146,7 @@ async def demo(processes: Processes) -> None:
     database_url = await fresh_database(settings.DATABASE_URL, "qbsync_demo")
     pool = await connect_pool(database_url)
     await migrate(pool)
-    await ensure_topics(settings.KAFKA_BOOTSTRAP_SERVERS, prefix)
+    await ensure_topics(settings.KAFKA_BOOTSTRAP_SERVERS, prefix, settings.QBSYNC_CONNECT_ATTEMPTS)
 
     emulator_port, importer_port = free_port(), free_port()
     matcher_port, pusher_port, exporter_port = free_port(), free_port(), free_port()
@@ -212,7 +216,7 @@ async def demo(processes: Processes) -> None:
     await wait_for(lambda: admin.realm(REALM), "the QuickBooks emulator answering")
     async with httpx.AsyncClient() as http:
         for port in (importer_port, matcher_port, pusher_port, exporter_port):
-            url = f"http://127.0.0.1:{port}/" + ("metrics" if port == exporter_port else "health")
+            url = f"http://127.0.0.1:{port}/" + ("metrics" if port == exporter_port else "readyz")
             await wait_for(lambda u=url: _answers(http, u), f"{url} answering")
         await wait_for(lambda: _answers(http, f"{api_url}/readyz"), f"{api_url} ready")
     say(f"ready {time.monotonic() - STARTED:.1f}s after the demo started")
@@ -222,7 +226,7 @@ async def demo(processes: Processes) -> None:
         ("matcher", matcher_port),
         ("pusher", pusher_port),
     ):
-        say(f"{name:<21} http://127.0.0.1:{port}/health  and /metrics")
+        say(f"{name:<21} http://127.0.0.1:{port}/readyz, /healthz, /metrics")
     say(f"lag exporter          http://127.0.0.1:{exporter_port}/metrics")
     say(f"integration API       {api_url}/docs  (OpenAPI: {api_url}/openapi.json)")
     say(f"lag, live             QBSYNC_TOPIC_PREFIX={prefix} .venv/bin/qbsync lag --watch")
@@ -359,6 +363,10 @@ def main() -> None:
     except RuntimeError as exc:
         say(str(exc))
         raise SystemExit(1) from None
+    except DependencyUnavailable as exc:
+        # Kafka or PostgreSQL unreachable: one line, not a traceback.
+        say(f"demo: cannot start: {exc} (is `make services-up` running? see .run/services.env)")
+        raise SystemExit(3) from None
     finally:
         processes.stop_all()
         loop.close()

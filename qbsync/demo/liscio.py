@@ -118,4 +118,15 @@ class LiscioStandIn:
             return
         if command.account_id not in self.accounts:
             return
-        await self.update(command.account_id, **fields)
+        account = self.accounts[command.account_id]
+        filled = fill(account, fields)
+        if filled != account:
+            await self.publish(filled)
+
+
+def fill(account: LiscioAccount, fields: dict[str, Any]) -> LiscioAccount:
+    """`account.fill_fields` as Liscio applies it (CONTRACTS.md, Additions v2): a field of
+    the command is set only if the account still has no value for it, so a command that
+    arrives after a newer edit never overwrites that edit."""
+    empty = {name: value for name, value in fields.items() if not getattr(account, name, None)}
+    return replace(account, **empty) if empty else account

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from qbsync.kafka.groups import join_group
+from qbsync.kafka.groups import join_group, leave_group
 from qbsync.kafka.topics import spec_of
 from qbsync.waiting import finish_or_cancel
 
@@ -164,7 +164,7 @@ class AcknowledgingConsumer:
             await finish_or_cancel([self._loop_task], 1.0)
         if self._consumer is not None:
             await self.commit_done()
-            await self._consumer.stop()
+            await leave_group(self._consumer, self.group)
 
     @property
     def consuming(self) -> asyncio.Task[None]:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from qbsync import metrics
 from qbsync.kafka.dead_letters import DeadLetterSink
-from qbsync.kafka.groups import join_group
+from qbsync.kafka.groups import join_group, leave_group
 from qbsync.kafka.topics import spec_of
 from qbsync.retry import Backoff, is_transient, pause_after_failure
 from qbsync.waiting import finish_or_cancel
@@ -160,7 +160,7 @@ class BatchConsumer:
         ):
             log.warning("batch still in hand at stop: it will be read again")
         if self._consumer is not None:
-            await self._consumer.stop()
+            await leave_group(self._consumer, self.group)
 
     @property
     def consuming(self) -> asyncio.Task[None]:

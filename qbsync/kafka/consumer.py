@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from qbsync.kafka.dead_letters import DeadLetterSink
-from qbsync.kafka.groups import join_group
+from qbsync.kafka.groups import join_group, leave_group
 from qbsync.observability import observe_message
 from qbsync.retry import Backoff, is_bad_input, is_transient, pause_after_failure
 from qbsync.waiting import finish_or_cancel
@@ -65,7 +65,7 @@ class ConsumerLoop:
         if self._task is not None:
             await finish_or_cancel([self._task], grace)
         if self._consumer is not None:
-            await self._consumer.stop()
+            await leave_group(self._consumer, self.group)
 
     @property
     def consuming(self) -> asyncio.Task[None]:

@@ -2,9 +2,10 @@
 
 One collection round costs a fixed set of requests, however many partitions there are:
 ListGroups and Metadata once, FindCoordinator (cached) and OffsetFetch once per group, all
-groups at the same time, then ListOffsets for the latest and the earliest offsets, one
-request per partition leader each. The broker's request versions that aiokafka speaks
-fetch one group's offsets per request, hence one OffsetFetch per group.
+groups at the same time (aiokafka's admin client), then ListOffsets for the latest and the
+earliest offsets (confluent-kafka's public `AdminClient.list_offsets`, which sends one
+request per partition leader). The broker's request versions that aiokafka speaks fetch
+one group's offsets per request, hence one OffsetFetch per group.
 
 Only groups and topics whose names start with the prefix are read (QBSYNC_TOPIC_PREFIX),
 so test sessions sharing one broker never see each other.
@@ -17,18 +18,17 @@ import time
 from types import TracebackType
 from typing import Any
 
-from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, NotCoordinatorForGroupError
-from aiokafka.protocol.offset import OffsetRequest
+from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ListOffsetsResultInfo, OffsetSpec
 
 from qbsync.errors import DependencyUnavailable
 from qbsync.kafka.admin import connect_admin
 from qbsync.kafka.lag import OffsetsSnapshot, PartitionOffsets, TopicPartitionKey
-from qbsync.retry import with_backoff
 
 NO_OFFSET = -1  # what OffsetFetch answers for a partition the group never committed on
-LATEST, EARLIEST = -1, -2  # ListOffsets' special timestamps
-READ_UNCOMMITTED = 0  # end offset = high watermark (no qbsync producer is transactional)
+LATEST: OffsetSpec = OffsetSpec.latest()
+EARLIEST: OffsetSpec = OffsetSpec.earliest()
 
 
 class OffsetsCollector:
@@ -39,28 +39,19 @@ class OffsetsCollector:
         self.prefix = prefix
         self._timeout_ms = request_timeout_ms
         self._admin: Any = None
-        self._offsets: Any = None
+        self._offsets: AdminClient | None = None
         self._coordinators: dict[str, int] = {}
 
     async def start(self, attempts: int = 3) -> None:
-        async def connect_offsets_client() -> Any:
-            # A bare client: it only asks partition leaders for offsets.
-            client = AIOKafkaClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=self._timeout_ms
-            )
-            try:
-                await client.bootstrap()
-            except BaseException:
-                await client.close()
-                raise
-            return client
-
+        # aiokafka's admin is reached (with retries) first, so the broker answers by the
+        # time librdkafka's client, which connects lazily in its own threads, is made.
         self._admin = await connect_admin(self.bootstrap, attempts, self._timeout_ms)
-        self._offsets = await with_backoff("Kafka", connect_offsets_client, attempts)
+        self._offsets = AdminClient(
+            {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": self._timeout_ms}
+        )
 
     async def close(self) -> None:
-        if self._offsets is not None:
-            await self._offsets.close()
+        self._offsets = None  # librdkafka's client has no close: its threads end with it
         if self._admin is not None:
             await self._admin.close()
 
@@ -89,10 +80,12 @@ class OffsetsCollector:
                 for partition in topic["partitions"]:
                     key = (name, partition["partition"])
                     leaders.setdefault(partition["leader"], []).append(key)
+            partitions = [key for leader, keys in leaders.items() if leader >= 0 for key in keys]
             ends, starts = await asyncio.gather(
-                self._list_offsets(leaders, LATEST), self._list_offsets(leaders, EARLIEST)
+                self._list_offsets(partitions, LATEST),
+                self._list_offsets(partitions, EARLIEST),
             )
-        except KafkaError as exc:
+        except (KafkaError, KafkaException) as exc:
             raise DependencyUnavailable(f"Kafka: {type(exc).__name__}: {exc}") from exc
         return OffsetsSnapshot(
             taken_at=time.time(),
@@ -106,27 +99,33 @@ class OffsetsCollector:
         )
 
     async def _list_offsets(
-        self, leaders: dict[int, list[TopicPartitionKey]], timestamp: int
+        self, partitions: list[TopicPartitionKey], spec: OffsetSpec
     ) -> dict[TopicPartitionKey, int]:
-        """One ListOffsets request per leader. A partition that answers with an error (its
-        leader is moving, say) is left out of this round rather than failing it."""
-
-        async def ask(leader: int, keys: list[TopicPartitionKey]) -> Any:
-            by_topic: dict[str, list[tuple[int, int]]] = {}
-            for topic, partition in keys:
-                by_topic.setdefault(topic, []).append((partition, timestamp))
-            request = OffsetRequest(-1, READ_UNCOMMITTED, list(by_topic.items()))
-            return await self._offsets.send(leader, request)
-
+        """The offsets `spec` names (the latest: the high watermark, since no qbsync
+        producer is transactional). A partition that answers with an error (its leader is
+        moving, say) is left out of this round rather than failing it; every partition
+        failing means Kafka is not answering."""
+        if not partitions or self._offsets is None:
+            return {}
+        futures = self._offsets.list_offsets(
+            {TopicPartition(topic, partition): spec for topic, partition in partitions},
+            isolation_level=IsolationLevel.READ_UNCOMMITTED,
+            request_timeout=self._timeout_ms / 1000,
+        )
+        keys = [(tp.topic, tp.partition) for tp in futures]
         answers = await asyncio.gather(
-            *(ask(leader, keys) for leader, keys in leaders.items() if leader >= 0)
+            *(asyncio.wrap_future(future) for future in futures.values()),
+            return_exceptions=True,
         )
         offsets: dict[TopicPartitionKey, int] = {}
-        for answer in answers:
-            for topic, partitions in answer.topics:
-                for partition, error_code, *found in partitions:
-                    if error_code == 0:
-                        offsets[(topic, partition)] = found[1]  # (timestamp, offset, ...)
+        failures: list[BaseException] = []
+        for key, answer in zip(keys, answers, strict=True):
+            if isinstance(answer, ListOffsetsResultInfo):
+                offsets[key] = answer.offset
+            elif isinstance(answer, BaseException):
+                failures.append(answer)
+        if failures and not offsets:
+            raise KafkaException(failures[0])
         return offsets
 
     async def _groups(self) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qbsync import metrics
-from qbsync.db.runs import Run, Step
+from qbsync.db.runs import STEPS, Run, Step
 from qbsync.errors import ConfigurationError
 from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.limiter import bulk_work
@@ -76,6 +76,9 @@ class RunAdvancer:
         """Start every match or push step that has become runnable."""
         db = self.uow.direct
         metrics.CONNECTIONS_NEEDING_RECONNECT.set(await db.connections.count_needing_reconnect())
+        ages = await self.runs.open_step_ages()
+        for step in STEPS:
+            metrics.SYNC_RUN_STEP_AGE_SECONDS.labels(step).set(ages.get(step, 0.0))
         for run, imported in await self.runs.waiting_for("match", after="import"):
             if run.run_id in self._working or run.realm_id is None:
                 continue

@@ -209,6 +209,12 @@ def _fill_command(
     return fill_command_json(link, command_id, fill, issued_at)
 
 
+def audit_reason(context: str, rule: str) -> str:
+    """Why a field was written: what ran (a Sync Now, a Liscio change) and the rule, said
+    once when the rule already names it ("first sync: value only in QuickBooks")."""
+    return rule if rule.startswith(f"{context}:") else f"{context}: {rule}"
+
+
 def _audit_entries(
     pair: LinkedPair, plan: SyncPlan, reason: str, run_id: str | None, actor: str
 ) -> list[AuditEntry]:
@@ -217,7 +223,7 @@ def _audit_entries(
         AuditEntry(
             firm_id=link.firm_id,
             action="field.written",
-            reason=f"{reason}: {write.reason}",
+            reason=audit_reason(reason, write.reason),
             account_id=link.account_id,
             realm_id=link.realm_id,
             customer_id=link.customer_id,

@@ -55,8 +55,14 @@ def tombstone_message(
 
 def covered(changed_at: datetime, mark: datetime | None) -> bool:
     """Whether a CDC round that ended at `mark` (QuickBooks' time) returned a change made at
-    `changed_at` (no mark: the realm was never read)."""
-    return mark is not None and changed_at < mark
+    `changed_at` (no mark: the realm was never read). A stamp in whole seconds (a legacy
+    notification's `lastUpdated`, MetaData times) may stand for any moment of that second,
+    so only a mark past the second covers it; CloudEvents stamp to the millisecond."""
+    if mark is None:
+        return False
+    if changed_at.microsecond == 0:
+        return changed_at + timedelta(seconds=1) <= mark
+    return changed_at < mark
 
 
 def due_for_poll(mark: datetime | None, now: datetime, interval: timedelta) -> bool:

@@ -265,6 +265,10 @@ class Runs(ABC):
     async def claim(self, run_id: str, step: Step) -> bool: ...
 
     @abstractmethod
+    async def open_step_ages(self) -> dict[Step, float]:
+        """Per step, the seconds the open run longest in it has been there."""
+
+    @abstractmethod
     async def renew_lease(self, run_id: str, step: Step) -> None: ...
 
     @abstractmethod

@@ -51,6 +51,7 @@ class Api:
     """The API as a service of the composition root."""
 
     routes: Sequence[Route] = ()  # none beside /health and /metrics on the service port
+    consumes_kafka = False  # so its readiness never waits for a group assignment
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +29,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from qbsync.crypto import TokenCipher
+from qbsync.db import connect_pool, migrate, runs
+from qbsync.db.connections import store_connection
 from qbsync.errors import InvalidMessage
 from qbsync.kafka.admin import connect_admin, ensure_topics
 from qbsync.kafka.consumer import ConsumerLoop
@@ -36,9 +39,12 @@ from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.kafka.producer import Producer
 from qbsync.kafka.topics import ACCOUNT_EVENTS, SYNC_REQUESTS, all_specs
 from tests.conftest import unique
+from tests.support.kafka import read_topic
+from tests.support.keys import TEST_SECRET_KEY
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 from tests.support.stack import REPO, Stack
+from tests.support.terminal import interruptible, read_available
 
 
 @dataclass
@@ -366,14 +372,14 @@ async def test_lag_watch_redraws_in_place_until_interrupted(isolated: Isolated) 
         stderr=follower,
         # As in a terminal: a test run started in the background (no job control) ignores
         # SIGINT, and the watch would inherit that and never see its Ctrl-C.
-        preexec_fn=_interruptible,
+        preexec_fn=interruptible,
     )
     os.close(follower)
     screen = b""
 
     async def redrawn() -> bool:
         nonlocal screen
-        screen += await asyncio.to_thread(_read_available, leader)
+        screen += await asyncio.to_thread(read_available, leader)
         # Each redraw moves the cursor up (ESC [1A) over the previous table, then draws.
         return (
             b"qbsync-watched" in screen
@@ -388,7 +394,7 @@ async def test_lag_watch_redraws_in_place_until_interrupted(isolated: Isolated) 
         async def exited() -> bool:
             # A terminal keeps reading, the last table drawn on the way out included; a pty
             # nobody reads holds a few KB, then blocks the writer (a redraw or two under load).
-            await asyncio.to_thread(_read_available, leader)
+            await asyncio.to_thread(read_available, leader)
             return process.returncode is not None
 
         await eventually(exited, timeout=30, what="the watch ended by SIGINT")
@@ -398,23 +404,6 @@ async def test_lag_watch_redraws_in_place_until_interrupted(isolated: Isolated) 
             process.kill()
             await process.wait()
         os.close(leader)
-
-
-def _interruptible() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _read_available(fd: int) -> bytes:
-    chunks = b""
-    while select.select([fd], [], [], 0.1)[0]:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks += data
-    return chunks
 
 
 async def test_consumer_loop_counts_consumed_failed_dead_lettered_and_produced(
@@ -482,3 +471,65 @@ async def test_lag_piped_to_a_reader_that_left_ends_without_a_traceback(
     code, err = await asyncio.to_thread(lag_to_a_closed_pipe)
     assert code == 1
     assert "Traceback" not in err, err
+
+
+async def test_replay_all_on_a_terminal_shows_firms_done_out_of_the_total(
+    isolated: Isolated,
+) -> None:
+    """The runs are moved through their steps by the test here (what the importer and the
+    matcher do with a replay request), so that each firm ends when the test says; the
+    command draws its bar on a pseudo-terminal."""
+    pool = await connect_pool(isolated.env["DATABASE_URL"], attempts=3)
+    await migrate(pool)
+    firms = [unique("firm") for _ in range(3)]
+    for firm in firms:
+        await store_connection(pool, TokenCipher(TEST_SECRET_KEY), firm, unique("realm"), "rt")
+    leader, follower = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "qbsync.cli",
+        "replay",
+        "--all",
+        cwd=REPO,
+        env={**os.environ, **isolated.env, "COLUMNS": "100"},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        preexec_fn=interruptible,
+    )
+    os.close(follower)
+    screen = b""
+
+    async def shows(text: bytes) -> bool:
+        nonlocal screen
+        screen += await asyncio.to_thread(read_available, leader)
+        return text in screen
+
+    try:
+        requests = await read_topic(
+            isolated.bootstrap, isolated.prefix + SYNC_REQUESTS, expect=3, timeout=30
+        )
+        assert sorted(key for key, _ in requests) == sorted(firms)
+        await eventually(lambda: shows(b"0/3"), timeout=30, what="the bar at 0 of 3")
+        for done, (firm, request) in enumerate(requests, start=1):
+            run, _ = await runs.open_or_join_run(
+                pool, firm, request["request_id"], "replay", datetime.now(UTC)
+            )
+            for step in runs.STEPS:
+                await runs.finish_step(pool, run.run_id, step, {})
+            await eventually(lambda d=done: shows(f"{d}/3".encode()), timeout=30, what=f"{done}/3")
+
+        async def exited() -> bool:
+            await shows(b"")
+            return process.returncode is not None
+
+        await eventually(exited, timeout=30, what="replay ended")
+        assert process.returncode == 0
+        assert b"replayed 3 of 3 firm(s): 0 failed" in screen
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        os.close(leader)
+        await pool.close()

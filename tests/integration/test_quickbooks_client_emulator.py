@@ -30,9 +30,10 @@ from qbsync.quickbooks.limiter import Limits
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
 from qbsync.quickbooks.tokens import InMemoryTokenStore
 from tests.conftest import unique
+from tests.support.keys import TEST_SECRET_KEY
 from tests.support.qbo import client_for
 
-CIPHER = TokenCipher("test-secret")
+CIPHER = TokenCipher(TEST_SECRET_KEY)
 
 
 @pytest.fixture

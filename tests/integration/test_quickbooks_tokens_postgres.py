@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from qbsync.crypto import TokenCipher
+from qbsync.crypto import TokenCipher, new_secret_key
 from qbsync.db.connections import store_connection
 from qbsync.db.pool import Pool
 from qbsync.quickbooks.backoff import RetryPolicy
@@ -25,8 +25,9 @@ from tests.support.fake_quickbooks import (
     SeenRequest,
     customer,
 )
+from tests.support.keys import TEST_SECRET_KEY
 
-CIPHER = TokenCipher("test-secret")
+CIPHER = TokenCipher(TEST_SECRET_KEY)
 
 
 async def connected_realm(pool: Pool, refresh_token: str = "rt-0") -> str:
@@ -132,7 +133,7 @@ async def test_a_token_no_key_of_ours_opens_marks_only_its_realm(pool: Pool) -> 
     await pool.execute(
         "UPDATE connections SET refresh_token_enc = $2 WHERE realm_id = $1",
         unreadable,
-        TokenCipher("another-key").encrypt("rt-0"),
+        TokenCipher(new_secret_key()).encrypt("rt-0"),
     )
     healthy = await connected_realm(pool)
     store = PostgresTokenStore(pool, CIPHER)
@@ -153,7 +154,7 @@ async def test_a_refresh_of_a_token_no_key_of_ours_opens_marks_it_too(pool: Pool
     await pool.execute(
         "UPDATE connections SET refresh_token_enc = $2 WHERE realm_id = $1",
         realm,
-        TokenCipher("another-key").encrypt("rt-0"),
+        TokenCipher(new_secret_key()).encrypt("rt-0"),
     )
     store = PostgresTokenStore(pool, CIPHER)
 

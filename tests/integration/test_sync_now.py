@@ -4,16 +4,69 @@ the QuickBooks emulator (issue 4)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
+import re
 
 import httpx
 
 from qbsync.crypto import TokenCipher
 from qbsync.demo.liscio import LiscioAccount
-from tests.integration.system import System, find, start_services
+from tests.integration.system import QBSYNC, System, find, start_services
 from tests.support.polling import eventually
+from tests.support.stack import REPO
+from tests.support.terminal import interruptible, read_available
 
 ADDRESS_QBO = {"Line1": "9 Elm Rd", "City": "Dallas", "CountrySubDivisionCode": "TX"}
 ADDRESS_LISCIO = {"line1": "1 Main St", "city": "Austin", "state": "TX"}
+
+
+async def test_sync_wait_on_a_terminal_draws_the_three_steps_and_their_counts_live(
+    system: System,
+) -> None:
+    firm = await system.new_firm({"name": "Live One"}, {"name": "Live Two"}, {"name": "Other"})
+    # Prospects: the pusher leaves them alone, so Sync Now is what links them.
+    await firm.liscio.create(LiscioAccount("a-one", "live one", status="Prospect"))
+    await firm.liscio.create(LiscioAccount("a-two", "LIVE TWO", status="Prospect"))
+    await eventually(lambda: accounts_stored(system, firm.firm_id, 2), what="accounts stored")
+    leader, follower = pty.openpty()  # a terminal, so rich draws live
+    process = await asyncio.create_subprocess_exec(
+        QBSYNC,
+        "sync",
+        "--firm",
+        firm.firm_id,
+        "--wait",
+        cwd=REPO,
+        env={**os.environ, **system.env, "COLUMNS": "120"},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        preexec_fn=interruptible,
+    )
+    os.close(follower)
+    screen = b""
+
+    async def ended() -> bool:
+        nonlocal screen
+        screen += await asyncio.to_thread(read_available, leader)
+        return process.returncode is not None
+
+    try:
+        await eventually(ended, timeout=120, what="sync --wait ended")
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
+    assert process.returncode == 0, text
+    assert b"\x1b[1A" in screen  # redrawn in place (the cursor goes up over the last table)
+    assert text.count(f"of firm {firm.firm_id}") >= 2, text  # more than one frame drawn
+    assert f"of firm {firm.firm_id}: done" in text
+    for step in ("import", "match", "push"):
+        assert step in text
+    assert "customers 3" in text and "linked 2" in text, text  # the steps' counts
+    assert "{" not in text  # no JSON: that is --json's (one document, tested by firm.sync())
 
 
 async def test_sync_now_links_names_equal_ignoring_case(system: System) -> None:
@@ -82,6 +135,11 @@ def synced_of(customer: dict[str, object]) -> tuple[object, object, object]:
         (customer.get("PrimaryPhone") or {}).get("FreeFormNumber"),  # type: ignore[union-attr]
         (customer.get("WebAddr") or {}).get("URI"),  # type: ignore[union-attr]
     )
+
+
+async def accounts_stored(system: System, firm_id: str, count: int) -> bool:
+    stored = await system.pool.fetchval("SELECT count(*) FROM accounts WHERE firm_id = $1", firm_id)
+    return bool(stored == count)
 
 
 async def processed_by_pusher(system: System, event_ids: list[str]) -> bool:

@@ -21,10 +21,11 @@ from qbsync.db.pool import Pool
 from qbsync.emulator import RunningEmulator
 from qbsync.quickbooks.postgres_tokens import PostgresTokenStore
 from tests.conftest import unique
+from tests.support.keys import TEST_SECRET_KEY
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 
-SECRET = "test-secret"
+SECRET = TEST_SECRET_KEY
 REFRESHERS = 3
 
 

@@ -85,6 +85,7 @@ class RunRow:
     requested_at: datetime
     steps: dict[str, StepRow] = field(default_factory=lambda: {s: StepRow() for s in STEPS})
     reason: str | None = None
+    in_step_since: datetime | None = None  # when its last step finished (None: requested_at)
 
 
 @dataclass
@@ -540,6 +541,18 @@ class _Runs(_Memory, seam.Runs):
                     return row.run
             return None
 
+    async def open_step_ages(self) -> dict[Step, float]:
+        ages: dict[Step, float] = {}
+        now = datetime.now(UTC)
+        async with self._access() as s:
+            for row in s.runs.values():
+                if row.run.status not in ("pending", "running"):
+                    continue
+                step = next(name for name in STEPS if row.steps[name].status != "done")
+                age = (now - (row.in_step_since or row.requested_at)).total_seconds()
+                ages[step] = max(age, ages.get(step, 0.0))
+        return ages
+
     async def waiting_for(self, step: Step, after: Step) -> list[tuple[Run, dict[str, Any]]]:
         async with self._access() as s:
             return [
@@ -604,6 +617,7 @@ class _Runs(_Memory, seam.Runs):
         async with self._access() as s:
             row = s.runs[run_id]
             row.steps[step] = StepRow("failed" if failure else "done", 0.0, dict(counts), failure)
+            row.in_step_since = datetime.now(UTC)
             if failure:
                 row.run, row.reason = replace(row.run, status="failed"), f"{step}: {failure}"
             elif step == STEPS[-1]:

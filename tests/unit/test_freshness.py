@@ -17,6 +17,16 @@ def test_a_change_before_the_mark_was_read_by_that_round() -> None:
     assert not covered(NOON, None)  # never read: the first round reads the last day
 
 
+def test_a_stamp_in_whole_seconds_is_covered_only_by_a_mark_past_its_second() -> None:
+    # 12:00:00 may be 12:00:00.999: a round that ended at 12:00:00.500 may have missed it.
+    assert not covered(NOON, NOON + timedelta(milliseconds=500))
+    assert covered(NOON, NOON + timedelta(seconds=1))
+    # a millisecond stamp (CloudEvents) is exact
+    stamped = NOON + timedelta(milliseconds=250)
+    assert covered(stamped, NOON + timedelta(milliseconds=500))
+    assert not covered(stamped, NOON + timedelta(milliseconds=250))
+
+
 def test_a_realm_is_polled_only_once_its_mark_is_older_than_the_interval() -> None:
     assert not due_for_poll(NOON - HALF_HOUR + timedelta(seconds=1), NOON, HALF_HOUR)
     assert due_for_poll(NOON - HALF_HOUR, NOON, HALF_HOUR)

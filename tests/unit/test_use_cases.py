@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from prometheus_client import REGISTRY
 
 from qbsync import metrics
 from qbsync.emulator import RunningEmulator
@@ -169,10 +170,11 @@ async def test_matching_links_equal_names_and_first_syncs_both_ways(world: World
     ]
     (ambiguity, run_id), *_ = world.uow.state.ambiguities[FIRM]
     assert (sorted(ambiguity.account_ids), run_id) == (["a-dup1", "a-dup2"], "run-1")
-    written = [(e.account_id, e.side, e.field) for e in world.uow.state.audit]
+    written = [(e.account_id, e.side, e.field, e.reason) for e in world.uow.state.audit]
     assert sorted(w for w in written if w[1] is not None) == [
-        ("a-acme", "liscio", "phone"),
-        ("a-bolt", "quickbooks", "website"),
+        # the rule's name is said once (issue 17: "first sync: first sync: ...")
+        ("a-acme", "liscio", "phone", "first sync: value only in QuickBooks"),
+        ("a-bolt", "quickbooks", "website", "first sync: value only in Liscio"),
     ]
     # the customer our write returned is in the copy and on its way to qbo.customers
     assert [key for key, _ in world.uow.messages(QBO_CUSTOMERS)] == [
@@ -558,7 +560,9 @@ def notice_of(realm_id: str, customer: dict[str, Any], **changed: Any) -> QboCha
         entity="Customer",
         entity_id=customer["Id"],
         operation="Create",
-        last_updated=datetime.fromisoformat(customer["MetaData"]["LastUpdatedTime"]),
+        # Stamped to the millisecond as CloudEvents are: here the moment after the change
+        # (MetaData's whole seconds would stand for the whole second: see `covered`).
+        last_updated=datetime.now(UTC),
         received_at=datetime.now(UTC),
         **changed,
     )
@@ -575,17 +579,14 @@ async def test_a_burst_of_notifications_costs_one_cdc_call(world: World) -> None
         == 0
     )
     burst = [await world.customer_in_quickbooks(f"Burst Co {n:03d}") for n in range(100)]
+    notices = [notice_of(world.realm_id, customer) for customer in burst]  # all delivered
     await world.emulator.admin.clear_requests(world.realm_id)
 
     ran = [
         await apply_change_notice(
-            world.uow,
-            cast(Producer, producer),
-            world.quickbooks,
-            notice_of(world.realm_id, customer),
-            coalesce_seconds=0,
+            world.uow, cast(Producer, producer), world.quickbooks, notice, coalesce_seconds=0
         )
-        for customer in burst
+        for notice in notices
     ]
 
     requests = await world.emulator.admin.requests(world.realm_id)
@@ -670,3 +671,27 @@ async def test_a_run_is_matched_once_every_imported_customer_is_stored_then_push
     assert finished.run.status == "done"
     assert finished.steps["match"].counts["linked"] == 1
     assert finished.steps["push"].counts["pairs"] == 1
+
+
+async def test_the_advancer_exports_how_long_the_oldest_open_run_has_been_in_each_step(
+    world: World,
+) -> None:
+    def age(step: str) -> float:
+        value = REGISTRY.get_sample_value("qbsync_sync_run_oldest_step_seconds", {"step": step})
+        assert value is not None
+        return value
+
+    runs = world.uow.direct.runs
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    run, _ = await runs.open_or_join(FIRM, "request-stuck", "sync", an_hour_ago)
+    advancer = RunAdvancer(world.uow, world.quickbooks)
+
+    await advancer.tick()  # no importer has claimed it for an hour: stuck in import
+    assert age("import") >= 3600 and age("match") == 0
+
+    await runs.claim_next("import")
+    await runs.set_realm(run.run_id, world.realm_id)
+    await runs.finish_step(run.run_id, "import", {"customers": 5})  # none reach the matcher
+    await advancer.tick()
+    await advancer.close()
+    assert age("import") == 0 and 0 <= age("match") < 60
