@@ -88,6 +88,9 @@ class Params:
     converge_timeout: float = 120.0
     seed: int = 20261203
     keep: bool = False  # leave the database and the topics for inspection
+    # The workload goes on past `seconds` until each firm has sent this many events: on a
+    # loaded machine (or while the broker restarts) the harness itself sends slowly.
+    min_events_per_firm: int = 0
 
 
 FULL = Params(firms=4, accounts=70, seconds=420.0, kill_every=(4.0, 9.0))
@@ -98,6 +101,7 @@ QUICK = Params(
     kill_every=(5.0, 9.0),
     restart_postgres=False,
     converge_timeout=90.0,
+    min_events_per_firm=120,
 )
 
 
@@ -372,7 +376,7 @@ class Chaos:
         for account in firm.accounts.values():
             await self.liscio.publish(firm, account, "account.created")
         await self._request_sync(firm)
-        while time.monotonic() < until:
+        while time.monotonic() < until or len(firm.sent) < self.params.min_events_per_firm:
             await self._one_action(firm)
             await asyncio.sleep(self.rng.uniform(0.01, 0.05))
 
