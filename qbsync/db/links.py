@@ -254,3 +254,13 @@ async def audit_page(
         )
         for r in rows
     ]
+
+
+async def account_ever_linked(db: Db, firm_id: str, account_id: str) -> bool:
+    found: bool = await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE firm_id = $1 AND account_id = $2"
+        " AND action = 'link.created')",
+        firm_id,
+        account_id,
+    )
+    return found

@@ -159,6 +159,9 @@ class _AuditLog(_Bound, seam.AuditLog):
     ) -> list[AuditRecord]:
         return await links.audit_page(self._db, firm_id, account_id, before_id, limit)
 
+    async def ever_linked(self, firm_id: str, account_id: str) -> bool:
+        return await links.account_ever_linked(self._db, firm_id, account_id)
+
 
 class _Outbox(_Bound, seam.Outbox):
     async def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:

@@ -37,7 +37,7 @@ log = logging.getLogger("qbsync.sync.creating")
 
 @dataclass(frozen=True)
 class CreateOutcome:
-    outcome: str  # "created" | "linked" | "already_linked" | "attention"
+    outcome: str  # "created" | "linked" | "already_linked" | "was_linked" | "attention"
     customer_id: str | None = None
     reason: str | None = None
 
@@ -68,6 +68,11 @@ async def create_or_link(
         if link is not None:  # linked while the create was being recorded
             await tx.pending_creates.finish(firm_id, account_id, customer_id=link.customer_id)
             return CreateOutcome("already_linked", link.customer_id)
+        if not pending.retry and await tx.audit.ever_linked(firm_id, account_id):
+            # A late account.created (the pusher lagging) of an account Sync Now linked and
+            # that was delinked since: it is no new account, and rule 9 keeps it delinked.
+            await tx.pending_creates.finish(firm_id, account_id, customer_id=None)
+            return CreateOutcome("was_linked")
         account = await tx.accounts.get(firm_id, account_id)
         if account is None:
             return CreateOutcome("attention", reason="account unknown")

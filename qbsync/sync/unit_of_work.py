@@ -165,6 +165,10 @@ class AuditLog(ABC):
         """The firm's entries (of one account, or all), newest first, older than
         `before_id`."""
 
+    @abstractmethod
+    async def ever_linked(self, firm_id: str, account_id: str) -> bool:
+        """Whether the account was ever linked (a `link.created` entry)."""
+
 
 class Outbox(ABC):
     """Messages published once the transaction that wrote them commits."""

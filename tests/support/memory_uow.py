@@ -355,6 +355,13 @@ class _AuditLog(_Memory, seam.AuditLog):
         async with self._access() as s:
             s.audit.extend(copy.copy(e) for e in entries)
 
+    async def ever_linked(self, firm_id: str, account_id: str) -> bool:
+        async with self._access() as s:
+            return any(
+                e.firm_id == firm_id and e.account_id == account_id and e.action == "link.created"
+                for e in s.audit
+            )
+
     async def page(
         self, firm_id: str, account_id: str | None, before_id: int | None, limit: int
     ) -> list[AuditRecord]:

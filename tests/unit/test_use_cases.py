@@ -307,6 +307,35 @@ async def test_a_create_the_account_was_linked_after_is_settled_not_made_after_a
     assert await world.customers_named("Merged Away Co") == [merged]
 
 
+async def test_a_late_account_created_of_an_account_linked_and_delinked_creates_nothing(
+    world: World,
+) -> None:
+    """Found by make chaos: a lagging pusher applied an account's account.created after
+    Sync Now had linked the account and its customer had been merged away (delinked): it
+    created a second customer for the account."""
+    merged = await world.customer_in_quickbooks("LATE EVENT CO")
+    created = event("a-late", "Late Event Co")
+    await copies.keep_accounts(world.uow, [created])
+    await world.import_customers()
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    assert await delink_account(world.uow, FIRM, "a-late", "customer merged away")
+    await world.emulator.admin.edit_customer_as_user(
+        world.realm_id, merged["Id"], {"Active": False}
+    )
+
+    writes_before = await world.writes_seen()
+
+    outcome = await create_or_link(
+        world.uow, world.quickbooks, FIRM, world.realm_id, "a-late", created.event_id
+    )
+
+    assert outcome.outcome == "was_linked"
+    assert world.links() == {}
+    assert [c["Id"] for c in await world.customers_named("Late Event Co")] == [merged["Id"]]
+    assert await world.writes_seen() == writes_before
+    assert await world.uow.direct.pending_creates.unfinished() == []
+
+
 async def test_reconciling_a_create_of_an_account_linked_since_settles_it(world: World) -> None:
     existing = await world.customer_in_quickbooks("Linked Since Ltd")
     created = event("a-since", "Linked Since Ltd")
