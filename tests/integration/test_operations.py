@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
 import signal
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from tests.support.keys import TEST_SECRET_KEY
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 from tests.support.stack import REPO, Stack
-from tests.support.terminal import interruptible, read_available
+from tests.support.terminal import read_available, start_in_terminal
 
 
 @dataclass
@@ -356,25 +355,12 @@ async def test_lag_watch_redraws_in_place_until_interrupted(isolated: Isolated) 
     await consumer.commit({tp: 0})
     await consumer.stop()
 
-    leader, follower = pty.openpty()  # a terminal, so rich draws live
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "qbsync.cli",
-        "lag",
-        "--watch",
-        "--interval",
-        "0.2",
-        cwd=REPO,
-        env={**os.environ, **isolated.env, "COLUMNS": "120"},
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        # As in a terminal: a test run started in the background (no job control) ignores
-        # SIGINT, and the watch would inherit that and never see its Ctrl-C.
-        preexec_fn=interruptible,
+    # A terminal, so rich draws live (and Ctrl-C reaches the watch as it would there).
+    process, leader = await start_in_terminal(
+        [sys.executable, "-m", "qbsync.cli", "lag", "--watch", "--interval", "0.2"],
+        isolated.env,
+        REPO,
     )
-    os.close(follower)
     screen = b""
 
     async def redrawn() -> bool:
@@ -484,21 +470,9 @@ async def test_replay_all_on_a_terminal_shows_firms_done_out_of_the_total(
     firms = [unique("firm") for _ in range(3)]
     for firm in firms:
         await store_connection(pool, TokenCipher(TEST_SECRET_KEY), firm, unique("realm"), "rt")
-    leader, follower = pty.openpty()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "qbsync.cli",
-        "replay",
-        "--all",
-        cwd=REPO,
-        env={**os.environ, **isolated.env, "COLUMNS": "100"},
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        preexec_fn=interruptible,
+    process, leader = await start_in_terminal(
+        [sys.executable, "-m", "qbsync.cli", "replay", "--all"], isolated.env, REPO, columns=100
     )
-    os.close(follower)
     screen = b""
 
     async def shows(text: bytes) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pty
 import re
 
 import httpx
@@ -15,7 +14,7 @@ from qbsync.demo.liscio import LiscioAccount
 from tests.integration.system import QBSYNC, System, find, start_services
 from tests.support.polling import eventually
 from tests.support.stack import REPO
-from tests.support.terminal import interruptible, read_available
+from tests.support.terminal import read_available, start_in_terminal
 
 ADDRESS_QBO = {"Line1": "9 Elm Rd", "City": "Dallas", "CountrySubDivisionCode": "TX"}
 ADDRESS_LISCIO = {"line1": "1 Main St", "city": "Austin", "state": "TX"}
@@ -29,21 +28,10 @@ async def test_sync_wait_on_a_terminal_draws_the_three_steps_and_their_counts_li
     await firm.liscio.create(LiscioAccount("a-one", "live one", status="Prospect"))
     await firm.liscio.create(LiscioAccount("a-two", "LIVE TWO", status="Prospect"))
     await eventually(lambda: accounts_stored(system, firm.firm_id, 2), what="accounts stored")
-    leader, follower = pty.openpty()  # a terminal, so rich draws live
-    process = await asyncio.create_subprocess_exec(
-        QBSYNC,
-        "sync",
-        "--firm",
-        firm.firm_id,
-        "--wait",
-        cwd=REPO,
-        env={**os.environ, **system.env, "COLUMNS": "120"},
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        preexec_fn=interruptible,
+    # A terminal, so rich draws live.
+    process, leader = await start_in_terminal(
+        [QBSYNC, "sync", "--firm", firm.firm_id, "--wait"], system.env, REPO
     )
-    os.close(follower)
     screen = b""
 
     async def ended() -> bool:
