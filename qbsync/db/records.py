@@ -127,7 +127,6 @@ SELECT acc.folded FROM
 _A_KEY = 'a.name_folded COLLATE "C"'
 _C_KEY = 'c.name_folded COLLATE "C"'
 _A_SEARCH_KEY = "(a.name_folded || '') COLLATE \"C\""
-_C_SEARCH_KEY = "(c.name_folded || '') COLLATE \"C\""
 _NO_ID = "''::text COLLATE \"C\""
 
 
@@ -138,10 +137,10 @@ Part = tuple[str, str, Key]
 def _parts(record_filter: RecordFilter, searching: bool) -> list[Part]:
     """(select list, FROM and WHERE, the key's three columns) of each part the filter
     lists."""
-    # Searching, the items are found through the trigram indexes, then sorted: a key the
-    # folded-name indexes cannot provide keeps the planner from walking one of them in
-    # order through every name of the firm.
-    a_key, c_key = (_A_SEARCH_KEY, _C_SEARCH_KEY) if searching else (_A_KEY, _C_KEY)
+    # Searching, each part may walk its folded-name index in order (a common substring:
+    # the page fills after a few hundred names) or find the matches through the trigram
+    # index and sort them (a rare one): the planner chooses, from the names' statistics.
+    a_key, c_key = _A_KEY, _C_KEY
     linked = (
         f"{_ACCOUNT}, {_CUSTOMER}, {_LINK}",
         _LINKED_FROM,
@@ -163,10 +162,22 @@ def _parts(record_filter: RecordFilter, searching: bool) -> list[Part]:
         return (part[0], f"{part[1]} AND {condition}", part[2])
 
     def linked_parts() -> list[Part]:
-        # A pair matches by either name: two parts, each of which a trigram index serves.
+        # A pair matches by either name: two parts. The pairs found by the customer's name
+        # are ordered by the account's, which no index provides: they are found through
+        # the customers' trigram index first (the fence keeps the planner from walking
+        # every account of the firm in order instead), then sorted.
         if not searching:
             return [linked]
-        return [where(linked, a_like), where(linked, f"{c_like} AND NOT {a_like}")]
+        by_customer_name = (
+            linked[0],
+            _LINKED_FROM.replace(
+                "JOIN customers c",
+                "JOIN (SELECT * FROM customers WHERE name_folded LIKE $7 OFFSET 0) c",
+            )
+            + f" AND NOT {a_like}",
+            (_A_SEARCH_KEY, *linked[2][1:]),
+        )
+        return [where(linked, a_like), by_customer_name]
 
     def searched(part: Part, like: str) -> list[Part]:
         return [where(part, like)] if searching else [part]
