@@ -162,8 +162,8 @@ async def test_lag_counts_events_produced_while_the_matcher_is_stopped_then_drai
 ) -> None:
     group = f"{isolated.prefix}qbsync-matcher"
     events_topic = isolated.prefix + ACCOUNT_EVENTS
-    exporter = spawn("qbsync.lag_exporter", QBSYNC_TOPIC_PREFIX=isolated.prefix)
-    matcher = spawn("services.matcher", QBSYNC_TOPIC_PREFIX=isolated.prefix)
+    exporter = spawn("qbsync.lag_exporter", **isolated.env)
+    matcher = spawn("services.matcher", **isolated.env)
     firm = unique("firm")
     await isolated.producer.send(ACCOUNT_EVENTS, f"{firm}:warm", account_event(firm, "warm"))
 
@@ -198,7 +198,7 @@ async def test_lag_counts_events_produced_while_the_matcher_is_stopped_then_drai
     url = await metrics_url(exporter)
     assert exported_lag(await scrape(url), group) == produced
 
-    running = restarted = spawn("services.matcher", QBSYNC_TOPIC_PREFIX=isolated.prefix)
+    running = restarted = spawn("services.matcher", **isolated.env)
     await eventually(caught_up, timeout=90, interval=0.5, what="lag back to 0")
     samples = await eventually(
         lambda: _when(scrape(url), lambda s: exported_lag(s, group) == 0),
@@ -221,8 +221,8 @@ async def test_a_poisoned_message_is_shown_and_redriven_exactly_once(
     isolated: Isolated, spawn: Callable[..., ServiceProcess]
 ) -> None:
     dlq_topic = isolated.prefix + ACCOUNT_EVENTS + ".dlq"
-    matcher = spawn("services.matcher", QBSYNC_TOPIC_PREFIX=isolated.prefix)
-    exporter = spawn("qbsync.lag_exporter", QBSYNC_TOPIC_PREFIX=isolated.prefix)
+    matcher = spawn("services.matcher", **isolated.env)
+    exporter = spawn("qbsync.lag_exporter", **isolated.env)
     key = f"{unique('firm')}:poison"
     await isolated.producer.send(ACCOUNT_EVENTS, key, b"{not json")
 
