@@ -928,7 +928,14 @@ class Chaos:
         await self.api.aclose()
         await self.producer.stop()
         if self.params.keep:
-            print(f"chaos: kept database {self.database}, topics {self.prefix}*", flush=True)
+            log = RESULTS.with_name("chaos-requests.json")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(json.dumps(self.requests))
+            print(
+                f"chaos: kept database {self.database}, topics {self.prefix}*,"
+                f" QuickBooks' request log in {log}",
+                flush=True,
+            )
             return
         await drop_database(self.stack.database_url, self.database)
         await self._delete_topics()
