@@ -174,6 +174,11 @@ async def sync_linked_updates(
     path, untouched, so that it sees the account as it was (a Prospect leaving that status
     is created there)."""
     batch = LinkedBatch()
+    # Each account's latest state is kept before, not inside, the transaction below: that
+    # one waits on QuickBooks (a throttled realm, up to a minute), and rows it wrote would
+    # hold the matcher's storing of every firm's accounts as long. `store` keeps the newest
+    # state whatever the order, and the other path stores the same again.
+    await uow.direct.accounts.store([queued[-1] for queued in updates.values()])
     async with uow.begin(calls_quickbooks=True) as tx:
         connection = await tx.connections.of_firm(firm_id)
         if connection is None or not connection.usable:
@@ -198,7 +203,6 @@ async def sync_linked_updates(
         mine = {a: q for a, q in fresh.items() if a in linked}
         if not mine:
             return batch
-        await tx.accounts.store([queued[-1] for queued in mine.values()])
         pairs = await tx.pairs.load(firm_id, list(mine))
         outcomes = await apply_plans(
             tx,
