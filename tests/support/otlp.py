@@ -42,7 +42,8 @@ def _attributes(pairs: Any) -> dict[str, Any]:
 class OtlpReceiver:
     """Serves POST /v1/traces (protobuf) on 127.0.0.1; `spans` holds what arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.port = port  # 0: any free one
         self.spans: list[ReceivedSpan] = []
         self._runner: web.AppRunner | None = None
         self.endpoint = ""
@@ -52,7 +53,7 @@ class OtlpReceiver:
         app.router.add_post("/v1/traces", self._traces)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         port = self._runner.addresses[0][1]
         self.endpoint = f"http://127.0.0.1:{port}"
