@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 TRACEPARENT = "traceparent"
 Headers = list[tuple[str, str | bytes | None]]  # a Kafka message's, as producers take them
-ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
+# Either turns tracing on (the second is the standard one for traces alone).
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 # A batch of 500 messages from as many producers would make as many links; the SDK keeps
 # 128 at most anyway, and a few dozen say enough about where a batch came from.
 MAX_LINKS = 32
@@ -41,10 +42,11 @@ _tracer: Tracer | None = None  # None: tracing is off
 
 
 def configure(service: str, environ: Mapping[str, str] = os.environ) -> TracerProvider | None:
-    """Export spans over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the exporter
-    reads that and the other OTEL_EXPORTER_OTLP_* variables itself); otherwise stay off.
-    Returns the provider, whose `shutdown()` sends what is still buffered."""
-    if not environ.get(ENDPOINT_VARIABLE):
+    """Export spans over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; the exporter reads the OTEL_EXPORTER_OTLP_*
+    variables of the process itself. Otherwise stay off. Returns the provider, whose
+    `shutdown()` sends what is still buffered."""
+    if not any(environ.get(variable) for variable in ENDPOINT_VARIABLES):
         return None
     # Imported only when on: a process with tracing off never loads the SDK.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
