@@ -30,8 +30,8 @@ MAX_RETRY_SECONDS = 10.0
 async def enqueue(db: Db, messages: Sequence[tuple[str, str, BaseModel | str]]) -> None:
     """(topic, key, value) rows to publish once the caller's transaction commits (one COPY).
     Each value is stored as the JSON that will be published: a model's JSON, or JSON text
-    its writer already encoded as that model's (qbsync/sync/encoded.py). The current
-    trace context is stored beside them, for the relay to carry in their headers."""
+    its writer already encoded as that model's (schemas/encoding.py). The current trace
+    context is stored beside them, for the relay to carry in their headers."""
     if not messages:
         return
     traceparent = tracing.current_traceparent()
