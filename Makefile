@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv services-up services-down browser run test lint typecheck unit integration \
-        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills bench-quota \
+        schemas bench bench-client bench-sync bench-pusher bench-lag bench-api bench-token-kills bench-quota bench-tracing \
         chaos clean alerts-test
 
 help:
@@ -90,6 +90,10 @@ bench-quota: venv services-up
 
 bench-sync: venv services-up
 	$(BIN)/python -m bench.sync_bench
+
+# What a span costs, tracing off and on (seconds; bench/tracing_cost.py).
+bench-tracing: venv
+	$(BIN)/python -m bench.tracing_cost
 
 bench-api: venv services-up
 	$(BIN)/python -m bench.api_bench

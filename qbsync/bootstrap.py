@@ -2,7 +2,8 @@
 
 `run(service, build)` is the whole of a service's `main()`:
 
-1. settings are read (a bad one: one line and exit code 2), logging is set up and SIGTERM /
+1. settings are read (a bad one: one line and exit code 2), logging and tracing are set up
+   (tracing only when OTEL_EXPORTER_OTLP_ENDPOINT is set: qbsync/tracing.py) and SIGTERM /
    SIGINT handlers are installed, before anything else happens;
 2. the Runtime is started: the database pool and the unit of work, migrations, the topics,
    the producer, the dead-letter sink, the outbox relay and the QuickBooks client (made on
@@ -28,6 +29,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
+from qbsync import tracing
 from qbsync.config import Settings
 from qbsync.errors import DependencyUnavailable
 from qbsync.eventloop import tune_garbage_collector
@@ -78,8 +80,13 @@ def group_of(service: str, settings: Settings) -> str:
 def run(service: str, build: Callable[[Runtime], Service]) -> None:
     """Start the service, serve until SIGTERM or SIGINT, stop (see the module's text)."""
     settings = settings_or_exit(service)
-    with asyncio.Runner() as runner:
-        runner.run(_run(Runtime(service, settings), build))
+    traces = tracing.configure(service)
+    try:
+        with asyncio.Runner() as runner:
+            runner.run(_run(Runtime(service, settings), build))
+    finally:
+        if traces is not None:
+            traces.shutdown()  # sends the spans still buffered
 
 
 async def _run(runtime: Runtime, build: Callable[[Runtime], Service]) -> None:

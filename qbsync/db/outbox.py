@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 from pydantic import BaseModel
 
+from qbsync import tracing
 from qbsync.db.pool import Db
 from qbsync.kafka.bulk import BulkBatch
 from qbsync.kafka.producer import Producer
@@ -29,14 +30,16 @@ MAX_RETRY_SECONDS = 10.0
 async def enqueue(db: Db, messages: Sequence[tuple[str, str, BaseModel | str]]) -> None:
     """(topic, key, value) rows to publish once the caller's transaction commits (one COPY).
     Each value is stored as the JSON that will be published: a model's JSON, or JSON text
-    its writer already encoded as that model's (schemas/encoding.py)."""
+    its writer already encoded as that model's (schemas/encoding.py). The current trace
+    context is stored beside them, for the relay to carry in their headers."""
     if not messages:
         return
+    traceparent = tracing.current_traceparent()
     await db.copy_records_to_table(
         "outbox",
-        columns=("topic", "key", "value"),
+        columns=("topic", "key", "value", "traceparent"),
         records=[
-            (topic, key, value if isinstance(value, str) else _json(value))
+            (topic, key, value if isinstance(value, str) else _json(value), traceparent)
             for topic, key, value in messages
         ],
     )
@@ -62,15 +65,16 @@ class OutboxRelay:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
                 return 0
             rows = await conn.fetch(
-                "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1", limit
+                "SELECT id, topic, key, value, traceparent FROM outbox ORDER BY id LIMIT $1",
+                limit,
             )
             if not rows:
                 return 0
             batches: dict[str, BulkBatch] = {}
-            for _, topic, key, value in rows:  # in id order, so each key's order is kept
+            for _, topic, key, value, traceparent in rows:  # in id order: each key's order kept
                 if topic not in batches:
                     batches[topic] = self.producer.batch(topic)
-                batches[topic].send(key, value.encode())
+                batches[topic].send(key, value.encode(), traceparent)
             for batch in batches.values():
                 await batch.confirm()
             await conn.execute(

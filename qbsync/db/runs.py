@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from qbsync import tracing
 from qbsync.db.pool import Db, transaction_on
 
 Step = Literal["import", "match", "push"]
@@ -40,10 +41,18 @@ class Run:
     realm_id: str | None
     kind: str
     status: str
+    traceparent: str | None = None  # the trace of the request that opened it: its steps join
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Run:
-        return cls(str(row["run_id"]), row["firm_id"], row["realm_id"], row["kind"], row["status"])
+        return cls(
+            str(row["run_id"]),
+            row["firm_id"],
+            row["realm_id"],
+            row["kind"],
+            row["status"],
+            row.get("traceparent"),
+        )
 
 
 async def open_or_join_run(
@@ -72,13 +81,15 @@ async def open_or_join_run(
         if row:
             return Run.from_row(row), False
         row = await conn.fetchrow(
-            "INSERT INTO sync_runs (run_id, firm_id, kind, status, request_ids, requested_at)"
-            " VALUES ($1, $2, $3, 'pending', ARRAY[$4], $5) RETURNING *",
+            "INSERT INTO sync_runs"
+            " (run_id, firm_id, kind, status, request_ids, requested_at, traceparent)"
+            " VALUES ($1, $2, $3, 'pending', ARRAY[$4], $5, $6) RETURNING *",
             uuid.uuid4(),
             firm_id,
             kind,
             request_id,
             requested_at,
+            tracing.current_traceparent(),
         )
         assert row is not None
         await conn.executemany(

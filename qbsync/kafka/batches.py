@@ -30,7 +30,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import BaseModel, ValidationError
 
-from qbsync import metrics
+from qbsync import metrics, tracing
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.kafka.groups import join_group, leave_group
 from qbsync.kafka.topics import spec_of
@@ -77,7 +77,8 @@ async def process_batch(
             metrics.MESSAGES_FAILED.labels(topic).inc()
             await dead_letters.send(topic, record, exc)
     if parsed:
-        await _handle_or_isolate(parsed, source, dead_letters)
+        with tracing.batch_span(f"consume {topic}", records):
+            await _handle_or_isolate(parsed, source, dead_letters)
     metrics.MESSAGES_CONSUMED.labels(topic).inc(len(records))
     metrics.PROCESSING_SECONDS.labels(topic).observe(
         (time.perf_counter() - started) / max(len(records), 1)

@@ -21,6 +21,7 @@ import time
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as LibrdkafkaProducer
 
+from qbsync import tracing
 from qbsync.metrics import MESSAGES_PRODUCED
 
 # How long librdkafka keeps retrying a message before reporting it failed (its default is
@@ -68,12 +69,21 @@ class BulkProducer:
     def batch(self, topic: str) -> BulkBatch:
         return BulkBatch(self, topic)
 
-    def produce(self, topic: str, key: bytes, value: bytes) -> None:
+    def produce(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: tracing.Headers | None = None,
+    ) -> None:
         """Queue one message (prefixed topic name). Blocks only when librdkafka's queue is
         full, for as long as it takes to make room."""
         while True:
             try:
-                self._producer.produce(self.prefix + topic, value, key)
+                if headers is None:
+                    self._producer.produce(self.prefix + topic, value, key)
+                else:
+                    self._producer.produce(self.prefix + topic, value, key, headers=headers)
                 return
             except BufferError:
                 self._producer.poll(FULL_QUEUE_WAIT_SECONDS)
@@ -98,16 +108,21 @@ class BulkProducer:
 class BulkBatch:
     """Messages to one topic that are confirmed together. Failures are counted producer-wide,
     so when batches overlap, one batch's failure fails the others too: never the other way
-    round."""
+    round.
+
+    Every message carries the trace context current when the batch was made (an import's
+    span), unless `send` is given the one of its own writer (an outbox row's)."""
 
     def __init__(self, producer: BulkProducer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
         self._failures_before = producer.failures
         self._queued = 0
+        self._headers = tracing.kafka_headers()
 
-    def send(self, key: str, value: bytes) -> None:
-        self._producer.produce(self._topic, key.encode(), value)
+    def send(self, key: str, value: bytes, traceparent: str | None = None) -> None:
+        headers = self._headers if traceparent is None else tracing.kafka_headers(traceparent)
+        self._producer.produce(self._topic, key.encode(), value, headers)
         self._queued += 1
         if self._queued % 1000 == 0:
             self._producer.serve_callbacks()

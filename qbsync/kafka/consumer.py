@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from qbsync import tracing
 from qbsync.kafka.dead_letters import DeadLetterSink
 from qbsync.kafka.groups import join_group, leave_group
 from qbsync.observability import observe_message
@@ -89,7 +90,11 @@ class ConsumerLoop:
         message to the dead-letter topic with its reason, and the partition moves on."""
         topic = record.topic.removeprefix(self.prefix)
         backoff = Backoff()
-        with observe_message(topic) as observed:  # one message, however many attempts
+        offset = {"messaging.kafka.offset": record.offset}
+        with (
+            observe_message(topic) as observed,  # one message, however many attempts
+            tracing.batch_span(f"consume {topic}", [record], offset),
+        ):
             while True:
                 try:
                     await self.handlers[topic](record)

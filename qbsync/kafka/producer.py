@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from qbsync import tracing
 from qbsync.kafka.bulk import BulkBatch, BulkProducer
 from qbsync.metrics import MESSAGES_PRODUCED
 from qbsync.retry import with_backoff
@@ -34,7 +35,9 @@ class Producer:
     aio-libs/aiokafka#1017; `make chaos` met it on the first run: the importer and Liscio's
     stand-in stopped producing). Order per partition holds without it (aiokafka keeps one
     batch per partition in flight), and a batch written twice after a lost answer is a
-    duplicate message every consumer here already tolerates (event ids, upserts)."""
+    duplicate message every consumer here already tolerates (event ids, upserts).
+
+    A message sent inside a span carries its context in a `traceparent` header."""
 
     def __init__(self, bootstrap: str, prefix: str = "") -> None:
         self.prefix = prefix
@@ -70,7 +73,9 @@ class Producer:
     async def send(self, topic: str, key: str, value: BaseModel | dict[str, Any] | bytes) -> None:
         """Send and wait for the broker's acknowledgement."""
         data = value if isinstance(value, bytes) else encode(value)
-        await self._producer.send_and_wait(self.prefix + topic, data, key=key.encode())
+        await self._producer.send_and_wait(
+            self.prefix + topic, data, key=key.encode(), headers=tracing.kafka_headers()
+        )
         MESSAGES_PRODUCED.labels(topic).inc()
 
     async def send_soon(
@@ -78,7 +83,9 @@ class Producer:
     ) -> Any:
         """Queue a send; returns a future that resolves on acknowledgement (for batches)."""
         data = value if isinstance(value, bytes) else encode(value)
-        delivery = await self._producer.send(self.prefix + topic, data, key=key.encode())
+        delivery = await self._producer.send(
+            self.prefix + topic, data, key=key.encode(), headers=tracing.kafka_headers()
+        )
         delivery.add_done_callback(lambda done: _count_delivery(topic, done))
         return delivery
 

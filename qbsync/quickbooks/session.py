@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from qbsync import tracing
 from qbsync.metrics import (
     QBO_LIMITER_WAIT_SECONDS,
     QBO_REALM_CALLS,
@@ -71,7 +72,40 @@ class ApiSession:
         batch: bool = False,
     ) -> dict[str, Any]:
         """The decoded JSON answer, or the typed QuickBooksError once retries are spent.
-        `weight` is how many calls the request counts as (a batch counts its items)."""
+        `weight` is how many calls the request counts as (a batch counts its items).
+        One span covers the call, its retries included (no token, no body: realm and
+        operation only)."""
+        with tracing.span(
+            f"quickbooks {operation}",
+            attributes={
+                "qbsync.realm_id": realm_id,
+                "qbsync.quickbooks.operation": operation,
+                "http.request.method": method,
+            },
+        ):
+            return await self._call(
+                realm_id,
+                operation,
+                method,
+                path,
+                params=params,
+                json_body=json_body,
+                weight=weight,
+                batch=batch,
+            )
+
+    async def _call(
+        self,
+        realm_id: str,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        weight: int,
+        batch: bool,
+    ) -> dict[str, Any]:
         url = self.url(realm_id, path)
         query = {**(params or {}), "minorversion": str(self._minor_version)}
         limiter = self._limiters.for_realm(realm_id)

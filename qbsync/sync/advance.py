@@ -23,7 +23,7 @@ from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.limiter import bulk_work
 from qbsync.sync.field_sync import SyncCounts
 from qbsync.sync.ports import CustomerGateway
-from qbsync.sync.steps import StepFailed, holding_step, match_firm, push_firm
+from qbsync.sync.steps import StepFailed, holding_step, match_firm, push_firm, step_span
 from qbsync.sync.unit_of_work import UnitOfWork
 
 log = logging.getLogger("qbsync.sync.advance")
@@ -115,28 +115,34 @@ class RunAdvancer:
         task.add_done_callback(lambda _: self._working.pop(run.run_id, None))
 
     async def _match_then_push(self, run: Run) -> None:
-        assert run.realm_id is not None
-        try:
-            async with holding_step(self.uow, run.run_id, "match"):
-                outcome = await match_firm(
-                    self.uow, self.quickbooks, run.firm_id, run.realm_id, run.run_id
-                )
-        except (StepFailed, QuickBooksError, ConfigurationError) as exc:
-            await self._finish(run, "match", {}, str(exc))
-            return
-        failure = _failure(outcome.first_sync)
-        await self._finish(run, "match", outcome.as_dict(), failure)
-        if failure is None and await self.runs.claim(run.run_id, "push"):
+        if await self._match(run) and await self.runs.claim(run.run_id, "push"):
             await self._push(run)
 
+    async def _match(self, run: Run) -> bool:
+        """The match step; True when it succeeded (the push step may follow)."""
+        assert run.realm_id is not None
+        with step_span("match", run):
+            try:
+                async with holding_step(self.uow, run.run_id, "match"):
+                    outcome = await match_firm(
+                        self.uow, self.quickbooks, run.firm_id, run.realm_id, run.run_id
+                    )
+            except (StepFailed, QuickBooksError, ConfigurationError) as exc:
+                await self._finish(run, "match", {}, str(exc))
+                return False
+            failure = _failure(outcome.first_sync)
+            await self._finish(run, "match", outcome.as_dict(), failure)
+            return failure is None
+
     async def _push(self, run: Run) -> None:
-        try:
-            async with holding_step(self.uow, run.run_id, "push"):
-                outcome = await push_firm(self.uow, self.quickbooks, run.firm_id, run.run_id)
-        except (StepFailed, QuickBooksError, ConfigurationError) as exc:
-            await self._finish(run, "push", {}, str(exc))
-            return
-        await self._finish(run, "push", outcome.as_dict(), _failure(outcome.synced))
+        with step_span("push", run):
+            try:
+                async with holding_step(self.uow, run.run_id, "push"):
+                    outcome = await push_firm(self.uow, self.quickbooks, run.firm_id, run.run_id)
+            except (StepFailed, QuickBooksError, ConfigurationError) as exc:
+                await self._finish(run, "push", {}, str(exc))
+                return
+            await self._finish(run, "push", outcome.as_dict(), _failure(outcome.synced))
 
     async def _finish(
         self, run: Run, step: Step, counts: dict[str, int], failure: str | None

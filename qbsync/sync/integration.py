@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from qbsync import tracing
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.links import AuditRecord
 from qbsync.db.records import RecordFilter, RecordItem, RecordKey, Suggestion
@@ -129,11 +130,15 @@ async def request_sync(uow: UnitOfWork, firm_id: str) -> dict[str, Any]:
         kind="sync",
         requested_at=datetime.now(UTC),
     )
-    async with uow.begin() as tx:
-        run, _ = await tx.runs.open_or_join(
-            firm_id, request.request_id, request.kind, request.requested_at
-        )
-        await tx.outbox.enqueue([(SYNC_REQUESTS, firm_id, request)])
+    # The run and the request carry this span's context: the run's steps continue its trace.
+    with tracing.span("sync request", attributes={"qbsync.firm_id": firm_id}) as span:
+        async with uow.begin() as tx:
+            run, _ = await tx.runs.open_or_join(
+                firm_id, request.request_id, request.kind, request.requested_at
+            )
+            await tx.outbox.enqueue([(SYNC_REQUESTS, firm_id, request)])
+        if span is not None:
+            span.set_attribute("qbsync.run_id", run.run_id)
     report = await uow.direct.runs.report(run.run_id)
     assert report is not None  # runs are never deleted
     return report

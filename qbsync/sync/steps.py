@@ -15,9 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
+from opentelemetry.trace import Span
+
+from qbsync import tracing
 from qbsync.db.pairs import LinkedPair
 from qbsync.db.runs import LEASE_SECONDS, Run, Step
 from qbsync.domain.accounts import customer_may_be_linked, delink_reason
@@ -120,21 +124,34 @@ async def import_run(
 ) -> None:
     """The import step of a claimed run, finished with the number of customers sent (the
     matcher's cue), or failed with the reason when the firm or QuickBooks cannot serve it."""
-    runs = uow.direct.runs
-    try:
-        realm_id = await realm_of_firm(uow, run.firm_id)
-        await runs.set_realm(run.run_id, realm_id)
-        async with holding_step(uow, run.run_id, "import"):
-            with bulk_work():  # pages give way to writes a person waits for
-                count = await import_customers(
-                    producer, quickbooks, run.firm_id, realm_id, run.run_id
-                )
-    except (StepFailed, QuickBooksError, ConfigurationError) as exc:
-        log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
-        await runs.finish_step(run.run_id, "import", {}, failure=str(exc))
-        return
-    await runs.finish_step(run.run_id, "import", {"customers": count})
-    log.info("import done", extra={"run_id": run.run_id, "customers": count})
+    with step_span("import", run) as span:
+        runs = uow.direct.runs
+        try:
+            realm_id = await realm_of_firm(uow, run.firm_id)
+            await runs.set_realm(run.run_id, realm_id)
+            async with holding_step(uow, run.run_id, "import"):
+                with bulk_work():  # pages give way to writes a person waits for
+                    count = await import_customers(
+                        producer, quickbooks, run.firm_id, realm_id, run.run_id
+                    )
+        except (StepFailed, QuickBooksError, ConfigurationError) as exc:
+            log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
+            await runs.finish_step(run.run_id, "import", {}, failure=str(exc))
+            return
+        if span is not None:
+            span.set_attribute("qbsync.customers", count)
+        await runs.finish_step(run.run_id, "import", {"customers": count})
+        log.info("import done", extra={"run_id": run.run_id, "customers": count})
+
+
+def step_span(step: str, run: Run) -> AbstractContextManager[Span | None]:
+    """The span of one step of a Sync Now run, in the trace of the request that opened it
+    (whichever process claims the step)."""
+    return tracing.span(
+        f"sync {step}",
+        parent=run.traceparent,
+        attributes={"qbsync.run_id": run.run_id, "qbsync.firm_id": run.firm_id},
+    )
 
 
 @dataclass(frozen=True)

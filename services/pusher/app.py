@@ -27,6 +27,7 @@ import logging
 
 from pydantic import ValidationError
 
+from qbsync import tracing
 from qbsync.bootstrap import consume, group_of, run
 from qbsync.dispatch import GroupedRunner, KeyedDispatcher
 from qbsync.kafka.acks import Ack, AckedInput, AcknowledgingConsumer, Record
@@ -63,7 +64,7 @@ class Pusher:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.firm_batches: GroupedRunner[list[AccountEvent]] = GroupedRunner(
+        self.firm_batches: GroupedRunner[list[QueuedEvent]] = GroupedRunner(
             self.apply_account_queues,
             concurrency=FIRM_BATCHES_IN_FLIGHT,
             max_items=ACCOUNTS_PER_BATCH,
@@ -95,7 +96,7 @@ class Pusher:
             while True:
                 try:
                     await mark_superseded(self.runtime.uow, absorbed)
-                    await self.firm_batches.run(events[0].firm_id, events)
+                    await self.firm_batches.run(events[0].firm_id, queued)
                     return
                 except Exception as exc:
                     if is_transient(exc):
@@ -107,10 +108,15 @@ class Pusher:
                         await self.runtime.dead_letters.send(ACCOUNT_EVENTS, item.message, exc)
                     return
 
-    async def apply_account_queues(self, queues: list[list[AccountEvent]]) -> None:
-        """The queued events of several accounts of one firm, together."""
-        events = [event for queued in queues for event in queued]
-        await handle_account_events(self.runtime.uow, self.runtime.quickbooks, events)
+    async def apply_account_queues(self, queues: list[list[QueuedEvent]]) -> None:
+        """The queued events of several accounts of one firm, together (one span: it
+        continues the trace of the first event's message and links to the others')."""
+        items = [item for queued in queues for item in queued]
+        events = [item.event for item in items]
+        with tracing.batch_span(
+            "pusher apply", [item.message for item in items], {"qbsync.firm_id": events[0].firm_id}
+        ):
+            await handle_account_events(self.runtime.uow, self.runtime.quickbooks, events)
 
     async def finish_applies_under_way(self) -> None:
         await self.dispatcher.stop(STOP_GRACE_SECONDS)

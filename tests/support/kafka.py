@@ -29,3 +29,27 @@ async def read_topic(
     finally:
         await consumer.stop()
     return found
+
+
+async def read_headers(
+    bootstrap: str, topic: str, key_prefix: str, *, timeout: float = 2.0
+) -> list[dict[str, bytes]]:
+    """The headers of every message from the start whose key starts with `key_prefix`."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[dict[str, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                found.extend(
+                    dict(record.headers)
+                    for record in records
+                    if (record.key or b"").decode().startswith(key_prefix)
+                )
+    finally:
+        await consumer.stop()
+    return found
