@@ -819,7 +819,16 @@ class Chaos:
             "linked_but_must_not_be": len(extra_links),
             "history_violations": problems,
             "dead_letters_for_valid_events": letters,
-            "examples": (lost + wrong + unlinked + extra_links)[:10],
+            "examples": {
+                name: found[:5]
+                for name, found in (
+                    ("lost_updates", lost),
+                    ("wrong_values", wrong),
+                    ("not_linked", unlinked),
+                    ("linked_but_must_not_be", extra_links),
+                )
+                if found
+            },
         }
 
     def _history_violations(self) -> list[str]:
