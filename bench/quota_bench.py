@@ -194,6 +194,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         played = [json.loads(out) for out, _ in outputs]
         log = await admin.requests(realm_id)
         limits = await admin.limits(realm_id)
+        if args.log_output is not None:  # the emulator's request log, for an analysis
+            args.log_output.write_text(json.dumps(log) + "\n")
         return figures(args, played, log, limits)
     finally:
         await admin.aclose()
@@ -269,6 +271,20 @@ def figures(
                 "met": p99 is not None and p99 < TARGET_P99_WINDOWS * window,
             },
         },
+        # Why each 429 came: the requests in flight when it arrived and those admitted in the
+        # window before it (the emulator's two limits).
+        "throttled": [
+            {
+                "at": round(e["started_at"] - backlog_start, 3),
+                "in_flight_at_arrival": e.get("in_flight_at_arrival"),
+                "admitted_in_window_before": sum(
+                    1 for at in admitted if e["started_at"] - window < at <= e["started_at"]
+                ),
+                "operation": e.get("operation"),
+            }
+            for e in log
+            if e["status"] == 429
+        ],
         "requests": len(log),
         "first_sync_seconds": (
             round(first_sync_end - backlog_start, 1) if first_sync_end is not None else None
@@ -334,6 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--live-rate", type=float, default=20.0, help="live updates a second")
     parser.add_argument("--creates", type=int, default=50)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--log-output", type=Path, help="also write the emulator's request log")
     # The roles' own arguments (mode "play").
     parser.add_argument("--role", choices=ROLES)
     for name in ("realm", "refresh-token", "database-url", "base-url", "run"):

@@ -487,6 +487,7 @@ class SharedRealmLimiter:
         finish_times, self._finish_times = self._finish_times, []
         self._finished = self._finished_reads = 0
         returned, self._available = self._available, 0  # nothing starts while we ask
+        waiting = sum(1 for w in self._waiters if not w.admitted.done())
         wanted = sum(w.weight for w in self._waiters if not w.admitted.done())
         head_weight = self._waiters[0].weight if self._waiters else 0
         priority = min((w.priority for w in self._waiters), default=int(Priority.BULK))
@@ -502,7 +503,9 @@ class SharedRealmLimiter:
             # All that waits (a grant is at most a chunk): while any of it is short, other
             # processes' less urgent work gives way.
             want_calls=wanted,
-            want_slots=self.limits.max_in_flight if wanted else 0,
+            # The requests it could have in flight: a slot it could not use would be one
+            # another process's backlog lacks.
+            want_slots=min(self.limits.max_in_flight, self.in_flight + waiting) if wanted else 0,
             priority=priority,
             limit=self.limits.max_per_window,
             window_seconds=self.limits.window_seconds + self.limits.safety_margin_seconds,
@@ -526,10 +529,13 @@ class SharedRealmLimiter:
         self._dirty = bool(grant.calls or self.in_flight or grant.slots)
         self._pump()
         if self._starving():
-            # Nothing more to be had until a finished call leaves the window, or another
-            # process gives slots back (it reports at least once a lease).
+            # Short of calls: more come when the next finished call leaves the window (a
+            # partial grant too: waiting a whole lease would leave that room unused).
+            # Short of slots: another process gives them back at its next report (at least
+            # once a lease).
             pause = self._terms.lease_seconds
-            if grant.calls == 0 and grant.retry_in is not None:
+            short_of_calls = self._waiters[0].weight > self._available
+            if short_of_calls and grant.retry_in is not None:
                 pause = min(pause, max(grant.retry_in, 0.002))
             self._not_before = now + pause
         else:
