@@ -384,7 +384,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     [sys.executable, *(profile or ["-m"]), "services.pusher"],
                 )
             )
-        await wait_until_ready({f"pusher-{n}": p for n, p in enumerate(pushers)}, admin)
+        await wait_until_ready(
+            {f"pusher-{n}": p for n, p in enumerate(pushers)}, admin, args.ready_timeout
+        )
         bench = Bench(
             args,
             pool,
@@ -560,6 +562,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=500, help="requests per window")
     parser.add_argument("--in-flight", type=int, default=10)
     parser.add_argument("--setup-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=300.0,
+        help="seconds for the emulator and each pusher to start (a loaded machine is slow)",
+    )
     parser.add_argument("--burst-timeout", type=float, default=1500.0)
     parser.add_argument("--pushers", type=int, default=1, help="pusher processes in the group")
     parser.add_argument(

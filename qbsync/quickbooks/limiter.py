@@ -247,7 +247,8 @@ class QuotaLedger(Protocol):
 class SharingTerms:
     """How a process takes its share. `lease_seconds`: the longest a process keeps calls it
     does not use or finished calls unreported (what it holds counts for everyone, so this
-    is what sharing costs: about lease/window of the quota); `chunk`: calls per grant."""
+    is what sharing costs: about lease/window of the quota); `chunk`: calls per grant at
+    most (a grant is also at most what the process's slots send in one round)."""
 
     lease_seconds: float
     chunk: int
@@ -478,6 +479,13 @@ class SharedRealmLimiter:
                     extra={"realm_id": self.realm_id, "reason": str(exc)},
                 )
 
+    def _startable_calls(self) -> int:
+        """The calls of the waiters this process's slots could send in one round: a grant
+        counts for everyone from the moment it is given, while QuickBooks counts a call only
+        from its arrival, so calls held waiting for a slot of ours are quota nobody uses."""
+        rounds = max(self._slots, 1)
+        return sum(w.weight for w in heapq.nsmallest(rounds, self._waiters))
+
     def _forget_cancelled_head(self) -> None:
         while self._waiters and self._waiters[0].admitted.done():
             heapq.heappop(self._waiters)
@@ -510,7 +518,7 @@ class SharedRealmLimiter:
             limit=self.limits.max_per_window,
             window_seconds=self.limits.window_seconds + self.limits.safety_margin_seconds,
             max_in_flight=self.limits.max_in_flight,
-            chunk=max(self._terms.chunk, head_weight),
+            chunk=max(min(self._terms.chunk, self._startable_calls()), head_weight),
             ttl_seconds=self._terms.ttl_seconds,
         )
         try:
@@ -535,7 +543,9 @@ class SharedRealmLimiter:
             # once a lease).
             pause = self._terms.lease_seconds
             short_of_calls = self._waiters[0].weight > self._available
-            if short_of_calls and grant.retry_in is not None:
+            if short_of_calls and grant.calls >= request.chunk and self.in_flight < self._slots:
+                pause = 0.0  # all it asked for (a round's worth): the window may have more
+            elif short_of_calls and grant.retry_in is not None:
                 pause = min(pause, max(grant.retry_in, 0.002))
             self._not_before = now + pause
         else:
