@@ -411,6 +411,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         burst_result["pusher_cpu_ms_per_call"] = round(
             1000 * burst_cpu["pushers"] / max(burst_result["calls"], 1), 3
         )
+        # Throughput in wall time, and the machine it had: with N pushers on a machine of
+        # fewer free cores the wall-clock rate cannot scale N-fold, the CPU per call says
+        # whether the work split without overhead.
+        burst_result["calls_per_second"] = round(
+            burst_result["calls"] / max(burst_result["seconds_to_process"], 0.1), 1
+        )
+        burst_result["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
+        burst_result["cpu_cores"] = os.cpu_count()
         print("burst done; steady ...", file=sys.stderr)
         with cpu_use(bench) as steady_cpu:
             steady_result = await steady(bench)
