@@ -483,8 +483,8 @@ class SharedRealmLimiter:
         """The calls of the waiters this process's slots could send in one round: a grant
         counts for everyone from the moment it is given, while QuickBooks counts a call only
         from its arrival, so calls held waiting for a slot of ours are quota nobody uses."""
-        rounds = max(self._slots, 1)
-        return sum(w.weight for w in heapq.nsmallest(rounds, self._waiters))
+        waiting = [w for w in self._waiters if not w.admitted.done()]
+        return sum(w.weight for w in heapq.nsmallest(max(self._slots, 1), waiting))
 
     def _forget_cancelled_head(self) -> None:
         while self._waiters and self._waiters[0].admitted.done():
