@@ -19,7 +19,9 @@ from qbsync.db.pool import Db, transaction_on
 
 Step = Literal["import", "match", "push"]
 STEPS: tuple[Step, ...] = ("import", "match", "push")
-LEASE_SECONDS = 120
+# Renewed every third of it while the step is worked on (`steps.holding_step`): short, so
+# that a crashed process's step is taken over soon.
+LEASE_SECONDS = 30
 _LEASED = f"lease_until = now() + make_interval(secs => {LEASE_SECONDS})"
 
 

@@ -2,9 +2,10 @@
 
 The importer finishes the import step with the number of customers it sent. Once the
 matcher has stored that many customers tagged with the run, one matcher process claims
-the match step, then the push step. Claims carry leases, so a crashed process's step is
-taken over by another after the lease runs out. A run whose stored count stops growing
-short of the import's fails after a while (`StallWatch`): a run never waits forever."""
+the match step, then the push step. Claims carry leases, renewed while the step is worked
+on, so a crashed process's step is taken over by another within one lease. A run whose
+stored count stops growing short of the import's fails after a while (`StallWatch`): a run
+never waits forever."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from qbsync.quickbooks.errors import QuickBooksError
 from qbsync.quickbooks.limiter import bulk_work
 from qbsync.sync.field_sync import SyncCounts
 from qbsync.sync.ports import CustomerGateway
-from qbsync.sync.steps import StepFailed, match_firm, push_firm
+from qbsync.sync.steps import StepFailed, holding_step, match_firm, push_firm
 from qbsync.sync.unit_of_work import UnitOfWork
 
 log = logging.getLogger("qbsync.sync.advance")
@@ -116,14 +117,10 @@ class RunAdvancer:
     async def _match_then_push(self, run: Run) -> None:
         assert run.realm_id is not None
         try:
-            outcome = await match_firm(
-                self.uow,
-                self.quickbooks,
-                run.firm_id,
-                run.realm_id,
-                run.run_id,
-                keep_alive=lambda: self.runs.renew_lease(run.run_id, "match"),
-            )
+            async with holding_step(self.uow, run.run_id, "match"):
+                outcome = await match_firm(
+                    self.uow, self.quickbooks, run.firm_id, run.realm_id, run.run_id
+                )
         except (StepFailed, QuickBooksError, ConfigurationError) as exc:
             await self._finish(run, "match", {}, str(exc))
             return
@@ -134,7 +131,8 @@ class RunAdvancer:
 
     async def _push(self, run: Run) -> None:
         try:
-            outcome = await push_firm(self.uow, self.quickbooks, run.firm_id, run.run_id)
+            async with holding_step(self.uow, run.run_id, "push"):
+                outcome = await push_firm(self.uow, self.quickbooks, run.firm_id, run.run_id)
         except (StepFailed, QuickBooksError, ConfigurationError) as exc:
             await self._finish(run, "push", {}, str(exc))
             return

@@ -12,13 +12,14 @@ push   (matcher):  the subsequent-sync rules for every linked pair; links whose 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from qbsync.db.pairs import LinkedPair
-from qbsync.db.runs import Run
+from qbsync.db.runs import LEASE_SECONDS, Run, Step
 from qbsync.domain.accounts import customer_may_be_linked, delink_reason
 from qbsync.domain.matching import Named, match_by_name
 from qbsync.domain.rules import first_sync
@@ -35,7 +36,6 @@ from qbsync.sync.unit_of_work import UnitOfWork
 
 log = logging.getLogger("qbsync.sync.steps")
 
-KeepAlive = Callable[[], Awaitable[None]]
 T = TypeVar("T")
 R = TypeVar("R")
 FIRST_SYNC = "first sync"
@@ -49,6 +49,34 @@ WRITING_CHUNK = 30
 
 class StepFailed(Exception):
     """The step cannot go on; the reason is shown in `qbsync sync --json`."""
+
+
+@contextlib.asynccontextmanager
+async def holding_step(
+    uow: UnitOfWork, run_id: str, step: Step, every: float = LEASE_SECONDS / 3
+) -> AsyncIterator[None]:
+    """The claimed step's lease renewed every `every` seconds while the block works on it:
+    a step outlives its lease only while its process is alive, so a process that dies has
+    its step taken over by another within one lease."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await uow.direct.runs.renew_lease(run_id, step)
+            except Exception as exc:  # PostgreSQL away: the block's own work finds out too
+                log.warning(
+                    "could not renew a step's lease",
+                    extra={"run_id": run_id, "step": step, "error": str(exc)},
+                )
+
+    renewing = asyncio.ensure_future(renew())
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
 
 
 async def realm_of_firm(uow: UnitOfWork, firm_id: str) -> str:
@@ -96,8 +124,11 @@ async def import_run(
     try:
         realm_id = await realm_of_firm(uow, run.firm_id)
         await runs.set_realm(run.run_id, realm_id)
-        with bulk_work():  # pages give way to writes a person waits for
-            count = await import_customers(producer, quickbooks, run.firm_id, realm_id, run.run_id)
+        async with holding_step(uow, run.run_id, "import"):
+            with bulk_work():  # pages give way to writes a person waits for
+                count = await import_customers(
+                    producer, quickbooks, run.firm_id, realm_id, run.run_id
+                )
     except (StepFailed, QuickBooksError, ConfigurationError) as exc:
         log.warning("import failed", extra={"run_id": run.run_id, "reason": str(exc)})
         await runs.finish_step(run.run_id, "import", {}, failure=str(exc))
@@ -124,7 +155,6 @@ async def match_firm(
     firm_id: str,
     realm_id: str,
     run_id: str | None,
-    keep_alive: KeepAlive,
     chunk: int = 1000,
     workers: int = WORKERS,
 ) -> MatchOutcome:
@@ -188,7 +218,6 @@ async def match_firm(
                     tx, firm_id, realm_id, pairs, how="auto", reason=reason, run_id=run_id
                 )
             linked, counts = len(created), SyncCounts()
-        await keep_alive()
         return linked, counts
 
     linked, first = 0, SyncCounts()
@@ -199,9 +228,7 @@ async def match_firm(
     # The first sync of every link still owed one: those that write to QuickBooks, and any
     # left over from before (interrupted, or whose QuickBooks call failed).
     owed = await uow.direct.accounts.awaiting_first_sync(firm_id)
-    first.add(
-        await sync_new_links(uow, quickbooks, firm_id, owed, run_id, keep_alive, workers=workers)
-    )
+    first.add(await sync_new_links(uow, quickbooks, firm_id, owed, run_id, workers=workers))
     return MatchOutcome(linked, len(result.ambiguities), first)
 
 
@@ -222,7 +249,6 @@ async def sync_new_links(
     firm_id: str,
     account_ids: Sequence[str],
     run_id: str | None,
-    keep_alive: KeepAlive,
     *,
     chunk: int = 500,
     writing_chunk: int = WRITING_CHUNK,
@@ -254,7 +280,6 @@ async def sync_new_links(
                 extra={"firm_id": firm_id, "error": str(exc)},
             )
             return SyncCounts(), list(ids)
-        await keep_alive()
         return _counted(outcomes), later
 
     total, writing, failed = SyncCounts(), [], []

@@ -5,7 +5,6 @@ one-pair-at-a-time rules, and a pair whose QuickBooks call fails stops no other 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,15 +108,6 @@ async def seed(pool: Pool, firm_id: str, realm_id: str) -> None:
     await store_customers(pool, records)
 
 
-def counter() -> tuple[list[int], Callable[[], Any]]:
-    calls: list[int] = []
-
-    async def keep_alive() -> None:
-        calls.append(1)
-
-    return calls, keep_alive
-
-
 async def fill_commands(pool: Pool, firm_id: str) -> dict[str, dict[str, Any]]:
     rows = await pool.fetch(
         "SELECT value FROM outbox WHERE topic = 'liscio.account-commands' AND key LIKE $1",
@@ -178,7 +168,6 @@ async def test_chunks_in_parallel_link_and_first_sync_every_pair(pool: Pool) -> 
     firm_id, realm_id = unique("firm"), unique("realm")
     await seed(pool, firm_id, realm_id)
     quickbooks = ScriptedQuickBooks(realm_id)
-    calls, keep_alive = counter()
 
     outcome = await match_firm(
         PostgresUnitOfWork(pool),
@@ -186,7 +175,6 @@ async def test_chunks_in_parallel_link_and_first_sync_every_pair(pool: Pool) -> 
         firm_id,
         realm_id,
         None,
-        keep_alive,
         chunk=7,
         workers=3,
     )
@@ -197,7 +185,6 @@ async def test_chunks_in_parallel_link_and_first_sync_every_pair(pool: Pool) -> 
         for n in range(PAIRS)
         if kind(n) in ("write", "both")
     }
-    assert len(calls) >= PAIRS // 7  # the step's lease is renewed as chunks finish
 
 
 async def test_a_chunk_whose_first_sync_fails_is_linked_alone_and_first_synced_after(
@@ -206,7 +193,6 @@ async def test_a_chunk_whose_first_sync_fails_is_linked_alone_and_first_synced_a
     firm_id, realm_id = unique("firm"), unique("realm")
     await seed(pool, firm_id, realm_id)
     quickbooks = ScriptedQuickBooks(realm_id)
-    _, keep_alive = counter()
     failing_chunks = 2
 
     async def flaky_load_sides(*args: Any) -> Any:
@@ -223,7 +209,6 @@ async def test_a_chunk_whose_first_sync_fails_is_linked_alone_and_first_synced_a
         firm_id,
         realm_id,
         None,
-        keep_alive,
         chunk=7,
         workers=1,
     )
@@ -238,7 +223,6 @@ async def test_a_failed_quickbooks_call_leaves_that_first_sync_owed_and_no_other
     firm_id, realm_id = unique("firm"), unique("realm")
     await seed(pool, firm_id, realm_id)
     failing = "101"  # pair 1 writes its website to QuickBooks
-    _, keep_alive = counter()
     async with pool.acquire() as conn, conn.transaction():
         pairs = [(f"a{n:03d}", str(100 + n)) for n in range(PAIRS)]
         await insert_links(conn, firm_id, realm_id, pairs, "manual")
@@ -246,7 +230,7 @@ async def test_a_failed_quickbooks_call_leaves_that_first_sync_owed_and_no_other
     owed = [f"a{n:03d}" for n in range(PAIRS)]
 
     counts = await sync_new_links(
-        PostgresUnitOfWork(pool), quickbooks, firm_id, owed, None, keep_alive, chunk=6
+        PostgresUnitOfWork(pool), quickbooks, firm_id, owed, None, chunk=6
     )
 
     assert len(counts.errors) == 1 and counts.errors[0].startswith("a001: ")
@@ -285,7 +269,6 @@ async def test_links_owed_from_before_get_their_first_sync_with_the_new_ones(poo
     async with pool.acquire() as conn, conn.transaction():
         await insert_links(conn, firm_id, realm_id, earlier, "manual")
     quickbooks = ScriptedQuickBooks(realm_id)
-    _, keep_alive = counter()
 
     outcome = await match_firm(
         PostgresUnitOfWork(pool),
@@ -293,7 +276,6 @@ async def test_links_owed_from_before_get_their_first_sync_with_the_new_ones(poo
         firm_id,
         realm_id,
         None,
-        keep_alive,
         chunk=5,
         workers=2,
     )

@@ -29,7 +29,6 @@ from tests.unit.test_use_cases import (
     commands,
     event,
     link_events,
-    noop,
     world,  # noqa: F401 (the fixture)
 )
 
@@ -100,7 +99,7 @@ async def test_linking_by_hand_refuses_what_names_nothing_or_is_taken(
             event("a-arch", "Archived One", kind="account.archived"),
         ],
     )
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
     assert world.links() == {"a-acme": (acme["Id"], "auto")}
 
     async def refused(account_id: str, customer_id: str) -> Conflict | NotFound:
@@ -165,7 +164,7 @@ async def test_delinking_by_hand_keeps_both_records_and_names_its_actor(
     acme = await world.customer_in_quickbooks("Acme Ltd")
     await world.import_customers()
     await copies.keep_accounts(world.uow, [event("a-acme", "Acme Ltd")])
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
 
     link = await delink_by_hand(world.uow, FIRM, "a-acme", actor=ADMIN)
 
@@ -275,7 +274,7 @@ async def test_create_in_liscio_sends_one_command_and_links_liscios_answer(
     # Meanwhile an account of the same name appears and a Sync Now runs: the customer
     # waits for its own account.
     await copies.keep_accounts(world.uow, [event("a-same", "from quickbooks llc")])
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
     assert world.links() == {}
     writes_before = await world.writes_seen()
 
@@ -303,7 +302,7 @@ async def test_create_in_liscio_refuses_unknown_and_linked_customers(
     acme = await world.customer_in_quickbooks("Acme Ltd")
     await world.import_customers()
     await copies.keep_accounts(world.uow, [event("a-acme", "Acme Ltd")])
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
 
     with pytest.raises(NotFound):
         await create_in_liscio(world.uow, FIRM, "9999", actor=ADMIN)

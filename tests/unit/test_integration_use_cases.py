@@ -13,7 +13,7 @@ from qbsync.kafka.topics import SYNC_REQUESTS
 from qbsync.sync import copies, integration
 from qbsync.sync.steps import match_firm, push_firm
 from tests.support.memory_uow import MemoryUnitOfWork
-from tests.unit.test_use_cases import FIRM, PHONE, World, event, noop
+from tests.unit.test_use_cases import FIRM, PHONE, World, event
 
 pytest_plugins = ["tests.unit.test_use_cases"]
 
@@ -56,7 +56,7 @@ async def test_a_dry_run_writes_nothing_and_foretells_what_sync_now_does(world: 
         ("a-bolt", "quickbooks", "website", None, "https://bolt.example"),
     }
 
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, "run-1", noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, "run-1")
     await push_firm(world.uow, world.quickbooks, FIRM, "run-1")
     made = {(a, c) for a, (c, _) in world.links().items()}
     assert made == set(foretold.links)
@@ -105,7 +105,7 @@ async def test_disconnecting_revokes_and_forgets_the_connection_and_keeps_record
     world: World,
 ) -> None:
     await _firm_to_sync(world)
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, "run-1", noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, "run-1")
     links = dict(world.uow.state.links)
     revoker = Revoker()
     assert await integration.disconnect(world.uow, revoker, FIRM) == world.realm_id
@@ -121,7 +121,7 @@ async def test_disconnecting_revokes_and_forgets_the_connection_and_keeps_record
 
 async def test_records_pages_cover_every_item_once_and_counts_match(world: World) -> None:
     await _firm_to_sync(world)
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, "run-1", noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, "run-1")
     whole = await integration.records_page(world.uow, FIRM, "all", None, None, 500)
     assert whole.next_after is None
     keys = [i.key for i in whole.items]

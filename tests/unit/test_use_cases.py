@@ -116,10 +116,6 @@ def link_events(uow: MemoryUnitOfWork) -> list[tuple[str, str, str]]:
     return [(e["type"], e["account_id"], e["reason"]) for e in events]
 
 
-async def noop() -> None:
-    return None
-
-
 @pytest.fixture
 async def world(emulator: RunningEmulator) -> AsyncIterator[World]:
     realm = await emulator.admin.create_realm(contents="empty")
@@ -155,7 +151,7 @@ async def test_matching_links_equal_names_and_first_syncs_both_ways(world: World
         ],
     )
 
-    outcome = await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, "run-1", noop)
+    outcome = await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, "run-1")
 
     assert (outcome.linked, outcome.ambiguous) == (2, 1)
     assert world.links() == {"a-acme": (acme["Id"], "auto"), "a-bolt": (bolt["Id"], "auto")}
@@ -188,7 +184,7 @@ async def test_subsequent_syncs_write_liscio_changes_and_nothing_when_equal(
     acme = await world.customer_in_quickbooks("Acme Ltd", **PHONE)
     await world.import_customers()
     await copies.keep_accounts(world.uow, [event("a-acme", "Acme Ltd")])
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
     before = len(await world.writes_seen())
 
     # unchanged: no call at all (the fill to Liscio happened in the first sync)
@@ -291,7 +287,7 @@ async def test_a_create_the_account_was_linked_after_is_settled_not_made_after_a
     await world.uow.direct.pending_creates.begin(FIRM, "a-merge", request_id, created.event_id)
     # ... while Sync Now links the account (committed first).
     await world.import_customers()
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
     assert world.links() == {"a-merge": (merged["Id"], "auto")}
 
     outcome = await create_or_link(
@@ -317,7 +313,7 @@ async def test_a_late_account_created_of_an_account_linked_and_delinked_creates_
     created = event("a-late", "Late Event Co")
     await copies.keep_accounts(world.uow, [created])
     await world.import_customers()
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
     assert await delink_account(world.uow, FIRM, "a-late", "customer merged away")
     await world.emulator.admin.edit_customer_as_user(
         world.realm_id, merged["Id"], {"Active": False}
@@ -336,13 +332,47 @@ async def test_a_late_account_created_of_an_account_linked_and_delinked_creates_
     assert await world.uow.direct.pending_creates.unfinished() == []
 
 
+async def test_a_crashed_create_retried_after_a_link_and_a_delink_creates_nothing(
+    world: World,
+) -> None:
+    """Found by make chaos (3 duplicates in a 21,283-event run): the pusher recorded a create
+    and was killed before its transaction committed; Sync Now then linked the account to the
+    customer of its name, which was merged away (delinked). The retry of the create (the
+    redelivered event, or the reconciliation at start) sent the recorded requestid, which
+    QuickBooks had never seen, and created a second customer for the account."""
+    merged = await world.customer_in_quickbooks("CRASHED THEN MERGED CO")
+    created = event("a-crashed", "Crashed Then Merged Co")
+    await copies.keep_accounts(world.uow, [created])
+    request_id = stable_id("create", FIRM, "a-crashed", created.event_id)
+    await world.uow.direct.pending_creates.begin(FIRM, "a-crashed", request_id, created.event_id)
+    await world.import_customers()
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
+    assert await delink_account(world.uow, FIRM, "a-crashed", "customer merged away")
+    await world.emulator.admin.edit_customer_as_user(
+        world.realm_id, merged["Id"], {"Active": False}
+    )
+    writes_before = await world.writes_seen()
+
+    outcome = await create_or_link(
+        world.uow, world.quickbooks, FIRM, world.realm_id, "a-crashed", created.event_id
+    )
+
+    assert outcome.outcome == "was_linked"
+    assert await reconcile_unfinished_creates(world.uow, world.quickbooks) == 0
+    assert world.links() == {}
+    assert [c["Id"] for c in await world.customers_named("Crashed Then Merged Co")] == [
+        merged["Id"]
+    ]
+    assert await world.writes_seen() == writes_before
+
+
 async def test_reconciling_a_create_of_an_account_linked_since_settles_it(world: World) -> None:
     existing = await world.customer_in_quickbooks("Linked Since Ltd")
     created = event("a-since", "Linked Since Ltd")
     await copies.keep_accounts(world.uow, [created])
     await world.uow.direct.pending_creates.begin(FIRM, "a-since", "req-since", created.event_id)
     await world.import_customers()
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
 
     await reconcile_unfinished_creates(world.uow, world.quickbooks)
 
@@ -508,7 +538,7 @@ async def test_delinking_removes_the_link_and_keeps_both_records(world: World) -
     acme = await world.customer_in_quickbooks("Acme Ltd")
     await world.import_customers()
     await copies.keep_accounts(world.uow, [event("a-acme", "Acme Ltd")])
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
 
     assert await delink_account(world.uow, FIRM, "a-acme", "delinked by a firm admin")
     assert not await delink_account(world.uow, FIRM, "a-acme", "again: nothing to remove")
@@ -528,7 +558,7 @@ async def test_the_push_step_delinks_a_customer_made_inactive(world: World) -> N
     acme = await world.customer_in_quickbooks("Acme Ltd")
     await world.import_customers()
     await copies.keep_accounts(world.uow, [event("a-acme", "Acme Ltd")])
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
     await world.emulator.admin.edit_customer_as_user(world.realm_id, acme["Id"], {"Active": False})
     # the matcher's copy hears of it before the push step, which then finds nothing to do
     await world.import_customers()
@@ -550,7 +580,7 @@ async def test_consecutive_updates_apply_only_the_last_and_mark_the_others(
     await world.import_customers()
     start = datetime.now(UTC)
     await copies.keep_accounts(world.uow, [event("a-acme", "Acme Ltd", at=start)])
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
     updates = [
         event(
             "a-acme",
