@@ -452,7 +452,7 @@ async def test_a_name_of_a_customer_linked_elsewhere_is_neither_created_nor_link
     taken = await world.customer_in_quickbooks("Linked Elsewhere Co")
     await world.import_customers()
     await copies.keep_accounts(world.uow, [event("a-first", "Linked Elsewhere Co")])
-    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
     second = event("a-second", "linked elsewhere co")
     await copies.keep_accounts(world.uow, [second])
 
