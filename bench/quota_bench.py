@@ -285,6 +285,7 @@ def figures(
             for e in log
             if e["status"] == 429
         ],
+        "mean_late_after_room_opened_seconds": _lateness(log, first_sync_end, window, limit),
         "requests": len(log),
         "first_sync_seconds": (
             round(first_sync_end - backlog_start, 1) if first_sync_end is not None else None
@@ -312,6 +313,21 @@ def _timeline(log: list[dict[str, Any]], start: float, window: float) -> list[di
         bucket = buckets.setdefault(int((entry["started_at"] - start) / (window / 2)), {})
         bucket[kind] = bucket.get(kind, 0) + 1
     return [buckets.get(n, {}) for n in range(max(buckets, default=-1) + 1)]
+
+
+def _lateness(
+    log: list[dict[str, Any]], end: float | None, window: float, limit: int
+) -> float | None:
+    """While the backlog lasts, how late each call arrived after its room opened (the call
+    `limit` arrivals earlier leaving QuickBooks' window), on average: the quota left unused
+    is about this over the window."""
+    admitted = sorted(e["started_at"] for e in log if e["status"] != 429)
+    late = [
+        at - (admitted[n - limit] + window)
+        for n, at in enumerate(admitted)
+        if n >= limit and (end is None or at <= end)
+    ]
+    return round(sum(late) / len(late), 3) if late else None
 
 
 def _busiest(arrivals: list[float], window: float) -> int:
