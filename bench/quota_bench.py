@@ -194,6 +194,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         played = [json.loads(out) for out, _ in outputs]
         log = await admin.requests(realm_id)
         limits = await admin.limits(realm_id)
+        if args.log_output is not None:  # the emulator's request log, for an analysis
+            args.log_output.write_text(json.dumps(log) + "\n")
         return figures(args, played, log, limits)
     finally:
         await admin.aclose()
@@ -269,6 +271,21 @@ def figures(
                 "met": p99 is not None and p99 < TARGET_P99_WINDOWS * window,
             },
         },
+        # Why each 429 came: the requests in flight when it arrived and those admitted in the
+        # window before it (the emulator's two limits).
+        "throttled": [
+            {
+                "at": round(e["started_at"] - backlog_start, 3),
+                "in_flight_at_arrival": e.get("in_flight_at_arrival"),
+                "admitted_in_window_before": sum(
+                    1 for at in admitted if e["started_at"] - window < at <= e["started_at"]
+                ),
+                "operation": e.get("operation"),
+            }
+            for e in log
+            if e["status"] == 429
+        ],
+        "mean_late_after_room_opened_seconds": _lateness(log, first_sync_end, window, limit),
         "requests": len(log),
         "first_sync_seconds": (
             round(first_sync_end - backlog_start, 1) if first_sync_end is not None else None
@@ -296,6 +313,21 @@ def _timeline(log: list[dict[str, Any]], start: float, window: float) -> list[di
         bucket = buckets.setdefault(int((entry["started_at"] - start) / (window / 2)), {})
         bucket[kind] = bucket.get(kind, 0) + 1
     return [buckets.get(n, {}) for n in range(max(buckets, default=-1) + 1)]
+
+
+def _lateness(
+    log: list[dict[str, Any]], end: float | None, window: float, limit: int
+) -> float | None:
+    """While the backlog lasts, how late each call arrived after its room opened (the call
+    `limit` arrivals earlier leaving QuickBooks' window), on average: the quota left unused
+    is about this over the window."""
+    admitted = sorted(e["started_at"] for e in log if e["status"] != 429)
+    late = [
+        at - (admitted[n - limit] + window)
+        for n, at in enumerate(admitted)
+        if n >= limit and (end is None or at <= end)
+    ]
+    return round(sum(late) / len(late), 3) if late else None
 
 
 def _busiest(arrivals: list[float], window: float) -> int:
@@ -334,6 +366,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--live-rate", type=float, default=20.0, help="live updates a second")
     parser.add_argument("--creates", type=int, default=50)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--log-output", type=Path, help="also write the emulator's request log")
     # The roles' own arguments (mode "play").
     parser.add_argument("--role", choices=ROLES)
     for name in ("realm", "refresh-token", "database-url", "base-url", "run"):

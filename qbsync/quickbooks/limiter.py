@@ -247,7 +247,8 @@ class QuotaLedger(Protocol):
 class SharingTerms:
     """How a process takes its share. `lease_seconds`: the longest a process keeps calls it
     does not use or finished calls unreported (what it holds counts for everyone, so this
-    is what sharing costs: about lease/window of the quota); `chunk`: calls per grant."""
+    is what sharing costs: about lease/window of the quota); `chunk`: calls per grant at
+    most (a grant is also at most what the process's slots send in one round)."""
 
     lease_seconds: float
     chunk: int
@@ -478,6 +479,13 @@ class SharedRealmLimiter:
                     extra={"realm_id": self.realm_id, "reason": str(exc)},
                 )
 
+    def _startable_calls(self) -> int:
+        """The calls of the waiters this process's slots could send in one round: a grant
+        counts for everyone from the moment it is given, while QuickBooks counts a call only
+        from its arrival, so calls held waiting for a slot of ours are quota nobody uses."""
+        waiting = [w for w in self._waiters if not w.admitted.done()]
+        return sum(w.weight for w in heapq.nsmallest(max(self._slots, 1), waiting))
+
     def _forget_cancelled_head(self) -> None:
         while self._waiters and self._waiters[0].admitted.done():
             heapq.heappop(self._waiters)
@@ -487,6 +495,7 @@ class SharedRealmLimiter:
         finish_times, self._finish_times = self._finish_times, []
         self._finished = self._finished_reads = 0
         returned, self._available = self._available, 0  # nothing starts while we ask
+        waiting = sum(1 for w in self._waiters if not w.admitted.done())
         wanted = sum(w.weight for w in self._waiters if not w.admitted.done())
         head_weight = self._waiters[0].weight if self._waiters else 0
         priority = min((w.priority for w in self._waiters), default=int(Priority.BULK))
@@ -502,12 +511,14 @@ class SharedRealmLimiter:
             # All that waits (a grant is at most a chunk): while any of it is short, other
             # processes' less urgent work gives way.
             want_calls=wanted,
-            want_slots=self.limits.max_in_flight if wanted else 0,
+            # The requests it could have in flight: a slot it could not use would be one
+            # another process's backlog lacks.
+            want_slots=min(self.limits.max_in_flight, self.in_flight + waiting) if wanted else 0,
             priority=priority,
             limit=self.limits.max_per_window,
             window_seconds=self.limits.window_seconds + self.limits.safety_margin_seconds,
             max_in_flight=self.limits.max_in_flight,
-            chunk=max(self._terms.chunk, head_weight),
+            chunk=max(min(self._terms.chunk, self._startable_calls()), head_weight),
             ttl_seconds=self._terms.ttl_seconds,
         )
         try:
@@ -526,10 +537,15 @@ class SharedRealmLimiter:
         self._dirty = bool(grant.calls or self.in_flight or grant.slots)
         self._pump()
         if self._starving():
-            # Nothing more to be had until a finished call leaves the window, or another
-            # process gives slots back (it reports at least once a lease).
+            # Short of calls: more come when the next finished call leaves the window (a
+            # partial grant too: waiting a whole lease would leave that room unused).
+            # Short of slots: another process gives them back at its next report (at least
+            # once a lease).
             pause = self._terms.lease_seconds
-            if grant.calls == 0 and grant.retry_in is not None:
+            short_of_calls = self._waiters[0].weight > self._available
+            if short_of_calls and grant.calls >= request.chunk and self.in_flight < self._slots:
+                pause = 0.0  # all it asked for (a round's worth): the window may have more
+            elif short_of_calls and grant.retry_in is not None:
                 pause = min(pause, max(grant.retry_in, 0.002))
             self._not_before = now + pause
         else:

@@ -1,15 +1,16 @@
 """A new Liscio account gets its QuickBooks customer (DOMAIN.md rule 6).
 
-First QuickBooks itself is asked for customers of the same name (ignoring case): exactly
-one that nobody links yet is linked (`auto`) with the first-sync merge; none means the
-customer is created (`created`) from the account's name and fields. QuickBooks refusing
-the name (6240: it belongs to an inactive customer, a vendor or an employee) or several
-candidates put the account up for a person's attention.
+The customer is created first (`created`), from the account's name and fields: QuickBooks
+keeps display names unique ignoring case, so it refuses a name it has (6240), and only then
+is it asked for customers of that name (a metered read, spent only when the name is taken):
+exactly one that nobody links yet is linked (`auto`) with the first-sync merge. None (the
+name belongs to an inactive customer, a vendor, an employee or a linked customer) or
+several put the account up for a person's attention. A new name costs no read at all.
 
 Exactly once in effect: the create's requestid is derived from the event and recorded
 before the call; a retry after a crash (redelivery) reuses it, so QuickBooks answers with
-the customer it already created. A create whose account is found linked is settled by that
-link, so a later delink never brings it back.
+the customer it already created (or the same 6240). A create whose account is found linked
+is settled by that link, so a later delink never brings it back.
 """
 
 from __future__ import annotations
@@ -79,39 +80,22 @@ async def create_or_link(
             return CreateOutcome("attention", reason="account unknown")
 
         how: How
-        if pending.retry:
-            # Ask for the create again with the same requestid first: QuickBooks answers with
-            # the customer the crashed attempt created, if it got that far.
-            try:
-                customer = await quickbooks.create_customer(
-                    realm_id,
-                    new_customer_body(account.name, account.fields),
-                    request_id=pending.request_id,
-                )
-                how, why = "created", "new Liscio account created in QuickBooks"
-            except DuplicateNameError:
-                found = await _free_customers_named(tx, quickbooks, realm_id, account.name)
-                if len(found) != 1:
-                    return await _attention(tx, firm_id, account_id, _refusal(account.name, found))
-                customer, how, why = found[0], "auto", "new Liscio account: QuickBooks has the name"
-        else:
+        try:
+            customer = await quickbooks.create_customer(
+                realm_id,
+                new_customer_body(account.name, account.fields),
+                request_id=pending.request_id,
+            )
+            how, why = "created", "new Liscio account created in QuickBooks"
+        except DuplicateNameError as exc:
             found = await _free_customers_named(tx, quickbooks, realm_id, account.name)
-            if len(found) > 1:
-                return await _attention(tx, firm_id, account_id, _refusal(account.name, found))
-            if found:
-                customer, how, why = found[0], "auto", "new Liscio account: QuickBooks has the name"
-            else:
-                try:
-                    customer = await quickbooks.create_customer(
-                        realm_id,
-                        new_customer_body(account.name, account.fields),
-                        request_id=pending.request_id,
-                    )
-                except (DuplicateNameError, QuickBooksValidationError) as exc:
-                    return await _attention(
-                        tx, firm_id, account_id, f"QuickBooks refused the customer: {exc}"
-                    )
-                how, why = "created", "new Liscio account created in QuickBooks"
+            if len(found) != 1:
+                return await _attention(tx, firm_id, account_id, _refusal(account.name, found, exc))
+            customer, how, why = found[0], "auto", "new Liscio account: QuickBooks has the name"
+        except QuickBooksValidationError as exc:
+            return await _attention(
+                tx, firm_id, account_id, f"QuickBooks refused the customer: {exc}"
+            )
 
         link = await _keep_and_link(
             tx, quickbooks, firm_id, realm_id, account_id, customer, how=how, reason=why
@@ -177,12 +161,12 @@ async def _free_customers_named(
     return [c for c in candidates if str(c["Id"]) not in linked]
 
 
-def _refusal(name: str, found: list[dict[str, Any]]) -> str:
+def _refusal(name: str, found: list[dict[str, Any]], refused: DuplicateNameError) -> str:
     if found:
         return f"{len(found)} QuickBooks customers are named '{name}': link one by hand"
     return (
-        f"QuickBooks refused the name '{name}'"
-        " (it belongs to an inactive customer, a vendor or an employee)"
+        f"QuickBooks refused the customer: {refused} (the name '{name}' belongs to an inactive"
+        " customer, a vendor, an employee or a customer linked to another account)"
     )
 
 

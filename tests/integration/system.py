@@ -70,7 +70,12 @@ def start_services(
     }
 
 
-async def wait_until_ready(processes: dict[str, ServiceProcess], admin: EmulatorAdmin) -> None:
+async def wait_until_ready(
+    processes: dict[str, ServiceProcess], admin: EmulatorAdmin, timeout: float = 60.0
+) -> None:
+    """The emulator answering and every process ready, each within `timeout` (a benchmark
+    on a loaded machine gives more: processes start slowly there)."""
+
     async def emulator_up() -> bool:
         try:
             await admin.webhook_deliveries()
@@ -78,7 +83,7 @@ async def wait_until_ready(processes: dict[str, ServiceProcess], admin: Emulator
         except Exception:
             return False
 
-    await eventually(emulator_up, timeout=30, what="emulator answering")
+    await eventually(emulator_up, timeout=timeout / 2, what="emulator answering")
 
     async def started(name: str, process: ServiceProcess) -> bool:
         if process.process.poll() is not None:
@@ -87,7 +92,7 @@ async def wait_until_ready(processes: dict[str, ServiceProcess], admin: Emulator
 
     for name, process in processes.items():
         await eventually(
-            lambda n=name, p=process: started(n, p), timeout=60, what=f"{name} started"
+            lambda n=name, p=process: started(n, p), timeout=timeout, what=f"{name} started"
         )
 
 

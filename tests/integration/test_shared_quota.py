@@ -142,3 +142,41 @@ async def test_bulk_work_waits_while_a_person_waits_in_another_process(
     assert (await interactive.take(take(0, 8))).calls == 8  # the bulk's 8 came back
     assert (await interactive.take(take(0, 0))).calls == 0
     assert (await bulk.take(take(1, 8))).calls == 8  # nobody interactive waits any more
+
+
+async def test_slots_go_where_requests_wait(pool: Pool) -> None:
+    """Straight against the ledger: a process that could use one slot holds one, and a
+    backlogged process gets the rest (not an equal half); a process short of slots gets
+    its share back at the backlogged one's next take."""
+    realm = f"slots-{id(pool)}"
+    pusher = PostgresQuotaLedger(pool, "pusher-process")
+    matcher = PostgresQuotaLedger(pool, "matcher-process")
+    max_in_flight = 10
+
+    def take(want_slots: int, in_flight: int = 0) -> TakeRequest:
+        return TakeRequest(
+            realm_id=realm,
+            finished=0,
+            reads=0,
+            finished_groups=(),
+            in_flight_calls=in_flight,
+            in_flight=in_flight,
+            want_calls=want_slots,
+            want_slots=want_slots,
+            priority=1,
+            limit=500,
+            window_seconds=60.0,
+            max_in_flight=max_in_flight,
+            chunk=20,
+            ttl_seconds=30.0,
+        )
+
+    assert (await pusher.take(take(1))).slots == 1
+    assert (await matcher.take(take(10))).slots == 9  # all the pusher does not want
+    # The pusher's burst: 6 wait. Only the one slot left free now...
+    assert (await pusher.take(take(6, in_flight=1))).slots == 1
+    # ...the matcher, at its next take, keeps 5 of 10 (its equal share)...
+    assert (await matcher.take(take(10, in_flight=9))).slots == 5
+    # ...and once its requests above 5 have finished, the pusher gets its 5.
+    assert (await matcher.take(take(10, in_flight=5))).slots == 5
+    assert (await pusher.take(take(6, in_flight=1))).slots == 5

@@ -20,6 +20,7 @@ from qbsync.quickbooks.limiter import (
     bulk_work,
     finished_groups,
 )
+from tests.support.polling import eventually
 
 
 def test_a_request_counts_from_start_until_a_window_after_its_answer() -> None:
@@ -274,3 +275,48 @@ def test_finished_calls_are_reported_in_groups_counted_from_their_last_finish() 
         (4, 0.41),  # finished 10.00-10.04, in one group: counted from 10.04
         (5, 0.15),
     ]
+
+
+class SlotLedger:
+    """A ledger with room for everything that grants `slots` in-flight slots and at most
+    the chunk asked for, and records the takes."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.requests: list[TakeRequest] = []
+
+    async def take(self, request: TakeRequest) -> Grant:
+        self.requests.append(request)
+        calls = min(request.want_calls, request.chunk)
+        return Grant(calls=calls, slots=self.slots if request.want_slots else 0, retry_in=None)
+
+
+async def test_a_grant_is_no_more_than_the_processs_slots_can_send_at_once() -> None:
+    """A granted call counts for every process from the grant, QuickBooks counts it from
+    its arrival: calls granted to wait for a slot of ours would be quota nobody uses."""
+    ledger = SlotLedger(slots=2)
+    limiter = SharedLimiters(Limits(), ledger, SharingTerms(0.01, 20, 5.0)).for_realm("r")
+    release = asyncio.Event()
+    started = 0
+
+    async def call() -> None:
+        nonlocal started
+        async with limiter.slot():
+            started += 1
+            await release.wait()
+
+    tasks = [asyncio.create_task(call()) for _ in range(10)]
+
+    async def two_in_flight() -> bool:
+        return started == 2
+
+    await eventually(two_in_flight, timeout=5, interval=0.01, what="two calls in flight")
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    await limiter.aclose()
+
+    assert started == 10
+    # The first take knew of no slot (one call); every later one asked for at most one round
+    # of its two slots, never the 20 calls a grant may be.
+    chunks = [r.chunk for r in ledger.requests if r.want_calls]
+    assert chunks[0] == 1 and max(chunks) == 2

@@ -403,6 +403,95 @@ async def test_a_name_quickbooks_refuses_6240_puts_the_account_up_for_attention(
     assert world.uow.state.pending[(FIRM, "a-taken")].create.state == "failed"
 
 
+async def quickbooks_calls(world: World) -> list[str]:
+    """Method and path of every call QuickBooks received for the realm since the last clear
+    (GETs are its metered reads: query, read, CDC)."""
+    return [
+        f"{r['method']} {r['path']}" for r in await world.emulator.admin.requests(world.realm_id)
+    ]
+
+
+async def test_creating_a_new_name_reads_nothing_from_quickbooks(world: World) -> None:
+    created = event("a-cheap", "Never Seen Before LLC")
+    await copies.keep_accounts(world.uow, [created])
+    await world.emulator.admin.clear_requests(world.realm_id)
+
+    outcome = await create_or_link(
+        world.uow, world.quickbooks, FIRM, world.realm_id, "a-cheap", created.event_id
+    )
+
+    assert outcome.outcome == "created"
+    calls = await quickbooks_calls(world)
+    assert [c for c in calls if c.startswith("GET")] == []  # no metered read
+    assert len(calls) == 1 and calls[0].endswith("/customer")  # the create itself
+
+
+async def test_a_taken_name_is_looked_up_once_after_the_6240_and_linked(world: World) -> None:
+    existing = await world.customer_in_quickbooks("Already There Inc", **PHONE)
+    created = event("a-there", "ALREADY THERE INC")
+    await copies.keep_accounts(world.uow, [created])
+    await world.emulator.admin.clear_requests(world.realm_id)
+
+    outcome = await create_or_link(
+        world.uow, world.quickbooks, FIRM, world.realm_id, "a-there", created.event_id
+    )
+
+    assert (outcome.outcome, outcome.customer_id) == ("linked", existing["Id"])
+    calls = await quickbooks_calls(world)
+    assert len([c for c in calls if c.startswith("GET")]) == 1  # the name's lookup
+    assert len(await world.customers_named("Already There Inc")) == 1
+    assert world.links() == {"a-there": (existing["Id"], "auto")}
+    assert link_events(world.uow) == [
+        ("link.created", "a-there", "new Liscio account: QuickBooks has the name")
+    ]
+
+
+async def test_a_name_of_a_customer_linked_elsewhere_is_neither_created_nor_linked(
+    world: World,
+) -> None:
+    taken = await world.customer_in_quickbooks("Linked Elsewhere Co")
+    await world.import_customers()
+    await copies.keep_accounts(world.uow, [event("a-first", "Linked Elsewhere Co")])
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None)
+    second = event("a-second", "linked elsewhere co")
+    await copies.keep_accounts(world.uow, [second])
+
+    outcome = await create_or_link(
+        world.uow, world.quickbooks, FIRM, world.realm_id, "a-second", second.event_id
+    )
+
+    assert outcome.outcome == "attention"
+    assert "QuickBooks refused the customer" in (outcome.reason or "")
+    assert "linked to another account" in (outcome.reason or "")
+    assert world.links() == {"a-first": (taken["Id"], "auto")}
+    assert len(await world.customers_named("Linked Elsewhere Co")) == 1
+
+
+async def test_a_create_redelivered_after_it_succeeded_makes_no_second_customer(
+    world: World,
+) -> None:
+    """The crash came after QuickBooks created the customer and before anything was
+    committed: the redelivery's create (same requestid) is answered with that customer, not
+    with 6240 for the name it now holds, and it creates nothing more."""
+    created = event("a-again", "Created Once Ltd")
+    await copies.keep_accounts(world.uow, [created])
+    request_id = stable_id("create", FIRM, "a-again", created.event_id)
+    await world.uow.direct.pending_creates.begin(FIRM, "a-again", request_id, created.event_id)
+    first = await world.quickbooks.create_customer(
+        world.realm_id, {"DisplayName": "Created Once Ltd"}, request_id=request_id
+    )
+    await world.emulator.admin.clear_requests(world.realm_id)
+
+    outcome = await create_or_link(
+        world.uow, world.quickbooks, FIRM, world.realm_id, "a-again", created.event_id
+    )
+
+    assert (outcome.outcome, outcome.customer_id) == ("created", first["Id"])
+    assert [c for c in await quickbooks_calls(world) if c.startswith("GET")] == []
+    assert len(await world.customers_named("Created Once Ltd")) == 1
+    assert world.links() == {"a-again": (first["Id"], "created")}
+
+
 class AnswersSeveral:
     """QuickBooks answering a name query with several customers (the emulator, like
     QuickBooks, keeps names unique, so the answer is scripted); the rest is the client."""
