@@ -16,7 +16,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from functools import cache
+from functools import partial
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import orjson
@@ -30,7 +30,7 @@ def message_json(model: type[BaseModel], values: Mapping[str, Any]) -> bytes:
     """`model.model_validate(values).model_dump_json(exclude_unset=True)`, as bytes, at
     orjson's cost when `values` are already what the model would make of them (the fields
     it declares, in its order, of the right types; nested models as such dicts)."""
-    if _accepts_as_is(model)(values):
+    if _accepts_as_is(model, values):
         try:
             return orjson.dumps(values, option=_OPTIONS)
         except orjson.JSONEncodeError:  # e.g. a lone surrogate: the model decides
@@ -42,24 +42,22 @@ def message_json(model: type[BaseModel], values: Mapping[str, Any]) -> bytes:
 # message with unset fields left out has a shape of its own. Our writers use a handful of
 # shapes; past this many the model decides.
 _MOST_SHAPES = 256
+_CHECKS: dict[type[BaseModel], dict[tuple[str, ...], Callable[[Any], bool]]] = {}
 
 
-@cache
-def _accepts_as_is(model: type[BaseModel]) -> Callable[[Any], bool]:
-    checks: dict[tuple[str, ...], Callable[[dict[str, Any]], bool]] = {}
-
-    def accepts(values: Any) -> bool:
-        if type(values) is not dict:
+def _accepts_as_is(model: type[BaseModel], values: Any) -> bool:
+    if type(values) is not dict:
+        return False
+    shape = tuple(values)
+    checks = _CHECKS.get(model)
+    if checks is None:
+        checks = _CHECKS[model] = {}
+    check = checks.get(shape)
+    if check is None:
+        if len(checks) >= _MOST_SHAPES:
             return False
-        shape = tuple(values)
-        check = checks.get(shape)
-        if check is None:
-            if len(checks) >= _MOST_SHAPES:
-                return False
-            check = checks[shape] = _shape_check(model, shape)
-        return check(values)
-
-    return accepts
+        check = checks[shape] = _shape_check(model, shape)
+    return check(values)
 
 
 def _shape_check(model: type[BaseModel], shape: tuple[str, ...]) -> Callable[[Any], bool]:
@@ -111,7 +109,15 @@ def _value_test(
     if annotation in (bool, int, float, datetime):
         return f"type({value}) is {_name(names, annotation)}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return f"{_name(names, _accepts_as_is(annotation))}({value})"
+        # A nested model's values in its full shape (the usual case) are checked without the
+        # look-up by shape; any other shape goes through it.
+        order = tuple(annotation.model_fields)
+        full = _name(names, _shape_check(annotation, order))
+        other = _name(names, partial(_accepts_as_is, annotation))
+        return (
+            f"(type({value}) is dict and ({full}({variable})"
+            f" if tuple({variable}) == {_name(names, order)} else {other}({variable})))"
+        )
     return "False"  # a type this check does not know: the model decides
 
 
