@@ -21,7 +21,7 @@ from qbsync.domain.fields import to_json
 from qbsync.domain.matching import Ambiguity, Named, fold, match_by_name
 from qbsync.domain.rules import SyncPlan
 from qbsync.domain.rules import first_sync as first_sync_rules
-from qbsync.errors import Conflict, NotFound
+from qbsync.errors import Conflict, NotFound, ReconnectNeeded
 from qbsync.kafka.topics import SYNC_REQUESTS
 from qbsync.sync.field_sync import plan_for
 from qbsync.sync.ports import TokenRevoker
@@ -114,7 +114,7 @@ async def usable_connection(uow: UnitOfWork, firm_id: str) -> QuickBooksConnecti
     if connection is None:
         raise Conflict(f"firm {firm_id} is not connected to QuickBooks")
     if not connection.usable:
-        raise Conflict(f"the QuickBooks connection of firm {firm_id} needs reconnecting")
+        raise ReconnectNeeded(f"the QuickBooks connection of firm {firm_id} needs reconnecting")
     return connection
 
 

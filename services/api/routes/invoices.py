@@ -17,6 +17,7 @@ from qbsync.sync import invoices
 from qbsync.sync.field_sync import stable_id
 from services.api.auth import Access, AdminAccess
 from services.api.deps import Deps
+from services.api.ids import AccountId, SearchText
 from services.api.problems import problem_responses
 from services.api.routes import firm_router
 
@@ -123,8 +124,8 @@ class NewInvoice(BaseModel):
 async def list_invoices(
     access: Access,
     deps: Deps,
-    account_id: str,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    account_id: AccountId,
+    q: Annotated[SearchText | None, Query()] = None,
     status: InvoiceStatus = "all",
 ) -> Invoices:
     found = await invoices.list_invoices(
@@ -146,7 +147,7 @@ async def list_invoices(
 async def create_invoice(
     access: AdminAccess,
     deps: Deps,
-    account_id: str,
+    account_id: AccountId,
     body: NewInvoice,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:

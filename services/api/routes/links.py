@@ -8,10 +8,8 @@ unavailable 503 with Retry-After, and then nothing is left half-done."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict
 
 from qbsync.db.links import Link as StoredLink
 from qbsync.db.records import LinkView
@@ -20,15 +18,12 @@ from qbsync.sync.by_hand import create_in_liscio, delink_by_hand, link_by_hand
 from qbsync.sync.creating import create_in_quickbooks
 from services.api.auth import AdminAccess
 from services.api.deps import Deps
+from services.api.ids import AccountId, CustomerId, Id
 from services.api.problems import problem_responses
 from services.api.routes import firm_router
 from services.api.schemas import Customer, Link
 
 router = firm_router("links")
-
-RecordId = Annotated[str, Field(min_length=1, max_length=200)]
-AccountId = Annotated[str, Path(min_length=1, max_length=200, examples=["a-456"])]
-CustomerId = Annotated[str, Path(min_length=1, max_length=200, examples=["58"])]
 
 
 class LinkRequest(BaseModel):
@@ -36,8 +31,8 @@ class LinkRequest(BaseModel):
         extra="forbid", json_schema_extra={"example": {"account_id": "a-456", "customer_id": "58"}}
     )
 
-    account_id: RecordId
-    customer_id: RecordId
+    account_id: Id
+    customer_id: Id
 
 
 class CreatedInQuickBooks(BaseModel):

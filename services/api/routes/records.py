@@ -11,6 +11,7 @@ from qbsync.sync import integration
 from services.api.auth import Access
 from services.api.cursors import decode_cursor, encode_cursor
 from services.api.deps import Deps
+from services.api.ids import SearchText
 from services.api.routes import firm_router
 from services.api.schemas import Record, Records
 
@@ -31,9 +32,8 @@ async def list_records(
     deps: Deps,
     record_filter: Annotated[RecordFilter, Query(alias="filter")] = "all",
     q: Annotated[
-        str | None,
+        SearchText | None,
         Query(
-            max_length=200,
             description="Case-insensitive substring of the account's or the customer's name",
         ),
     ] = None,
