@@ -4,12 +4,14 @@ has no value)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from qbsync.db.records import AccountView, CustomerView, LinkView, RecordItem
+from qbsync.sync.integration import CreateInLiscio
 
 ADDRESS_EXAMPLE: dict[str, JsonValue] = {
     "line1": "1 Main St",
@@ -217,6 +219,17 @@ class Integration(BaseModel):
     counts: Counts
 
 
+class LiscioCreate(BaseModel):
+    """Create in Liscio asked for an unlinked customer, still waiting for Liscio's answer."""
+
+    command_id: str
+    asked_at: datetime | None
+    retryable: bool = Field(
+        description="Liscio has not answered for QBSYNC_LISCIO_CREATE_EXPIRY_HOURS: Create in"
+        " Liscio may be asked again (a new command), or the customer linked by hand"
+    )
+
+
 class Record(BaseModel):
     """A linked pair, an unlinked account or an unlinked customer."""
 
@@ -224,14 +237,21 @@ class Record(BaseModel):
     customer: Customer | None
     link: Link | None
     attention: str | None
+    liscio_create: LiscioCreate | None = Field(
+        description="An unlinked customer that Liscio was asked to create an account for"
+    )
 
     @classmethod
-    def of(cls, item: RecordItem) -> Record:
+    def of(cls, item: RecordItem, creating: Mapping[str, CreateInLiscio]) -> Record:
+        waiting = creating.get(item.customer.id) if item.customer and not item.link else None
         return cls(
             account=Account.of(item.account) if item.account else None,
             customer=Customer.of(item.customer) if item.customer else None,
             link=Link.of(item.link) if item.link else None,
             attention=item.attention,
+            liscio_create=LiscioCreate.model_validate(waiting, from_attributes=True)
+            if waiting
+            else None,
         )
 
 

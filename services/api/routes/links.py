@@ -8,6 +8,8 @@ unavailable 503 with Retry-After, and then nothing is left half-done."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict
 
@@ -97,6 +99,7 @@ async def link_pair(body: LinkRequest, access: AdminAccess, deps: Deps) -> Link:
         body.account_id,
         body.customer_id,
         actor=access.user,
+        liscio_expiry=timedelta(hours=deps.settings.QBSYNC_LISCIO_CREATE_EXPIRY_HOURS),
     )
     return _link(link)
 
@@ -143,11 +146,17 @@ async def create_customer(
     description="An `account.create` command on `liscio.account-commands`; the account"
     " Liscio's `account.created` event with this `command_id` carries is linked to the"
     " customer (`how` = `created`), and nothing is created in QuickBooks. Asked again before"
-    " Liscio answers: the same command.",
+    " Liscio answers: the same command; once QBSYNC_LISCIO_CREATE_EXPIRY_HOURS (24) have"
+    " passed without an answer, a new command `{first command_id}.{attempt}` (the records"
+    " show the customer's `liscio_create` as `retryable`). A late answer to the first is"
+    " still linked while the customer is not linked; one customer never gets two accounts.",
     responses=problem_responses(409),
 )
 async def create_account(
     customer_id: CustomerId, access: AdminAccess, deps: Deps
 ) -> CommandAccepted:
-    command_id = await create_in_liscio(deps.uow, access.firm_id, customer_id, actor=access.user)
+    expiry = timedelta(hours=deps.settings.QBSYNC_LISCIO_CREATE_EXPIRY_HOURS)
+    command_id = await create_in_liscio(
+        deps.uow, access.firm_id, customer_id, actor=access.user, expiry=expiry
+    )
     return CommandAccepted(command_id=command_id)
