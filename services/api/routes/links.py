@@ -13,8 +13,6 @@ from datetime import timedelta
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict
 
-from qbsync.db.links import Link as StoredLink
-from qbsync.db.records import LinkView
 from qbsync.errors import NotFound
 from qbsync.sync.by_hand import create_in_liscio, delink_by_hand, link_by_hand
 from qbsync.sync.creating import create_in_quickbooks
@@ -76,12 +74,6 @@ class CommandAccepted(BaseModel):
     command_id: str
 
 
-def _link(link: StoredLink) -> Link:
-    return Link.of(
-        LinkView(link.account_id, link.customer_id, link.realm_id, link.how, link.linked_at)
-    )
-
-
 @router.post(
     "/links",
     status_code=201,
@@ -101,7 +93,7 @@ async def link_pair(body: LinkRequest, access: AdminAccess, deps: Deps) -> Link:
         actor=access.user,
         liscio_expiry=timedelta(hours=deps.settings.QBSYNC_LISCIO_CREATE_EXPIRY_HOURS),
     )
-    return _link(link)
+    return Link.model_validate(link)
 
 
 @router.delete(
@@ -136,7 +128,9 @@ async def create_customer(
     view = await deps.uow.direct.records.customer(created.link.realm_id, created.link.customer_id)
     if view is None:  # written in the same transaction as the link
         raise NotFound("customer", created.link.customer_id)
-    return CreatedInQuickBooks(link=_link(created.link), customer=Customer.of(view))
+    return CreatedInQuickBooks(
+        link=Link.model_validate(created.link), customer=Customer.model_validate(view)
+    )
 
 
 @router.post(

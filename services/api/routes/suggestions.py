@@ -46,14 +46,16 @@ async def get_suggestions(
     if account_id is not None:
         return Suggestions(
             items=[
-                CustomerSuggestion(customer=Customer.of(s.customer), score=min(s.score, 1.0))
+                CustomerSuggestion(
+                    customer=Customer.model_validate(s.customer), score=min(s.score, 1.0)
+                )
                 for s in found
                 if s.customer is not None
             ]
         )
     return Suggestions(
         items=[
-            AccountSuggestion(account=Account.of(s.account), score=min(s.score, 1.0))
+            AccountSuggestion(account=Account.model_validate(s.account), score=min(s.score, 1.0))
             for s in found
             if s.account is not None
         ]
