@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import glob
 import json
+import logging
 import os
 import random
 import signal
@@ -631,6 +632,20 @@ class Chaos:
         return True
 
     # observing ------------------------------------------------------------------------
+    async def report_progress(self, started: float, every: float = 30.0) -> None:
+        """One line now and then, so that ten minutes of faults are not ten silent ones."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(every)
+            sent = sum(len(f.sent) for f in self.liscio.firms.values())
+            throttled = sum(1 for r in self.requests if r["status"] == 429)
+            print(
+                f"chaos: {time.monotonic() - started:4.0f} s  events {sent:,}  kills {self.kills}"
+                f"  broker/database restarts {self.broker_restarts}/{self.database_restarts}"
+                f"  QuickBooks requests {len(self.requests):,} (429: {throttled})"
+                f"  links {len(self.links):,}",
+                flush=True,
+            )
+
     async def follow_links(self) -> None:
         """sync.links from the start: the links as Liscio sees them."""
         consumer = AIOKafkaConsumer(
@@ -731,7 +746,15 @@ class Chaos:
                 if r["realm_id"] == firm.realm_id and r["started_at"] >= moment
             ]
             writes = [r["started_at"] for r in later if r["operation"] == "customer.write"]
+            throttled = [
+                r["started_at"]
+                for r in self.requests
+                if r["realm_id"] == firm.realm_id and r["status"] == 429
+            ]
             figures[firm.realm_id] = {
+                # A 429 asks the realm's callers to wait (Retry-After, up to a minute):
+                # how long before the last fault the realm's last one came.
+                "last_429_before_s": round(moment - max(throttled), 1) if throttled else None,
                 "requests": len(later),
                 "writes": len(writes),
                 "last_write_after_s": round(max(writes) - moment, 1) if writes else None,
@@ -976,6 +999,7 @@ async def run(params: Params) -> dict[str, Any]:
         asyncio.create_task(chaos.follow_commands()),
         asyncio.create_task(chaos.follow_requests()),
         asyncio.create_task(chaos.ask_liscio_to_create()),
+        asyncio.create_task(chaos.report_progress(started)),
     ]
     try:
         until = time.monotonic() + params.seconds
@@ -1027,6 +1051,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     args = parser.parse_args(argv)
+    # The harness's own clients see the broker restart on purpose: their reconnect chatter
+    # would bury the figures.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     params = QUICK if args.quick else FULL
     if args.seconds is not None:
         params = replace(params, seconds=args.seconds)

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from qbsync.config import load_settings
+from qbsync.kafka.admin import kafka_admin
 from qbsync.kafka.lag import build_report
 from qbsync.kafka.offsets import OffsetsCollector
 
@@ -51,13 +52,9 @@ async def prepare(
     bootstrap: str, prefix: str, topics: list[str], partitions: int, groups: list[str]
 ) -> int:
     """Create the topics, fill them, commit every group's offsets; returns the expected lag."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(bootstrap) as admin:
         await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
         await wait_for_leaders(admin, topics, partitions)
-    finally:
-        await admin.close()
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     await producer.start()
@@ -180,12 +177,8 @@ def time_cli(bootstrap: str, prefix: str) -> tuple[float, float, int]:
 
 
 async def cleanup(bootstrap: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(bootstrap) as admin:
         await admin.delete_topics(topics)
-    finally:
-        await admin.close()
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

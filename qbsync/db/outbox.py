@@ -29,7 +29,7 @@ MAX_RETRY_SECONDS = 10.0
 async def enqueue(db: Db, messages: Sequence[tuple[str, str, BaseModel | str]]) -> None:
     """(topic, key, value) rows to publish once the caller's transaction commits (one COPY).
     Each value is stored as the JSON that will be published: a model's JSON, or JSON text
-    its writer already encoded as that model's (qbsync/sync/encoded.py)."""
+    its writer already encoded as that model's (schemas/encoding.py)."""
     if not messages:
         return
     await db.copy_records_to_table(

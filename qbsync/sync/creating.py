@@ -68,9 +68,10 @@ async def create_or_link(
         if link is not None:  # linked while the create was being recorded
             await tx.pending_creates.finish(firm_id, account_id, customer_id=link.customer_id)
             return CreateOutcome("already_linked", link.customer_id)
-        if not pending.retry and await tx.audit.ever_linked(firm_id, account_id):
-            # A late account.created (the pusher lagging) of an account Sync Now linked and
-            # that was delinked since: it is no new account, and rule 9 keeps it delinked.
+        if await tx.audit.ever_linked(firm_id, account_id):
+            # Linked (by Sync Now, say) and delinked since, while this create waited: the
+            # pusher lagging, or a retry after a crash. It is no new account, and rule 9
+            # keeps it delinked.
             await tx.pending_creates.finish(firm_id, account_id, customer_id=None)
             return CreateOutcome("was_linked")
         account = await tx.accounts.get(firm_id, account_id)

@@ -21,15 +21,15 @@ from typing import Any
 from qbsync import metrics
 from qbsync.db.links import AuditEntry
 from qbsync.db.pairs import LinkedPair
-from qbsync.domain.fields import FieldName, FieldValue, to_json
+from qbsync.domain.fields import FIELD_NAMES, FieldName, FieldValue, to_json
 from qbsync.domain.rules import SyncPlan, first_sync, subsequent_sync
 from qbsync.errors import RecordRefused
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, QBO_CUSTOMERS
 from qbsync.quickbooks.mapping import customer_record, fields_to_qbo
-from qbsync.sync.encoded import fill_command_json
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import OutgoingMessage, Repositories, UnitOfWork
-from schemas import CustomerRecord
+from schemas import AccountCommand, CustomerRecord
+from schemas.encoding import message_json
 
 log = logging.getLogger("qbsync.sync.field_sync")
 
@@ -206,7 +206,17 @@ def _fill_command(
     link = pair.link
     fill = {name: to_json(value) for name, value in to_liscio.items()}
     command_id = stable_id("fill", link.firm_id, link.account_id, link.customer_id, fill)
-    return fill_command_json(link, command_id, fill, issued_at)
+    command = {
+        "command_id": command_id,
+        "type": "account.fill_fields",
+        "firm_id": link.firm_id,
+        "account_id": link.account_id,
+        # in the fields' order, which AccountFields shares (any other order costs the model path)
+        "fields": {name: fill[name] for name in FIELD_NAMES if name in fill},
+        "source": {"realm_id": link.realm_id, "customer_id": link.customer_id},
+        "issued_at": issued_at,
+    }
+    return message_json(AccountCommand, command).decode()
 
 
 def audit_reason(context: str, rule: str) -> str:

@@ -12,10 +12,11 @@ from typing import Literal
 from qbsync import metrics
 from qbsync.db.links import AuditEntry, Link
 from qbsync.kafka.topics import SYNC_LINKS
-from qbsync.sync.encoded import link_event_json
 from qbsync.sync.field_sync import apply_plan, plan_for
 from qbsync.sync.ports import CustomerGateway
 from qbsync.sync.unit_of_work import Repositories
+from schemas import LinkEvent
+from schemas.encoding import message_json
 
 How = Literal["auto", "manual", "created"]
 
@@ -50,7 +51,20 @@ async def _announce(
             (
                 SYNC_LINKS,
                 f"{link.firm_id}:{link.account_id}",
-                link_event_json(link, str(uuid.uuid4()), change, reason, at),
+                message_json(
+                    LinkEvent,
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "type": change,
+                        "firm_id": link.firm_id,
+                        "account_id": link.account_id,
+                        "realm_id": link.realm_id,
+                        "customer_id": link.customer_id,
+                        "how": link.how,
+                        "reason": reason,
+                        "at": at,
+                    },
+                ).decode(),
             )
             for link in links
         ],

@@ -336,6 +336,40 @@ async def test_a_late_account_created_of_an_account_linked_and_delinked_creates_
     assert await world.uow.direct.pending_creates.unfinished() == []
 
 
+async def test_a_crashed_create_retried_after_a_link_and_a_delink_creates_nothing(
+    world: World,
+) -> None:
+    """Found by make chaos (3 duplicates in a 21,283-event run): the pusher recorded a create
+    and was killed before its transaction committed; Sync Now then linked the account to the
+    customer of its name, which was merged away (delinked). The retry of the create (the
+    redelivered event, or the reconciliation at start) sent the recorded requestid, which
+    QuickBooks had never seen, and created a second customer for the account."""
+    merged = await world.customer_in_quickbooks("CRASHED THEN MERGED CO")
+    created = event("a-crashed", "Crashed Then Merged Co")
+    await copies.keep_accounts(world.uow, [created])
+    request_id = stable_id("create", FIRM, "a-crashed", created.event_id)
+    await world.uow.direct.pending_creates.begin(FIRM, "a-crashed", request_id, created.event_id)
+    await world.import_customers()
+    await match_firm(world.uow, world.quickbooks, FIRM, world.realm_id, None, noop)
+    assert await delink_account(world.uow, FIRM, "a-crashed", "customer merged away")
+    await world.emulator.admin.edit_customer_as_user(
+        world.realm_id, merged["Id"], {"Active": False}
+    )
+    writes_before = await world.writes_seen()
+
+    outcome = await create_or_link(
+        world.uow, world.quickbooks, FIRM, world.realm_id, "a-crashed", created.event_id
+    )
+
+    assert outcome.outcome == "was_linked"
+    assert await reconcile_unfinished_creates(world.uow, world.quickbooks) == 0
+    assert world.links() == {}
+    assert [c["Id"] for c in await world.customers_named("Crashed Then Merged Co")] == [
+        merged["Id"]
+    ]
+    assert await world.writes_seen() == writes_before
+
+
 async def test_reconciling_a_create_of_an_account_linked_since_settles_it(world: World) -> None:
     existing = await world.customer_in_quickbooks("Linked Since Ltd")
     created = event("a-since", "Linked Since Ltd")
