@@ -130,7 +130,9 @@ def _as_problem(exc: Exception) -> Problem | None:
         return exc
     if isinstance(exc, NotFound):
         return not_found(str(exc))
-    if isinstance(exc, ReconnectNeeded | NeedsReconnectError | TokenDecryptionError):
+    if isinstance(exc, ReconnectNeeded):
+        return reconnect_quickbooks(str(exc))
+    if isinstance(exc, NeedsReconnectError | TokenDecryptionError):
         return reconnect_quickbooks(f"the QuickBooks connection needs reconnecting: {exc}")
     if isinstance(exc, AuthenticationError):
         if exc.operation == REFRESH:  # the app's own OAuth client was refused, not the firm

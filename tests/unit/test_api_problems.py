@@ -4,11 +4,14 @@ enumerated, so an error class added later is checked too."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-import services.api.app  # noqa: F401  (every error class the API can meet is imported)
+import qbsync
 from qbsync.errors import ConfigurationError, NotFound, QbsyncError
 from qbsync.kafka.bulk import DeliveryFailed
 from qbsync.quickbooks.errors import AuthenticationError, QuickBooksError
@@ -20,9 +23,15 @@ def _subclasses(cls: type[Exception]) -> list[type[Exception]]:
     return [cls] + [s for sub in cls.__subclasses__() for s in _subclasses(sub)]
 
 
-# Raised by the operators' commands only (`qbsync dlq`, `qbsync rewind`), and the base,
-# which nothing raises itself: no route can meet them.
-NOT_OF_THE_API = {"QbsyncError", "DeadLetterError", "RewindError"}
+# Every module imported, so that every error class is seen whatever ran before.
+for module in pkgutil.walk_packages(qbsync.__path__, "qbsync."):
+    if not module.name.endswith("__main__"):  # a program, not a module
+        importlib.import_module(module.name)
+
+# Raised by the operators' commands only (`qbsync dlq`, `qbsync rewind`), by the importer's
+# webhook endpoint (WebhookPayloadError), and the base, which nothing raises itself: no
+# route of the API can meet them.
+NOT_OF_THE_API = {"QbsyncError", "DeadLetterError", "RewindError", "WebhookPayloadError"}
 
 
 def _instance(cls: type[Exception]) -> Exception:
