@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     QBSYNC_API_PORT: int = Field(default=8080, ge=0, le=65535)
     QBSYNC_API_JWT_SECRET: str | None = None
     QBSYNC_API_JWT_PUBLIC_KEY: str | None = None
+    # A Create in Liscio unanswered this long may be asked again (qbsync/domain/accounts.py
+    # LISCIO_CREATE_EXPIRY says why a day).
+    QBSYNC_LISCIO_CREATE_EXPIRY_HOURS: float = Field(default=24.0, gt=0)
 
     @field_validator("QBSYNC_SECRET_KEY")
     @classmethod

@@ -68,3 +68,8 @@ class NotFound(QbsyncError):
 class Conflict(QbsyncError):
     """The request contradicts the current state (already linked, not linked, not
     connected): the API answers 409."""
+
+
+class ReconnectNeeded(Conflict):
+    """The firm's QuickBooks connection waits for a person to reconnect it: the API
+    answers 409 with the problem type that says so."""

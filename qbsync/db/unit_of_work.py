@@ -197,22 +197,36 @@ class _PendingCreates(_Bound, seam.PendingCreates):
 
 class _LiscioCreates(_Bound, seam.LiscioCreates):
     async def begin(
-        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+        self,
+        firm_id: str,
+        realm_id: str,
+        customer_id: str,
+        command_id: str,
+        actor: str,
+        retrying: LiscioCreate | None = None,
     ) -> tuple[LiscioCreate, bool]:
         return await liscio_creates.begin_liscio_create(
-            self._db, firm_id, realm_id, customer_id, command_id, actor
+            self._db, firm_id, realm_id, customer_id, command_id, actor, retrying
         )
 
     async def of_command(self, command_id: str) -> LiscioCreate | None:
         return await liscio_creates.liscio_create_of_command(self._db, command_id)
 
-    async def finish(self, command_id: str, *, account_id: str, failure: str | None = None) -> None:
+    async def finish(
+        self, command_id: str, *, account_id: str | None, failure: str | None = None
+    ) -> None:
         await liscio_creates.finish_liscio_create(
             self._db, command_id, account_id=account_id, failure=failure
         )
 
     async def awaiting(self, realm_id: str) -> set[str]:
         return await liscio_creates.customers_awaiting_accounts(self._db, realm_id)
+
+    async def waiting(self, realm_id: str, customer_ids: Sequence[str]) -> dict[str, LiscioCreate]:
+        return await liscio_creates.waiting_liscio_creates(self._db, realm_id, customer_ids)
+
+    async def expire(self, command_id: str) -> None:
+        await liscio_creates.expire_liscio_create(self._db, command_id)
 
 
 class _Connections(_Bound, seam.Connections):

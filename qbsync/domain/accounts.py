@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 PROSPECT = "prospect"
 ARCHIVED_IN_LISCIO = "account archived in Liscio"
 
@@ -34,3 +36,24 @@ def delink_reason(
     if not customer_active:
         return "customer made inactive in QuickBooks"
     return None
+
+
+# How long a Create in Liscio waits for Liscio's answer before a person may ask again (or
+# link the customer by hand). Liscio answers in seconds when it is up; a day outlasts an
+# outage of its consumer and a night without anyone to fix it, while a customer held
+# longer than a working day is a customer nobody can work on. The idempotency window of
+# the API is a day too, so a retry never meets the first request's remembered answer.
+LISCIO_CREATE_EXPIRY = timedelta(hours=24)
+
+
+def liscio_create_expired(asked_at: datetime | None, now: datetime, expiry: timedelta) -> bool:
+    """Whether a Create in Liscio asked at `asked_at` and still unanswered may be asked
+    again: its command may still be answered late, then linked only if it still can be."""
+    return asked_at is not None and now - asked_at >= expiry
+
+
+def retry_command_id(first_command_id: str, attempt: int) -> str:
+    """The command id of a Create in Liscio asked again: the first command's id and the
+    attempt, so that the two are recognisably the same request of the same customer (their
+    `source` and Kafka key are the same too)."""
+    return f"{first_command_id}.{attempt}"

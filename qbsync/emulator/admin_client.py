@@ -191,7 +191,8 @@ class EmulatorAdmin:
         return result
 
     async def set_faults(self, realm_id: str, **settings: float) -> JsonObject:
-        """latency_ms, jitter_ms, fault_5xx_rate, drop_rate, slow_rate, slow_ms"""
+        """Any of latency_ms, jitter_ms, fault_5xx_rate, drop_rate, slow_rate, slow_ms,
+        unauthorized_rate."""
         result: JsonObject = await self._call("PUT", f"/realms/{realm_id}/faults", settings)
         return result
 

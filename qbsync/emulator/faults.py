@@ -16,6 +16,9 @@ class FaultSettings:
     drop_rate: float = 0.0  # share of writes applied, then the connection closed unanswered
     slow_rate: float = 0.0  # share of requests answered only after slow_ms more
     slow_ms: float = 5000.0
+    # share of requests answered 401 (3200) whatever the token, as QuickBooks answers once
+    # the company's authorization of the app is withdrawn: a fresh token does not help
+    unauthorized_rate: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,3 +59,8 @@ def plan(settings: FaultSettings, rng: random.Random, *, write: bool) -> FaultPl
         drop=drop and not fail,
         extra_delay_seconds=settings.slow_ms / 1000.0 if slow else 0.0,
     )
+
+
+def unauthorized(settings: FaultSettings, rng: random.Random) -> bool:
+    """Whether this request is refused as unauthenticated (checked before anything else)."""
+    return settings.unauthorized_rate > 0 and rng.random() < settings.unauthorized_rate

@@ -111,6 +111,8 @@ def _authenticate(
         if store.tokens.is_expired(token, now):
             return _unauthenticated(f"Token expired: {token[:12]}...")
         return _unauthenticated("Token invalid: the bearer token is unknown or was revoked")
+    if state is not None and faults.unauthorized(state.faults, store.rng):
+        return _unauthenticated("Token invalid: the company no longer authorizes this app")
     if token_realm != realm_id or state is None:
         fault = authorization_failed(
             f"The access token was issued for company {token_realm}, not {realm_id}"

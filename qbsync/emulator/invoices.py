@@ -4,7 +4,6 @@ line numbering, totals and document numbers; the customer's balance follows."""
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from qbsync.emulator import clock, versions
 from qbsync.emulator.entities import CUSTOMER, INVOICE, INVOICE_BODY, INVOICE_WRITABLE, ITEM
@@ -18,37 +17,6 @@ from qbsync.emulator.realm import JsonObject, Realm
 
 SALES_ITEM = "SalesItemLineDetail"
 PAYMENT_TERM_DAYS = 30
-
-
-def read(realm: Realm, invoice_id: str) -> JsonObject:
-    row = realm.invoices.rows.get(invoice_id)
-    if row is None:
-        raise object_not_found(INVOICE, invoice_id)
-    return row
-
-
-def create(realm: Realm, body: Any, at: float) -> JsonObject:
-    fields = _writable(INVOICE_BODY.normalize(body, "") or {})
-    invoice_id = realm.invoices.allocate_id()
-    row = _assemble(realm, invoice_id, fields, previous=None, at=at)
-    _store(realm, row, previous=None)
-    realm.changed(INVOICE, invoice_id, "Create", at)
-    return row
-
-
-def update(realm: Realm, body: Any, at: float) -> JsonObject:
-    previous, fields = versions.update_of(
-        body, INVOICE_BODY, INVOICE_WRITABLE, lambda invoice_id: read(realm, invoice_id)
-    )
-    invoice_id = previous["Id"]
-    row = _assemble(realm, invoice_id, fields, previous=previous, at=at)
-    _store(realm, row, previous=previous)
-    realm.changed(INVOICE, invoice_id, "Update", at)
-    return row
-
-
-def _writable(source: JsonObject) -> JsonObject:
-    return versions.writable(source, INVOICE_WRITABLE)
 
 
 def _customer(realm: Realm, fields: JsonObject) -> JsonObject:
@@ -171,3 +139,9 @@ def receive_payment(realm: Realm, invoice_id: str, amount: float, at: float) -> 
     _store(realm, row, previous=previous)
     realm.changed(INVOICE, invoice_id, "Update", at)
     return row
+
+
+_WRITES = versions.Writes(
+    INVOICE_BODY, INVOICE_WRITABLE, lambda realm: realm.invoices, _assemble, _store
+)
+read, create, update = _WRITES.read, _WRITES.create, _WRITES.update

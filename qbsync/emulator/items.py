@@ -4,15 +4,12 @@ items ignoring case (6240 otherwise), a Type, and an income account for what is 
 
 from __future__ import annotations
 
-from typing import Any
-
 from qbsync.emulator import versions
-from qbsync.emulator.entities import ACCOUNT, ITEM, ITEM_BODY, ITEM_WRITABLE
+from qbsync.emulator.entities import ACCOUNT, ITEM_BODY, ITEM_WRITABLE
 from qbsync.emulator.errors import (
     QboFault,
     invalid_property,
     invalid_reference,
-    object_not_found,
     required_missing,
 )
 from qbsync.emulator.realm import JsonObject, Realm, name_key
@@ -20,37 +17,6 @@ from qbsync.emulator.realm import JsonObject, Realm, name_key
 ITEM_TYPES = ("Service", "NonInventory", "Inventory", "Category", "Group")
 _SOLD = ("Service", "NonInventory", "Inventory")
 MAX_NAME = 100
-
-
-def read(realm: Realm, item_id: str) -> JsonObject:
-    row = realm.items.rows.get(item_id)
-    if row is None:
-        raise object_not_found(ITEM, item_id)
-    return row
-
-
-def create(realm: Realm, body: Any, at: float) -> JsonObject:
-    fields = _writable(ITEM_BODY.normalize(body, "") or {})
-    item_id = realm.items.allocate_id()
-    row = _assemble(realm, item_id, fields, previous=None, at=at)
-    realm.items.rows[item_id] = row
-    realm.changed(ITEM, item_id, "Create", at)
-    return row
-
-
-def update(realm: Realm, body: Any, at: float) -> JsonObject:
-    previous, fields = versions.update_of(
-        body, ITEM_BODY, ITEM_WRITABLE, lambda item_id: read(realm, item_id)
-    )
-    item_id = previous["Id"]
-    row = _assemble(realm, item_id, fields, previous=previous, at=at)
-    realm.items.rows[item_id] = row
-    realm.changed(ITEM, item_id, "Update", at)
-    return row
-
-
-def _writable(source: JsonObject) -> JsonObject:
-    return versions.writable(source, ITEM_WRITABLE)
 
 
 def _name(realm: Realm, item_id: str, fields: JsonObject) -> str:
@@ -126,3 +92,13 @@ def _assemble(
     for key, value in fields.items():
         row.setdefault(key, value)
     return row
+
+
+_WRITES = versions.Writes(
+    ITEM_BODY,
+    ITEM_WRITABLE,
+    lambda realm: realm.items,
+    _assemble,
+    versions.keep(lambda realm: realm.items),
+)
+read, create, update = _WRITES.read, _WRITES.create, _WRITES.update

@@ -122,6 +122,16 @@ class TokenManager:
                 return token
             return await self._renew(realm_id, rejected=rejected)
 
+    async def mark_refused(self, realm_id: str, reason: str) -> None:
+        """QuickBooks refused even a freshly refreshed access token: the connection needs
+        reconnecting (as for a refused refresh token), and its tokens are not used again."""
+        self._cache.pop(realm_id, None)
+        if await self._store.mark_needs_reconnect(realm_id, reason):
+            log.warning(
+                "QuickBooks refused a fresh access token; connection needs reconnecting",
+                extra={"realm_id": realm_id},
+            )
+
     async def _renew(self, realm_id: str, rejected: str | None) -> str:
         # A refused refresh token that is no longer the stored one was spent by a process
         # whose newer token is stored now: one more round with that, not needs_reconnect.

@@ -164,6 +164,11 @@ class ApiSession:
                 failure = error_from_response(
                     realm_id=realm_id, operation=operation, status=status, body=body
                 )
+                if status == 401:
+                    # A token refreshed just now is refused too: the company withdrew the
+                    # app's access, and only a person reconnecting brings it back.
+                    await self._tokens.mark_refused(realm_id, str(failure))
+                    raise failure
                 if status == 429:
                     QBO_THROTTLED.labels(operation).inc()
                     reason = "throttled"

@@ -8,10 +8,15 @@ other side) for a state that forbids it."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from qbsync.db.links import Link
-from qbsync.domain.accounts import customer_may_be_linked
+from qbsync.domain.accounts import (
+    LISCIO_CREATE_EXPIRY,
+    customer_may_be_linked,
+    liscio_create_expired,
+    retry_command_id,
+)
 from qbsync.domain.fields import FIELD_NAMES, to_json
 from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import ACCOUNT_COMMANDS
@@ -35,10 +40,12 @@ async def link_by_hand(
     customer_id: str,
     *,
     actor: str,
+    liscio_expiry: timedelta = LISCIO_CREATE_EXPIRY,
 ) -> Link:
     """Link the pair (`manual`) with the first-sync merge of any new link, in one
     transaction: QuickBooks failing takes the link back too. Sub-customers may be linked
-    by hand; archived accounts, inactive or deleted customers may not."""
+    by hand; archived accounts, inactive or deleted customers may not, nor a customer
+    whose Create in Liscio waits for Liscio's answer (until `liscio_expiry` has passed)."""
     realm_id = (await usable_connection(uow, firm_id)).realm_id
     account = await uow.direct.accounts.get(firm_id, account_id)
     if account is None:
@@ -54,10 +61,13 @@ async def link_by_hand(
         )
     async with uow.for_accounts(firm_id, [account_id], calls_quickbooks=True) as tx:
         await _refuse_linked_pair(tx, firm_id, realm_id, account_id, customer_id)
-        if customer_id in await tx.liscio_creates.awaiting(realm_id):
-            raise Conflict(
-                f"customer {customer_id} waits for the account Liscio is creating for it",
-            )
+        waiting = (await tx.liscio_creates.waiting(realm_id, [customer_id])).get(customer_id)
+        if waiting is not None:
+            if not liscio_create_expired(waiting.asked_at, datetime.now(UTC), liscio_expiry):
+                raise Conflict(
+                    f"customer {customer_id} waits for the account Liscio is creating for it",
+                )
+            await tx.liscio_creates.expire(waiting.command_id)  # a late answer: attention
         link = await link_with_first_sync(
             tx,
             quickbooks,
@@ -100,12 +110,21 @@ async def delink_by_hand(uow: UnitOfWork, firm_id: str, account_id: str, *, acto
     raise Conflict(f"account {account_id} is not linked")
 
 
-async def create_in_liscio(uow: UnitOfWork, firm_id: str, customer_id: str, *, actor: str) -> str:
+async def create_in_liscio(
+    uow: UnitOfWork,
+    firm_id: str,
+    customer_id: str,
+    *,
+    actor: str,
+    expiry: timedelta = LISCIO_CREATE_EXPIRY,
+    now: datetime | None = None,
+) -> str:
     """Ask Liscio for an account made from the customer (`account.create`, through the
     outbox); returns the command's id. The command is remembered, so that the pusher links
     the account Liscio's answer carries (`answer_liscio_create`) and nothing links the
     customer elsewhere meanwhile. Asked again while Liscio has not answered: the same
-    command, not a second one."""
+    command, not a second one; once `expiry` has passed without an answer, a new command
+    (`retry_command_id`), the first one expired but still linked if it is answered first."""
     realm_id = (await usable_connection(uow, firm_id)).realm_id
     customer = await uow.direct.customers.get(realm_id, customer_id)
     if customer is None:
@@ -114,10 +133,21 @@ async def create_in_liscio(uow: UnitOfWork, firm_id: str, customer_id: str, *, a
         raise Conflict(
             f"customer {customer_id} is inactive or deleted in QuickBooks",
         )
+    now = now or datetime.now(UTC)
     async with uow.begin() as tx:
         await _refuse_linked_customer(tx, realm_id, customer_id)
+        waiting = (await tx.liscio_creates.waiting(realm_id, [customer_id])).get(customer_id)
+        retrying = None
+        if waiting is not None and liscio_create_expired(waiting.asked_at, now, expiry):
+            await tx.liscio_creates.expire(waiting.command_id)
+            retrying = waiting
+        command_id = (
+            retry_command_id(retrying.retry_of or retrying.command_id, retrying.attempt + 1)
+            if retrying
+            else uuid.uuid4().hex
+        )
         create, new = await tx.liscio_creates.begin(
-            firm_id, realm_id, customer_id, uuid.uuid4().hex, actor
+            firm_id, realm_id, customer_id, command_id, actor, retrying
         )
         if new:
             fields = {
@@ -134,7 +164,7 @@ async def create_in_liscio(uow: UnitOfWork, firm_id: str, customer_id: str, *, a
                     "name": customer.display_name,
                     "fields": fields,
                     "source": {"realm_id": realm_id, "customer_id": customer_id},
-                    "issued_at": datetime.now(UTC),
+                    "issued_at": now,
                 }
             )
             await tx.outbox.enqueue([(ACCOUNT_COMMANDS, f"{firm_id}:qbo:{customer_id}", command)])
@@ -161,9 +191,12 @@ async def answer_liscio_create(
     callable_ = (
         connection is not None and connection.usable and connection.realm_id == create.realm_id
     )
+    # An expired command answered late is linked as a waiting one is, while the customer
+    # is not linked yet; the customer's newer command then waits for nothing.
+    answerable = create.state in ("pending", "expired")
     async with uow.for_accounts(firm_id, [account_id], calls_quickbooks=callable_) as tx:
         problem = None
-        if create.state != "pending":
+        if not answerable:
             problem = f"command {create.command_id} was answered already (by {create.account_id})"
         else:
             try:
@@ -174,11 +207,19 @@ async def answer_liscio_create(
                 problem = str(exc)
         if problem is not None:
             await tx.accounts.mark_for_attention(firm_id, account_id, problem)
-            if create.state == "pending":
+            if answerable:
                 await tx.liscio_creates.finish(
                     create.command_id, account_id=account_id, failure=problem
                 )
             return "attention"
+        newer = await tx.liscio_creates.waiting(create.realm_id, [create.customer_id])
+        for superseded in newer.values():
+            if superseded.command_id != create.command_id:
+                await tx.liscio_creates.finish(
+                    superseded.command_id,
+                    account_id=None,
+                    failure=f"the earlier command {create.command_id} was answered first",
+                )
         await link_with_first_sync(
             tx,
             quickbooks,

@@ -10,19 +10,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qbsync import tracing
 from qbsync.db.connections import QuickBooksConnection
 from qbsync.db.links import AuditRecord
 from qbsync.db.records import RecordFilter, RecordItem, RecordKey, Suggestion
-from qbsync.domain.accounts import customer_may_be_linked, delink_reason
+from qbsync.domain.accounts import (
+    LISCIO_CREATE_EXPIRY,
+    customer_may_be_linked,
+    delink_reason,
+    liscio_create_expired,
+)
 from qbsync.domain.fields import to_json
 from qbsync.domain.matching import Ambiguity, Named, fold, match_by_name
 from qbsync.domain.rules import SyncPlan
 from qbsync.domain.rules import first_sync as first_sync_rules
-from qbsync.errors import Conflict, NotFound
+from qbsync.errors import Conflict, NotFound, ReconnectNeeded
 from qbsync.kafka.topics import SYNC_REQUESTS
 from qbsync.sync.field_sync import plan_for
 from qbsync.sync.ports import TokenRevoker
@@ -50,6 +55,18 @@ async def overview(uow: UnitOfWork, firm_id: str) -> Overview:
 class RecordsPage:
     items: list[RecordItem]
     next_after: RecordKey | None  # where the next page starts; None: this is the last
+    # The unlinked customers of the page that Liscio was asked to create, by customer id.
+    creating: dict[str, CreateInLiscio]
+
+
+@dataclass(frozen=True)
+class CreateInLiscio:
+    """A Create in Liscio still waiting for Liscio's answer; `retryable` once it may be
+    asked again (LISCIO_CREATE_EXPIRY)."""
+
+    command_id: str
+    asked_at: datetime | None
+    retryable: bool
 
 
 async def records_page(
@@ -59,13 +76,26 @@ async def records_page(
     q: str | None,
     after: RecordKey | None,
     limit: int,
+    liscio_create_expiry: timedelta = LISCIO_CREATE_EXPIRY,
 ) -> RecordsPage:
     repos = uow.direct
     realm_id = await repos.records.realm_of(firm_id)
     # One more than asked: whether a next page exists, without counting.
     items = await repos.records.page(firm_id, realm_id, record_filter, q, after, limit + 1)
     more = len(items) > limit
-    return RecordsPage(items[:limit], items[limit - 1].key if more else None)
+    items = items[:limit]
+    alone = [i.customer.id for i in items if i.customer is not None and i.link is None]
+    waiting = await repos.liscio_creates.waiting(realm_id, alone) if realm_id and alone else {}
+    now = datetime.now(UTC)
+    creating = {
+        customer_id: CreateInLiscio(
+            c.command_id,
+            c.asked_at,
+            liscio_create_expired(c.asked_at, now, liscio_create_expiry),
+        )
+        for customer_id, c in waiting.items()
+    }
+    return RecordsPage(items, items[limit - 1].key if more else None, creating)
 
 
 async def suggestions(
@@ -115,7 +145,7 @@ async def usable_connection(uow: UnitOfWork, firm_id: str) -> QuickBooksConnecti
     if connection is None:
         raise Conflict(f"firm {firm_id} is not connected to QuickBooks")
     if not connection.usable:
-        raise Conflict(f"the QuickBooks connection of firm {firm_id} needs reconnecting")
+        raise ReconnectNeeded(f"the QuickBooks connection of firm {firm_id} needs reconnecting")
     return connection
 
 

@@ -33,7 +33,7 @@ from qbsync.domain.invoices import (
     status_matches,
     text_matches,
 )
-from qbsync.errors import Conflict, NotFound
+from qbsync.errors import Conflict, NotFound, ReconnectNeeded
 from qbsync.quickbooks.errors import (
     DuplicateNameError,
     ObjectNotFoundError,
@@ -231,7 +231,7 @@ def _check_linked(
     if connection is None:
         raise Conflict("the firm is not connected to QuickBooks")
     if not connection.usable:
-        raise Conflict("the firm's QuickBooks connection needs to be reconnected")
+        raise ReconnectNeeded("the firm's QuickBooks connection needs to be reconnected")
     if link is None or link.realm_id != connection.realm_id:
         raise Conflict(f"account {account_id!r} is not linked to a QuickBooks customer")
 

@@ -210,17 +210,32 @@ class LiscioCreates(ABC):
 
     @abstractmethod
     async def begin(
-        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+        self,
+        firm_id: str,
+        realm_id: str,
+        customer_id: str,
+        command_id: str,
+        actor: str,
+        retrying: LiscioCreate | None = None,
     ) -> tuple[LiscioCreate, bool]:
-        """Record the command, or find the customer's one still waiting: (command, new)."""
+        """Record the command (the next attempt of `retrying`), or find the customer's one
+        still waiting: (command, new)."""
 
     @abstractmethod
     async def of_command(self, command_id: str) -> LiscioCreate | None: ...
 
     @abstractmethod
     async def finish(
-        self, command_id: str, *, account_id: str, failure: str | None = None
+        self, command_id: str, *, account_id: str | None, failure: str | None = None
     ) -> None: ...
+
+    @abstractmethod
+    async def waiting(self, realm_id: str, customer_ids: Sequence[str]) -> dict[str, LiscioCreate]:
+        """The commands still waiting for their account, by customer id."""
+
+    @abstractmethod
+    async def expire(self, command_id: str) -> None:
+        """Stop waiting for the command's answer (a late one is still linked if it can)."""
 
     @abstractmethod
     async def awaiting(self, realm_id: str) -> set[str]:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
 
 import jwt
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Request
 
 from qbsync.config import Settings
 from services.api.deps import ApiDeps, get_deps
+from services.api.ids import FirmId
 from services.api.problems import forbidden, not_found, unauthorized
 
 Role = Literal["admin", "staff"]
@@ -81,7 +82,7 @@ class TokenVerifier:
 
 async def firm_access(
     request: Request,
-    firm_id: Annotated[str, Path(description="The firm's Liscio id", examples=["f-123"])],
+    firm_id: FirmId,
     deps: Annotated[ApiDeps, Depends(get_deps)],
 ) -> FirmAccess:
     claims = deps.tokens.claims(request.headers.get("authorization"))

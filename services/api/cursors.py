@@ -26,6 +26,7 @@ def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list[Any]:
         isinstance(key, list)
         and len(key) == len(shape)
         and all(type(part) is kind for part, kind in zip(key, shape, strict=True))
+        and not any(isinstance(part, str) and "\x00" in part for part in key)
     )
     if not valid:
         raise Problem(422, "Unprocessable Content", "cursor: not a cursor this API gave")

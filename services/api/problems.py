@@ -7,26 +7,49 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qbsync.errors import Conflict, NotFound, Transient
+from qbsync.crypto import TokenDecryptionError
+from qbsync.errors import (
+    BadInput,
+    ConfigurationError,
+    Conflict,
+    DependencyUnavailable,
+    NotFound,
+    QbsyncError,
+    ReconnectNeeded,
+    RecordRefused,
+    Transient,
+)
+from qbsync.kafka.bulk import DeliveryFailed
 from qbsync.quickbooks.errors import (
+    AuthenticationError,
     DuplicateNameError,
     NeedsReconnectError,
+    QuickBooksError,
     QuickBooksUnavailable,
     QuickBooksValidationError,
+    StaleObjectError,
 )
+from qbsync.quickbooks.oauth import REFRESH
 from qbsync.retry import is_transient
+from services.api.ids import NAMES_NOTHING
 
 log = logging.getLogger("qbsync.api")
 
 PROBLEM_JSON = "application/problem+json"
 # What a client is told to wait before trying again when QuickBooks or PostgreSQL is away.
 RETRY_AFTER_SECONDS = 5
+# The `type` of the problem that only reconnecting QuickBooks solves (RFC 9457 wants an
+# absolute URI; a tag URI names it without promising a page behind it). Every other
+# problem is `about:blank`: its status says all.
+RECONNECT_TYPE = "tag:qbsync,2026:problems/quickbooks-reconnect"
 
 
 class ProblemDocument(BaseModel):
@@ -95,24 +118,53 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def reconnect_quickbooks(detail: str) -> Problem:
+    """The firm's QuickBooks connection is gone or refused: only an admin reconnecting
+    QuickBooks helps, which its own `type` says so that a client can offer that."""
+    return Problem(409, "Conflict", detail, extra={"type": RECONNECT_TYPE})
+
+
 def _as_problem(exc: Exception) -> Problem | None:
-    """The problem a library error stands for; None for a fault of ours."""
+    """The problem a library error stands for; None for a fault of ours (a bug: 500)."""
     if isinstance(exc, Problem):
         return exc
     if isinstance(exc, NotFound):
         return not_found(str(exc))
+    if isinstance(exc, ReconnectNeeded):
+        return reconnect_quickbooks(str(exc))
+    if isinstance(exc, NeedsReconnectError | TokenDecryptionError):
+        return reconnect_quickbooks(f"the QuickBooks connection needs reconnecting: {exc}")
+    if isinstance(exc, AuthenticationError):
+        if exc.operation == REFRESH:  # the app's own OAuth client was refused, not the firm
+            return Problem(
+                503,
+                "Service Unavailable",
+                "QuickBooks refused this service's OAuth client; an operator must fix its"
+                " QBO_CLIENT_ID and QBO_CLIENT_SECRET",
+            )
+        return reconnect_quickbooks(
+            f"QuickBooks refused the firm's access (reconnect QuickBooks): {exc}"
+        )
     if isinstance(exc, Conflict):
         return Problem(409, "Conflict", str(exc))
     if isinstance(exc, DuplicateNameError):
         return Problem(409, "Conflict", f"QuickBooks refused the name: {exc}")
-    if isinstance(exc, NeedsReconnectError):
-        return Problem(409, "Conflict", f"the QuickBooks connection needs reconnecting: {exc}")
     if isinstance(exc, QuickBooksValidationError):  # the values themselves (not the name)
         return Problem(422, "Unprocessable Content", f"QuickBooks refused the values: {exc}")
+    if isinstance(exc, RecordRefused):  # the record is gone or inactive in QuickBooks
+        return Problem(409, "Conflict", f"QuickBooks refused the record: {exc}")
+    if isinstance(exc, StaleObjectError):
+        return Problem(409, "Conflict", f"the record changed in QuickBooks meanwhile: {exc}")
     if isinstance(exc, QuickBooksUnavailable):
         return unavailable(f"QuickBooks is unavailable: {exc}")
-    if isinstance(exc, Transient) or is_transient(exc):
-        return unavailable("the database is unavailable; try again")
+    if isinstance(exc, QuickBooksError):
+        return Problem(502, "Bad Gateway", f"QuickBooks answered unexpectedly: {exc}")
+    if isinstance(exc, Transient | DependencyUnavailable | DeliveryFailed) or is_transient(exc):
+        return unavailable("the database or the broker is unavailable; try again")
+    if isinstance(exc, BadInput):
+        return Problem(422, "Unprocessable Content", str(exc))
+    if isinstance(exc, ConfigurationError):
+        return Problem(503, "Service Unavailable", f"this service is not configured: {exc}")
     return None
 
 
@@ -157,21 +209,27 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
+    named_nothing = [e for e in errors if e["type"] == NAMES_NOTHING]
+    if named_nothing:  # the request is about nothing, whatever else is wrong with it
+        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in named_nothing)
+        return problem_response(404, "Not Found", detail)
     return problem_response(422, "Unprocessable Content", detail, extra={"errors": errors})
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    # Starlette answers with the handler of the exception's nearest class, and only the
+    # `Exception` one runs outside the middleware (which then sees no answer): the errors
+    # a request may meet are named, so that their answer passes through the middleware.
     mapped: tuple[type[Exception], ...] = (
         Problem,
-        NotFound,
-        Conflict,
-        DuplicateNameError,
-        NeedsReconnectError,
-        QuickBooksUnavailable,
-        QuickBooksValidationError,
-        Transient,
+        QbsyncError,
+        DeliveryFailed,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        KafkaError,
+        OSError,  # the network's, and TimeoutError
         Exception,
     )
     for error in mapped:

@@ -4,12 +4,14 @@ has no value)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
-from qbsync.db.records import AccountView, CustomerView, LinkView, RecordItem
+from qbsync.db.records import RecordItem
+from qbsync.sync.integration import CreateInLiscio
 
 ADDRESS_EXAMPLE: dict[str, JsonValue] = {
     "line1": "1 Main St",
@@ -30,6 +32,27 @@ class Address(BaseModel):
     country: str | None
 
 
+def _stored_address(raw: Any) -> Any:
+    """A stored address (a dict without the parts that have no value) in the full shape."""
+    if isinstance(raw, dict):
+        return {part: raw.get(part) for part in Address.model_fields}
+    return raw
+
+
+def _stored_contacts(raw: Any) -> Any:
+    """Stored contacts (dicts without the keys that have no value) in the full shape."""
+    if isinstance(raw, list):
+        return [
+            {"first_name": None, "last_name": None, "email": None} | c if isinstance(c, dict) else c
+            for c in raw
+        ]
+    return raw
+
+
+# What a view holds as it is stored; the JSON (and the OpenAPI) is the Address's.
+StoredAddress = Annotated[Address | None, BeforeValidator(_stored_address)]
+
+
 class Contact(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -42,7 +65,10 @@ class Contact(BaseModel):
 class Account(BaseModel):
     """A Liscio account as its latest event described it."""
 
+    # Made from an AccountView by `Account.model_validate(view)` (from_attributes).
+
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "example": {
                 "id": "a-456",
@@ -61,36 +87,26 @@ class Account(BaseModel):
                     }
                 ],
             }
-        }
+        },
     )
 
     id: str
     name: str
     status: str | None
     archived: bool
-    address: Address | None
+    address: StoredAddress
     phone: str | None
     website: str | None
-    contacts: list[Contact]
-
-    @classmethod
-    def of(cls, view: AccountView) -> Account:
-        return cls(
-            id=view.id,
-            name=view.name,
-            status=view.status,
-            archived=view.archived,
-            address=_address(view.address),
-            phone=view.phone,
-            website=view.website,
-            contacts=[Contact.model_validate(_contact(c)) for c in view.contacts],
-        )
+    contacts: Annotated[list[Contact], BeforeValidator(_stored_contacts)]
 
 
 class Customer(BaseModel):
     """A QuickBooks customer as last seen (the address in the account's shape)."""
 
+    # Made from a CustomerView by `Customer.model_validate(view)` (from_attributes).
+
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "example": {
                 "id": "58",
@@ -102,7 +118,7 @@ class Customer(BaseModel):
                 "phone": "512-555-0100",
                 "website": "https://acme.example",
             }
-        }
+        },
     )
 
     id: str
@@ -110,26 +126,14 @@ class Customer(BaseModel):
     display_name: str
     active: bool
     parent_id: str | None
-    address: Address | None
+    address: StoredAddress
     phone: str | None
     website: str | None
-
-    @classmethod
-    def of(cls, view: CustomerView) -> Customer:
-        return cls(
-            id=view.id,
-            realm_id=view.realm_id,
-            display_name=view.display_name,
-            active=view.active,
-            parent_id=view.parent_id,
-            address=_address(view.address),
-            phone=view.phone,
-            website=view.website,
-        )
 
 
 class Link(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "example": {
                 "account_id": "a-456",
@@ -138,7 +142,7 @@ class Link(BaseModel):
                 "how": "manual",
                 "linked_at": "2026-11-25T16:00:01Z",
             }
-        }
+        },
     )
 
     account_id: str
@@ -146,16 +150,6 @@ class Link(BaseModel):
     realm_id: str
     how: Literal["auto", "manual", "created"]
     linked_at: datetime
-
-    @classmethod
-    def of(cls, view: LinkView) -> Link:
-        return cls(
-            account_id=view.account_id,
-            customer_id=view.customer_id,
-            realm_id=view.realm_id,
-            how=view.how,
-            linked_at=view.linked_at,
-        )
 
 
 class RunStep(BaseModel):
@@ -217,21 +211,41 @@ class Integration(BaseModel):
     counts: Counts
 
 
+class LiscioCreate(BaseModel):
+    """Create in Liscio asked for an unlinked customer, still waiting for Liscio's answer."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    command_id: str
+    asked_at: datetime | None
+    retryable: bool = Field(
+        description="Liscio has not answered for QBSYNC_LISCIO_CREATE_EXPIRY_HOURS: Create in"
+        " Liscio may be asked again (a new command), or the customer linked by hand"
+    )
+
+
 class Record(BaseModel):
     """A linked pair, an unlinked account or an unlinked customer."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     account: Account | None
     customer: Customer | None
     link: Link | None
     attention: str | None
+    liscio_create: LiscioCreate | None = Field(
+        description="An unlinked customer that Liscio was asked to create an account for"
+    )
 
     @classmethod
-    def of(cls, item: RecordItem) -> Record:
+    def of(cls, item: RecordItem, creating: Mapping[str, CreateInLiscio]) -> Record:
+        waiting = creating.get(item.customer.id) if item.customer and not item.link else None
         return cls(
-            account=Account.of(item.account) if item.account else None,
-            customer=Customer.of(item.customer) if item.customer else None,
-            link=Link.of(item.link) if item.link else None,
+            account=item.account,
+            customer=item.customer,
+            link=item.link,
             attention=item.attention,
+            liscio_create=waiting,
         )
 
 
@@ -299,13 +313,3 @@ class DryRun(BaseModel):
     links: list[LinkProposal]
     writes: list[PlannedWrite]
     ambiguous: list[AmbiguousName]
-
-
-def _address(raw: dict[str, Any] | None) -> Address | None:
-    if raw is None:
-        return None
-    return Address(**{k: raw.get(k) for k in Address.model_fields})
-
-
-def _contact(raw: dict[str, Any]) -> dict[str, Any]:
-    return {"first_name": None, "last_name": None, "email": None} | raw

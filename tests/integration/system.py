@@ -174,11 +174,15 @@ class System:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def new_firm(self, *customers: dict[str, Any], connect: bool = True) -> Firm:
+    async def new_firm(
+        self, *customers: dict[str, Any], connect: bool = True, liscio_answers: bool = True
+    ) -> Firm:
+        """`liscio_answers=False`: Liscio never applies the firm's commands (an outage)."""
         realm = await self.admin.create_realm(contents="empty")
         firm = Firm(unique("firm"), str(realm["realm_id"]), self, None)  # type: ignore[arg-type]
         firm.liscio = LiscioStandIn(self.producer, self.bootstrap, firm.firm_id)
-        self._tasks.append(asyncio.create_task(firm.liscio.apply_commands(self._stopping)))
+        if liscio_answers:
+            self._tasks.append(asyncio.create_task(firm.liscio.apply_commands(self._stopping)))
         for customer in customers:
             await firm.add_customer(**customer)
         if connect:

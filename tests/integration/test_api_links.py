@@ -335,6 +335,73 @@ async def test_create_in_liscio_links_liscios_answer_and_creates_nothing_in_quic
     assert unknown.status_code == 404
 
 
+async def _liscio_create_of(api: httpx.AsyncClient, firm: Firm, customer_id: str) -> Any:
+    """The customer's `liscio_create` as the records list it."""
+    page = await api.get(
+        f"/v1/firms/{firm.firm_id}/records",
+        params={"filter": "unlinked_customers"},
+        headers=bearer(firm.firm_id, "staff"),
+    )
+    (item,) = [i for i in page.json()["items"] if i["customer"]["id"] == customer_id]
+    return item["liscio_create"]
+
+
+async def test_a_create_in_liscio_never_answered_may_be_asked_again_and_links_one_account(
+    system: System, api: httpx.AsyncClient
+) -> None:
+    firm = await system.new_firm(liscio_answers=False)  # Liscio is down
+    customer_id = await firm.add_customer("Liscio Was Down LLC")
+    await prospect(firm, "Somebody Else")  # the firm exists for the API
+    await firm.sync()
+    await stored(firm, customers=(customer_id,))
+    path = f"/v1/firms/{firm.firm_id}/customers/{customer_id}/create-in-liscio"
+    first = (await api.post(path, headers=bearer(firm.firm_id))).json()["command_id"]
+    assert (await api.post(path, headers=bearer(firm.firm_id))).json()["command_id"] == first
+    waiting = await _liscio_create_of(api, firm, customer_id)
+    assert (waiting["command_id"], waiting["retryable"]) == (first, False)
+
+    # A day without an answer (QBSYNC_LISCIO_CREATE_EXPIRY_HOURS, 24 by default).
+    await system.pool.execute(
+        "UPDATE liscio_creates SET created_at = now() - interval '25 hours' WHERE command_id = $1",
+        first,
+    )
+    assert (await _liscio_create_of(api, firm, customer_id))["retryable"] is True
+    again = await api.post(path, headers=bearer(firm.firm_id))
+
+    assert again.status_code == 202, again.text
+    second = again.json()["command_id"]
+    assert second == f"{first}.2"
+    waiting = await _liscio_create_of(api, firm, customer_id)
+    assert (waiting["command_id"], waiting["retryable"]) == (second, False)
+    # Liscio comes back and answers both, the first one late: one account is linked.
+    # (Their keys differ, so the second is published once the first was read.)
+    late = LiscioAccount("a-late-first", "Liscio Was Down LLC")
+    await firm.liscio.publish(late, "account.created", first)
+    link = await eventually(
+        lambda: firm.link_of("a-late-first"), timeout=60, what="the late answer linked"
+    )
+    assert (link["customer_id"], link["how"]) == (customer_id, "created")
+    duplicate = LiscioAccount("a-second", "Liscio Was Down LLC")
+    await firm.liscio.publish(duplicate, "account.created", second)
+
+    async def second_for_attention() -> Any:
+        account = await get_account(system.pool, firm.firm_id, "a-second")
+        return account is not None and await system.pool.fetchval(
+            "SELECT attention FROM accounts WHERE firm_id = $1 AND account_id = $2",
+            firm.firm_id,
+            "a-second",
+        )
+
+    await eventually(second_for_attention, timeout=60, what="the second answer for attention")
+    assert await firm.link_of("a-second") is None
+    linked = await system.pool.fetchval(
+        "SELECT count(*) FROM links WHERE realm_id = $1 AND customer_id = $2",
+        firm.realm_id,
+        customer_id,
+    )
+    assert linked == 1
+
+
 async def _answer_of(firm: Firm, command_id: str) -> Any:
     for event in firm.liscio.published:
         if event.command_id == command_id:

@@ -12,6 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,8 @@ from playwright.async_api import Browser, Locator, Page, expect
 from qbsync.db.accounts import get_account
 from qbsync.demo.liscio import LiscioAccount
 from tests.integration.system import Firm, System, free_port
-from tests.support.api import JWT_SECRET, token
-from tests.support.browser import chromium, watched_page
+from tests.support.api import JWT_SECRET, bearer, token
+from tests.support.browser import Watched, chromium, watched_page
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 
@@ -85,6 +86,24 @@ async def sign_in(console: Console, page: Page, firm: Firm, role: str = "admin")
     await page.goto(f"{console.url}/?token={token(firm.firm_id, role, user)}")
     await expect(page.get_by_role("heading", name="QuickBooks integration")).to_be_visible()
     await page.wait_for_url(f"{console.url}/")  # the token left the address bar
+
+
+@asynccontextmanager
+async def signed_in(
+    console: Console, firm: Firm, role: str = "admin", width: int = 1280, height: int = 900
+) -> AsyncIterator[Watched]:
+    """A watched page signed in to the firm's console; on leaving, nothing it did logged a
+    console error or asked for anything beyond 127.0.0.1."""
+    async with watched_page(console.browser, width=width, height=height) as watched:
+        await sign_in(console, watched.page, firm, role)
+        yield watched
+        watched.assert_clean()
+
+
+async def shows_suggestions(page: Page, name: str) -> None:
+    """The record's Suggestions open under its row, with their scores."""
+    await row(page, name).get_by_role("button", name="Suggestions").click()
+    await expect(detail_of(page, name)).to_contain_text("% similar")
 
 
 def row(page: Page, name: str) -> Locator:
@@ -156,9 +175,8 @@ async def test_an_admin_syncs_then_searches_links_delinks_and_creates_in_the_bro
     console: Console,
 ) -> None:
     firm, ids = await a_synced_firm(console)
-    async with watched_page(console.browser) as watched:
+    async with signed_in(console, firm) as watched:
         page = watched.page
-        await sign_in(console, page, firm)
         await watched.shot("01-admin-before-sync")
 
         # Automatic syncing: Sync Now, the three steps turn done, Acme is linked by name.
@@ -285,16 +303,14 @@ async def test_an_admin_syncs_then_searches_links_delinks_and_creates_in_the_bro
         await expect(page.locator("#lag tr[data-group]").first).to_be_visible(
             timeout=STEP_TIMEOUT_MS
         )
-        watched.assert_clean()
 
 
 async def test_errors_are_shown_where_they_happen_in_words_a_firm_admin_understands(
     console: Console,
 ) -> None:
     firm, ids = await a_synced_firm(console)
-    async with watched_page(console.browser) as watched:
+    async with signed_in(console, firm) as watched:
         page = watched.page
-        await sign_in(console, page, firm)
         await sync_now(page)
 
         # Another admin links the pair while this page shows it as a suggestion: 409.
@@ -305,7 +321,7 @@ async def test_errors_are_shown_where_they_happen_in_words_a_firm_admin_understa
         elsewhere = await console.api.post(
             f"/v1/firms/{firm.firm_id}/links",
             json={"account_id": ids["birch"], "customer_id": ids["birch_customer"]},
-            headers={"Authorization": f"Bearer {token(firm.firm_id)}"},
+            headers=bearer(firm.firm_id),
         )
         assert elsewhere.status_code == 201, elsewhere.text
         await link.click()
@@ -330,21 +346,19 @@ async def test_errors_are_shown_where_they_happen_in_words_a_firm_admin_understa
             await console.system.admin.set_faults(firm.realm_id, fault_5xx_rate=0)
         assert await firm.customers_named("Delta Partners") == []
         await watched.shot("11-error-quickbooks-unavailable")
-        # The page logged no error of its own: a refusal is content, not a failure.
-        watched.assert_clean()
+        # (signed_in checks the page logged no error: a refusal is content, not a failure)
 
 
 async def test_a_dry_run_shows_what_sync_now_would_change_before_anything_does(
     console: Console,
 ) -> None:
     firm, ids = await a_synced_firm(console)
-    async with watched_page(console.browser) as watched:
+    async with signed_in(console, firm) as watched:
         page = watched.page
-        await sign_in(console, page, firm)
         await sync_now(page)
         # A customer added in QuickBooks reaches the stored copy (webhook / CDC) ...
         await firm.add_customer("Delta Partners", PrimaryPhone={"FreeFormNumber": "214-555-0199"})
-        headers = {"Authorization": f"Bearer {token(firm.firm_id)}"}
+        headers = bearer(firm.firm_id)
 
         async def proposed() -> bool:
             plan = await console.api.post(
@@ -361,20 +375,17 @@ async def test_a_dry_run_shows_what_sync_now_would_change_before_anything_does(
         await expect(preview).to_contain_text("nothing has been changed")
         await watched.shot("12-admin-dry-run")
         await expect(count_of(page, "Linked")).to_have_text("1")
-        watched.assert_clean()
 
 
 async def test_staff_see_everything_and_no_action(console: Console) -> None:
     firm, _ = await a_synced_firm(console)
     await firm.sync()
-    async with watched_page(console.browser) as watched:
+    async with signed_in(console, firm, role="staff") as watched:
         page = watched.page
-        await sign_in(console, page, firm, role="staff")
         await expect(page.get_by_text("staff: read only")).to_be_visible()
         await expect(row(page, "ACME LTD")).to_contain_text("Linked")
         await expect(page.locator("#steps")).to_contain_text("Sync completed")
-        await row(page, "Birch and Sons").get_by_role("button", name="Suggestions").click()
-        await expect(detail_of(page, "Birch and Sons")).to_contain_text("% similar")
+        await shows_suggestions(page, "Birch and Sons")
         await row(page, "ACME LTD").get_by_role("button", name="Details of ACME LTD").click()
         await expect(detail_of(page, "ACME LTD").locator("table.audit")).to_be_visible()
         actions = re.compile(r"^(Sync Now|Preview Sync Now|Link to |Delink |Create )")
@@ -393,16 +404,14 @@ async def test_staff_see_everything_and_no_action(console: Console) -> None:
         )
         assert forced.status == 403
         assert "Only a firm admin can do this." in await forced.text()
-        watched.assert_clean()
 
 
 async def test_the_session_is_an_httponly_strict_cookie_and_every_write_needs_the_csrf_token(
     console: Console,
 ) -> None:
     firm, _ = await a_synced_firm(console)
-    async with watched_page(console.browser) as watched:
+    async with signed_in(console, firm) as watched:
         page = watched.page
-        await sign_in(console, page, firm)
         assert "token" not in page.url
         cookies = await page.context.cookies()
         assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [
@@ -425,23 +434,19 @@ async def test_the_session_is_an_httponly_strict_cookie_and_every_write_needs_th
         await page.get_by_role("button", name="Sign out").click()
         await page.wait_for_url(f"{console.url}/")
         await expect(page.get_by_text("You are not signed in")).to_be_visible()
-        watched.assert_clean()
 
 
 async def test_the_page_is_legible_on_a_phone(console: Console) -> None:
     firm, _ = await a_synced_firm(console)
     await firm.sync()
-    async with watched_page(console.browser, width=390, height=844) as watched:
+    async with signed_in(console, firm, width=390, height=844) as watched:
         page = watched.page
-        await sign_in(console, page, firm)
         await expect(row(page, "ACME LTD")).to_contain_text("Linked")
-        await row(page, "Birch and Sons").get_by_role("button", name="Suggestions").click()
-        await expect(detail_of(page, "Birch and Sons")).to_contain_text("% similar")
+        await shows_suggestions(page, "Birch and Sons")
         # Nothing wider than the screen: no sideways scrolling.
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width}px wide on a 390px screen"
         await watched.shot("14-phone")
-        watched.assert_clean()
 
 
 def _csrf_of(hx_headers: str) -> str:

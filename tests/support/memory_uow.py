@@ -453,7 +453,13 @@ class _PendingCreates(_Memory, seam.PendingCreates):
 
 class _LiscioCreates(_Memory, seam.LiscioCreates):
     async def begin(
-        self, firm_id: str, realm_id: str, customer_id: str, command_id: str, actor: str
+        self,
+        firm_id: str,
+        realm_id: str,
+        customer_id: str,
+        command_id: str,
+        actor: str,
+        retrying: LiscioCreate | None = None,
     ) -> tuple[LiscioCreate, bool]:
         async with self._access() as s:
             for waiting in s.liscio_creates.values():
@@ -463,7 +469,19 @@ class _LiscioCreates(_Memory, seam.LiscioCreates):
                     "pending",
                 ):
                     return waiting, False
-            create = LiscioCreate(command_id, firm_id, realm_id, customer_id, actor, "pending")
+            if command_id in s.liscio_creates:
+                return s.liscio_creates[command_id], False
+            create = LiscioCreate(
+                command_id,
+                firm_id,
+                realm_id,
+                customer_id,
+                actor,
+                "pending",
+                asked_at=datetime.now(UTC),
+                retry_of=(retrying.retry_of or retrying.command_id) if retrying else None,
+                attempt=retrying.attempt + 1 if retrying else 1,
+            )
             s.liscio_creates[command_id] = create
             return create, True
 
@@ -471,7 +489,9 @@ class _LiscioCreates(_Memory, seam.LiscioCreates):
         async with self._access() as s:
             return s.liscio_creates.get(command_id)
 
-    async def finish(self, command_id: str, *, account_id: str, failure: str | None = None) -> None:
+    async def finish(
+        self, command_id: str, *, account_id: str | None, failure: str | None = None
+    ) -> None:
         async with self._access() as s:
             if (create := s.liscio_creates.get(command_id)) is not None:
                 state = "failed" if failure else "done"
@@ -484,6 +504,20 @@ class _LiscioCreates(_Memory, seam.LiscioCreates):
                 for c in s.liscio_creates.values()
                 if c.realm_id == realm_id and c.state == "pending"
             }
+
+    async def waiting(self, realm_id: str, customer_ids: Sequence[str]) -> dict[str, LiscioCreate]:
+        async with self._access() as s:
+            return {
+                c.customer_id: c
+                for c in s.liscio_creates.values()
+                if c.realm_id == realm_id and c.customer_id in customer_ids and c.state == "pending"
+            }
+
+    async def expire(self, command_id: str) -> None:
+        async with self._access() as s:
+            create = s.liscio_creates.get(command_id)
+            if create is not None and create.state == "pending":
+                s.liscio_creates[command_id] = replace(create, state="expired")
 
 
 class _Connections(_Memory, seam.Connections):

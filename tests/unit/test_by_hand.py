@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from qbsync.domain.accounts import LISCIO_CREATE_EXPIRY
 from qbsync.errors import Conflict, NotFound
 from qbsync.kafka.topics import ACCOUNT_COMMANDS, SYNC_LINKS
 from qbsync.quickbooks.backoff import RetryPolicy
@@ -294,6 +296,102 @@ async def test_create_in_liscio_sends_one_command_and_links_liscios_answer(
     # now linked: asking again is refused, naming the account
     with pytest.raises(Conflict, match="already linked to account a-new"):
         await create_in_liscio(world.uow, FIRM, customer["Id"], actor=ADMIN)
+
+
+def _answer(account_id: str, name: str, command_id: str) -> AccountEvent:
+    """Liscio's `account.created` answering the command."""
+    return AccountEvent.model_validate(
+        {**event(account_id, name).model_dump(), "command_id": command_id}
+    )
+
+
+async def _unanswered_then_asked_again(world: World) -> tuple[str, str, str]:  # noqa: F811
+    """A customer whose Create in Liscio Liscio did not answer within the expiry, asked
+    again: (customer id, first command, second command)."""
+    customer = await world.customer_in_quickbooks("Never Answered LLC")
+    await world.import_customers()
+    first = await create_in_liscio(world.uow, FIRM, customer["Id"], actor=ADMIN)
+    almost = datetime.now(UTC) + LISCIO_CREATE_EXPIRY - timedelta(minutes=1)
+    assert await create_in_liscio(world.uow, FIRM, customer["Id"], actor=ADMIN, now=almost) == first
+    later = datetime.now(UTC) + LISCIO_CREATE_EXPIRY
+    second = await create_in_liscio(world.uow, FIRM, customer["Id"], actor=ADMIN, now=later)
+    return customer["Id"], first, second
+
+
+async def test_an_unanswered_create_in_liscio_may_be_asked_again_once_expired(
+    world: World,  # noqa: F811
+) -> None:
+    customer_id, first, second = await _unanswered_then_asked_again(world)
+
+    assert second == f"{first}.2"  # the same request's second attempt, recognisably
+    states = world.uow.state.liscio_creates
+    assert (states[first].state, states[second].state) == ("expired", "pending")
+    sent = [json.loads(value) for _, value in world.uow.messages(ACCOUNT_COMMANDS)]
+    assert [c["command_id"] for c in sent] == [first, second]
+    assert sent[0]["source"] == sent[1]["source"]  # Liscio can tell they are one request
+    assert await create_in_liscio(world.uow, FIRM, customer_id, actor=ADMIN) == second
+    third_at = datetime.now(UTC) + 2 * LISCIO_CREATE_EXPIRY
+    third = await create_in_liscio(world.uow, FIRM, customer_id, actor=ADMIN, now=third_at)
+    assert third == f"{first}.3"
+
+
+async def test_a_late_answer_to_the_expired_command_is_linked_and_the_retry_s_is_not(
+    world: World,  # noqa: F811
+) -> None:
+    customer_id, first, second = await _unanswered_then_asked_again(world)
+
+    await handle_account_events(
+        world.uow, world.quickbooks, [_answer("a-first", "Never Answered LLC", first)]
+    )
+    assert world.links() == {"a-first": (customer_id, "created")}
+    assert world.uow.state.liscio_creates[second].state == "failed"  # waits for nothing
+
+    await handle_account_events(
+        world.uow, world.quickbooks, [_answer("a-second", "Never Answered LLC", second)]
+    )
+    assert world.links() == {"a-first": (customer_id, "created")}  # one account linked
+    assert world.uow.state.accounts[(FIRM, "a-second")].attention is not None
+
+
+async def test_the_retry_answered_first_leaves_the_late_first_answer_for_attention(
+    world: World,  # noqa: F811
+) -> None:
+    customer_id, first, second = await _unanswered_then_asked_again(world)
+
+    await handle_account_events(
+        world.uow, world.quickbooks, [_answer("a-second", "Never Answered LLC", second)]
+    )
+    await handle_account_events(
+        world.uow, world.quickbooks, [_answer("a-first", "Never Answered LLC", first)]
+    )
+
+    assert world.links() == {"a-second": (customer_id, "created")}
+    assert "already linked" in str(world.uow.state.accounts[(FIRM, "a-first")].attention)
+    assert world.uow.state.liscio_creates[first].state == "failed"
+
+
+async def test_a_customer_waiting_for_liscio_may_be_linked_by_hand_once_expired(
+    world: World,  # noqa: F811
+) -> None:
+    customer = await world.customer_in_quickbooks("Linked Instead LLC")
+    await world.import_customers()
+    await copies.keep_accounts(world.uow, [event("a-hand", "Another Name", status="Prospect")])
+    command = await create_in_liscio(world.uow, FIRM, customer["Id"], actor=ADMIN)
+    with pytest.raises(Conflict, match="waits for the account Liscio is creating"):
+        await link_by_hand(world.uow, world.quickbooks, FIRM, "a-hand", customer["Id"], actor=ADMIN)
+
+    await link_by_hand(
+        world.uow,
+        world.quickbooks,
+        FIRM,
+        "a-hand",
+        customer["Id"],
+        actor=ADMIN,
+        liscio_expiry=timedelta(0),
+    )
+
+    assert world.links() == {"a-hand": (customer["Id"], "manual")}
+    assert world.uow.state.liscio_creates[command].state == "expired"
 
 
 async def test_create_in_liscio_refuses_unknown_and_linked_customers(

@@ -91,3 +91,26 @@ def test_no_run_yet_invites_an_admin_to_sync_and_tells_staff_only_the_fact() -> 
     assert "Press Sync Now" in _steps(None)
     assert "No sync has run yet." in _steps(None, admin=False)
     assert "Press Sync Now" not in _steps(None, admin=False)
+
+
+def _customer_row(liscio_create: dict[str, Any] | None) -> str:
+    class Session:
+        is_admin = True
+
+    customer = {"id": "58", "display_name": "Cedar Holdings", "parent_id": None}
+    item = {"account": None, "customer": customer, "link": None, "attention": None}
+    records = {"items": [item | {"liscio_create": liscio_create}], "next_cursor": None}
+    return templates.get_template("_record_rows.html").render(
+        records=records, session=Session(), filter="all", q=""
+    )
+
+
+def test_a_customer_being_created_in_liscio_may_be_asked_again_only_once_retryable() -> None:
+    assert "Not in Liscio" in _customer_row(None)
+    assert ">Create in Liscio</button>" in _customer_row(None)
+    waiting = _customer_row({"command_id": "c", "asked_at": None, "retryable": False})
+    assert "Being created in Liscio" in waiting
+    assert "create-in-liscio" not in waiting  # asking again would send the same command
+    unanswered = _customer_row({"command_id": "c", "asked_at": None, "retryable": True})
+    assert "Liscio has not answered" in unanswered
+    assert ">Create in Liscio again</button>" in unanswered

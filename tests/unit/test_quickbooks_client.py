@@ -561,6 +561,10 @@ async def test_a_second_401_is_an_authentication_error(qb: Harness) -> None:
 
     assert raised.value.code == "3200"
     assert qb.fake.token_requests == 2  # the first token, then exactly one refresh
+    assert REALM in qb.store.reconnect_reasons  # a person must reconnect the firm
+    with pytest.raises(NeedsReconnectError):
+        await qb.client.read_customer(REALM, "1")
+    assert qb.fake.token_requests == 2  # the marked connection is not tried again
 
 
 async def test_invalid_grant_marks_the_connection_and_stops(qb: Harness) -> None:

@@ -10,6 +10,7 @@ from qbsync.sync import integration
 from services.api.auth import Access
 from services.api.cursors import decode_cursor, encode_cursor
 from services.api.deps import Deps
+from services.api.ids import Id
 from services.api.routes import firm_router
 from services.api.schemas import AuditItem, AuditPage
 
@@ -24,7 +25,7 @@ router = firm_router("audit")
 async def get_audit(
     access: Access,
     deps: Deps,
-    account_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    account_id: Annotated[Id | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> AuditPage:

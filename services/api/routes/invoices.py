@@ -17,6 +17,7 @@ from qbsync.sync import invoices
 from qbsync.sync.field_sync import stable_id
 from services.api.auth import Access, AdminAccess
 from services.api.deps import Deps
+from services.api.ids import AccountId, SearchText
 from services.api.problems import problem_responses
 from services.api.routes import firm_router
 
@@ -31,7 +32,10 @@ MAX_AMOUNT = 1e11
 class Invoice(BaseModel):
     """An invoice of QuickBooks, as the integration page shows it."""
 
+    # Made from an InvoiceView by `Invoice.model_validate(view)` (from_attributes).
+
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "example": {
                 "id": "130",
@@ -43,7 +47,7 @@ class Invoice(BaseModel):
                 "customer_id": "58",
                 "contact_name": "Ada Lovelace",
             }
-        }
+        },
     )
 
     id: str = Field(description="QuickBooks' Invoice Id")
@@ -57,19 +61,6 @@ class Invoice(BaseModel):
         description="The contact it was made for; for an invoice made elsewhere, the name of"
         " the individual on its customer"
     )
-
-    @classmethod
-    def of(cls, view: invoices.InvoiceView) -> Invoice:
-        return cls(
-            id=view.id,
-            doc_number=view.doc_number,
-            txn_date=view.txn_date,
-            due_date=view.due_date,
-            total=view.total,
-            balance=view.balance,
-            customer_id=view.customer_id,
-            contact_name=view.contact_name,
-        )
 
 
 class Invoices(BaseModel):
@@ -123,14 +114,14 @@ class NewInvoice(BaseModel):
 async def list_invoices(
     access: Access,
     deps: Deps,
-    account_id: str,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    account_id: AccountId,
+    q: Annotated[SearchText | None, Query()] = None,
     status: InvoiceStatus = "all",
 ) -> Invoices:
     found = await invoices.list_invoices(
         deps.uow, deps.quickbooks, access.firm_id, account_id, q=q, status=status
     )
-    return Invoices(items=[Invoice.of(view) for view in found])
+    return Invoices(items=[Invoice.model_validate(view) for view in found])
 
 
 @router.post(
@@ -146,7 +137,7 @@ async def list_invoices(
 async def create_invoice(
     access: AdminAccess,
     deps: Deps,
-    account_id: str,
+    account_id: AccountId,
     body: NewInvoice,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
@@ -165,4 +156,4 @@ async def create_invoice(
         due_date=body.due_date,
         request_id=request_id,
     )
-    return JSONResponse(Invoice.of(made).model_dump(mode="json"), status_code=201)
+    return JSONResponse(Invoice.model_validate(made).model_dump(mode="json"), status_code=201)

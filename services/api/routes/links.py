@@ -8,27 +8,22 @@ unavailable 503 with Retry-After, and then nothing is left half-done."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import timedelta
 
-from fastapi import Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict
 
-from qbsync.db.links import Link as StoredLink
-from qbsync.db.records import LinkView
 from qbsync.errors import NotFound
 from qbsync.sync.by_hand import create_in_liscio, delink_by_hand, link_by_hand
 from qbsync.sync.creating import create_in_quickbooks
 from services.api.auth import AdminAccess
 from services.api.deps import Deps
+from services.api.ids import AccountId, CustomerId, Id
 from services.api.problems import problem_responses
 from services.api.routes import firm_router
 from services.api.schemas import Customer, Link
 
 router = firm_router("links")
-
-RecordId = Annotated[str, Field(min_length=1, max_length=200)]
-AccountId = Annotated[str, Path(min_length=1, max_length=200, examples=["a-456"])]
-CustomerId = Annotated[str, Path(min_length=1, max_length=200, examples=["58"])]
 
 
 class LinkRequest(BaseModel):
@@ -36,8 +31,8 @@ class LinkRequest(BaseModel):
         extra="forbid", json_schema_extra={"example": {"account_id": "a-456", "customer_id": "58"}}
     )
 
-    account_id: RecordId
-    customer_id: RecordId
+    account_id: Id
+    customer_id: Id
 
 
 class CreatedInQuickBooks(BaseModel):
@@ -79,12 +74,6 @@ class CommandAccepted(BaseModel):
     command_id: str
 
 
-def _link(link: StoredLink) -> Link:
-    return Link.of(
-        LinkView(link.account_id, link.customer_id, link.realm_id, link.how, link.linked_at)
-    )
-
-
 @router.post(
     "/links",
     status_code=201,
@@ -102,8 +91,9 @@ async def link_pair(body: LinkRequest, access: AdminAccess, deps: Deps) -> Link:
         body.account_id,
         body.customer_id,
         actor=access.user,
+        liscio_expiry=timedelta(hours=deps.settings.QBSYNC_LISCIO_CREATE_EXPIRY_HOURS),
     )
-    return _link(link)
+    return Link.model_validate(link)
 
 
 @router.delete(
@@ -138,7 +128,9 @@ async def create_customer(
     view = await deps.uow.direct.records.customer(created.link.realm_id, created.link.customer_id)
     if view is None:  # written in the same transaction as the link
         raise NotFound("customer", created.link.customer_id)
-    return CreatedInQuickBooks(link=_link(created.link), customer=Customer.of(view))
+    return CreatedInQuickBooks(
+        link=Link.model_validate(created.link), customer=Customer.model_validate(view)
+    )
 
 
 @router.post(
@@ -148,11 +140,17 @@ async def create_customer(
     description="An `account.create` command on `liscio.account-commands`; the account"
     " Liscio's `account.created` event with this `command_id` carries is linked to the"
     " customer (`how` = `created`), and nothing is created in QuickBooks. Asked again before"
-    " Liscio answers: the same command.",
+    " Liscio answers: the same command; once QBSYNC_LISCIO_CREATE_EXPIRY_HOURS (24) have"
+    " passed without an answer, a new command `{first command_id}.{attempt}` (the records"
+    " show the customer's `liscio_create` as `retryable`). A late answer to the first is"
+    " still linked while the customer is not linked; one customer never gets two accounts.",
     responses=problem_responses(409),
 )
 async def create_account(
     customer_id: CustomerId, access: AdminAccess, deps: Deps
 ) -> CommandAccepted:
-    command_id = await create_in_liscio(deps.uow, access.firm_id, customer_id, actor=access.user)
+    expiry = timedelta(hours=deps.settings.QBSYNC_LISCIO_CREATE_EXPIRY_HOURS)
+    command_id = await create_in_liscio(
+        deps.uow, access.firm_id, customer_id, actor=access.user, expiry=expiry
+    )
     return CommandAccepted(command_id=command_id)

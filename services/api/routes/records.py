@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Query
@@ -11,6 +12,7 @@ from qbsync.sync import integration
 from services.api.auth import Access
 from services.api.cursors import decode_cursor, encode_cursor
 from services.api.deps import Deps
+from services.api.ids import SearchText
 from services.api.routes import firm_router
 from services.api.schemas import Record, Records
 
@@ -31,9 +33,8 @@ async def list_records(
     deps: Deps,
     record_filter: Annotated[RecordFilter, Query(alias="filter")] = "all",
     q: Annotated[
-        str | None,
+        SearchText | None,
         Query(
-            max_length=200,
             description="Case-insensitive substring of the account's or the customer's name",
         ),
     ] = None,
@@ -41,12 +42,13 @@ async def list_records(
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Records:
     after = RecordKey(*decode_cursor(cursor, (str, str, str))) if cursor else None
+    expiry = timedelta(hours=deps.settings.QBSYNC_LISCIO_CREATE_EXPIRY_HOURS)
     page = await integration.records_page(
-        deps.uow, access.firm_id, record_filter, q or None, after, limit
+        deps.uow, access.firm_id, record_filter, q or None, after, limit, expiry
     )
     next_after = page.next_after
     return Records(
-        items=[Record.of(item) for item in page.items],
+        items=[Record.of(item, page.creating) for item in page.items],
         next_cursor=encode_cursor(
             [next_after.folded, next_after.account_id, next_after.customer_id]
         )

@@ -9,6 +9,7 @@ from fastapi import Query
 from qbsync.sync import integration
 from services.api.auth import Access
 from services.api.deps import Deps
+from services.api.ids import Id
 from services.api.problems import Problem
 from services.api.routes import firm_router
 from services.api.schemas import (
@@ -32,8 +33,8 @@ router = firm_router("suggestions")
 async def get_suggestions(
     access: Access,
     deps: Deps,
-    account_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    customer_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    account_id: Annotated[Id | None, Query()] = None,
+    customer_id: Annotated[Id | None, Query()] = None,
 ) -> Suggestions:
     if (account_id is None) == (customer_id is None):
         raise Problem(
@@ -45,14 +46,16 @@ async def get_suggestions(
     if account_id is not None:
         return Suggestions(
             items=[
-                CustomerSuggestion(customer=Customer.of(s.customer), score=min(s.score, 1.0))
+                CustomerSuggestion(
+                    customer=Customer.model_validate(s.customer), score=min(s.score, 1.0)
+                )
                 for s in found
                 if s.customer is not None
             ]
         )
     return Suggestions(
         items=[
-            AccountSuggestion(account=Account.of(s.account), score=min(s.score, 1.0))
+            AccountSuggestion(account=Account.model_validate(s.account), score=min(s.score, 1.0))
             for s in found
             if s.account is not None
         ]

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from qbsync.sync import integration
 from services.api.auth import Access, AdminAccess
 from services.api.deps import Deps
+from services.api.ids import RunId
 from services.api.problems import problem_responses
 from services.api.routes import firm_router
 from services.api.schemas import AmbiguousName, DryRun, LinkProposal, PlannedWrite, Run
@@ -61,5 +62,5 @@ async def post_sync(
 
 
 @router.get("/syncs/{run_id}", response_model=Run, summary="A run of the firm")
-async def get_run(access: Access, deps: Deps, run_id: str) -> Run:
+async def get_run(access: Access, deps: Deps, run_id: RunId) -> Run:
     return Run.model_validate(await integration.run_of_firm(deps.uow, access.firm_id, run_id))
