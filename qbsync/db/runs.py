@@ -58,8 +58,9 @@ class Run:
 async def open_or_join_run(
     db: Db, firm_id: str, request_id: str, kind: str, requested_at: datetime
 ) -> tuple[Run, bool]:
-    """The firm's open run with this request added, or a new one. Returns (run, created).
-    Redelivery of a request that already belongs to a run returns that run."""
+    """The firm's run that has not started yet with this request added, or a new one (which
+    starts once the firm's run under way ends). Returns (run, created). Redelivery of a
+    request that already belongs to a run returns that run."""
     async with transaction_on(db) as conn:
         # Serialise requests of one firm so two at once cannot both create a run.
         await conn.execute(
@@ -72,9 +73,11 @@ async def open_or_join_run(
         )
         if row:
             return Run.from_row(row), False
+        # Only a run that has not started: one under way may have read QuickBooks before
+        # this request was made, and what changed since must be synced too.
         row = await conn.fetchrow(
             "UPDATE sync_runs SET request_ids = array_append(request_ids, $2)"
-            " WHERE firm_id = $1 AND status IN ('pending', 'running') RETURNING *",
+            " WHERE firm_id = $1 AND status = 'pending' RETURNING *",
             firm_id,
             request_id,
         )
@@ -100,8 +103,8 @@ async def open_or_join_run(
 
 
 async def claim_step(db: Db, step: Step) -> Run | None:
-    """Claim the oldest runnable `step` of any open run: pending, or running with its lease
-    run out. Only one process wins a claim."""
+    """Claim the oldest runnable `step` of any open run that is its firm's oldest: pending,
+    or running with its lease run out. Only one process wins a claim."""
     row = await db.fetchrow(
         f"""
         UPDATE sync_run_steps s SET status = 'running', started_at = COALESCE(started_at, now()),
@@ -110,6 +113,10 @@ async def claim_step(db: Db, step: Step) -> Run | None:
                SELECT c.run_id, c.step FROM sync_run_steps c
                  JOIN sync_runs r ON r.run_id = c.run_id
                 WHERE c.step = $1 AND r.status IN ('pending', 'running') AND {_claimable("c")}
+                  AND NOT EXISTS (SELECT 1 FROM sync_runs earlier
+                                   WHERE earlier.firm_id = r.firm_id
+                                     AND earlier.status IN ('pending', 'running')
+                                     AND earlier.requested_at < r.requested_at)
                 ORDER BY r.requested_at
                 LIMIT 1 FOR UPDATE OF c SKIP LOCKED)
         RETURNING run_id

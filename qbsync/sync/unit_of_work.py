@@ -270,11 +270,13 @@ class Runs(ABC):
     async def open_or_join(
         self, firm_id: str, request_id: str, kind: str, requested_at: datetime
     ) -> tuple[Run, bool]:
-        """The firm's open run with this request added, or a new one: (run, created)."""
+        """The firm's run that has not started with this request added, or a new one, which
+        starts once the firm's run under way ends: (run, created)."""
 
     @abstractmethod
     async def claim_next(self, step: Step) -> Run | None:
-        """The oldest claimable `step` of any open run, claimed; None if there is none."""
+        """The oldest claimable `step` of any open run that is its firm's oldest, claimed;
+        None if there is none."""
 
     @abstractmethod
     async def waiting_for(self, step: Step, after: Step) -> list[tuple[Run, dict[str, Any]]]:

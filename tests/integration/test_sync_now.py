@@ -401,7 +401,12 @@ async def test_a_customer_created_in_quickbooks_appears_without_sync_now(system:
     assert await eventually(stored, timeout=30, what="new customer stored")
 
 
-async def test_two_sync_nows_at_once_become_one_run(system: System) -> None:
+async def test_two_sync_nows_at_once_share_a_run_or_queue_one_behind_the_other(
+    system: System,
+) -> None:
+    """Pressed before the run starts, the second press joins it; pressed once it is under
+    way, it opens the next run, which starts only when the first has ended (it may have
+    read QuickBooks before the press). Which of the two happens depends on the importer."""
     firm = await system.new_firm({"name": "Concurrent Co"})
     await firm.liscio.create(LiscioAccount("a-c", "Concurrent Co", status="Prospect"))
     # A slow QuickBooks keeps the first run open while the second request arrives.
@@ -409,11 +414,13 @@ async def test_two_sync_nows_at_once_become_one_run(system: System) -> None:
     first, second = await asyncio.gather(firm.sync(), firm.sync())
     await system.admin.set_faults(firm.realm_id, latency_ms=0)
     assert first["status"] == second["status"] == "done"
-    assert first["run_id"] == second["run_id"]
-    runs = await system.pool.fetchval(
-        "SELECT count(*) FROM sync_runs WHERE firm_id = $1", firm.firm_id
+    runs = await system.pool.fetch(
+        "SELECT started_at, finished_at FROM sync_runs WHERE firm_id = $1 ORDER BY started_at",
+        firm.firm_id,
     )
-    assert runs == 1
+    assert len(runs) == len({first["run_id"], second["run_id"]})
+    if len(runs) == 2:
+        assert runs[1]["started_at"] >= runs[0]["finished_at"]  # one behind the other
     assert len((await firm.links())["links"]) == 1
 
 

@@ -562,7 +562,7 @@ class _Runs(_Memory, seam.Runs):
                 if request_id in row.request_ids:
                     return row.run, False
             for row in mine:
-                if row.run.status in ("pending", "running"):
+                if row.run.status == "pending":
                     row.request_ids.append(request_id)
                     return row.run, False
             run = Run(str(uuid.uuid4()), firm_id, None, kind, "pending")
@@ -576,7 +576,13 @@ class _Runs(_Memory, seam.Runs):
                 key=lambda r: r.requested_at,
             )
             for row in open_runs:
-                if _claimable(row.steps[step]):
+                earlier = [
+                    other
+                    for other in open_runs
+                    if other.run.firm_id == row.run.firm_id
+                    and other.requested_at < row.requested_at
+                ]
+                if _claimable(row.steps[step]) and not earlier:
                     _lease(row.steps[step])
                     row.run = replace(row.run, status="running")
                     return row.run
