@@ -35,6 +35,11 @@ from qbsync.quickbooks.transport import RETRYABLE_TRANSPORT_ERRORS, HttpAnswer, 
 
 log = logging.getLogger("qbsync.quickbooks")
 
+# A 401 is answered by refreshing, twice at most: the first refresh may hand over the token
+# another process has just stored, which the same expiry may have ended too (make chaos: two
+# firms marked needs_reconnect through our own fault); the second is this process's own.
+_REFRESHES_PER_CALL = 2
+
 
 class ApiSession:
     def __init__(
@@ -112,7 +117,7 @@ class ApiSession:
         # Intuit meters reads (query, read, CDC: all GETs); writes are not metered.
         metered = method == "GET"
         calls = QBO_REALM_CALLS.labels(realm_id, "true" if metered else "false")
-        refreshed = False
+        refreshes = 0
         attempt = 1
         throttled = 0
         while True:
@@ -152,11 +157,11 @@ class ApiSession:
                 body = response.json()
                 if 200 <= status < 300:
                     return self._success(realm_id, operation, status, body)
-                if status == 401 and not refreshed:
-                    refreshed = True
+                if status == 401 and refreshes < _REFRESHES_PER_CALL:
+                    refreshes += 1
                     QBO_RETRIES.labels(operation, "unauthorized").inc()
                     log.warning(
-                        "QuickBooks rejected the access token; refreshing once and retrying",
+                        "QuickBooks rejected the access token; refreshing and retrying",
                         extra={"realm_id": realm_id, "operation": operation},
                     )
                     await self._tokens.renew_after_rejection(realm_id, token)
@@ -165,8 +170,8 @@ class ApiSession:
                     realm_id=realm_id, operation=operation, status=status, body=body
                 )
                 if status == 401:
-                    # A token refreshed just now is refused too: the company withdrew the
-                    # app's access, and only a person reconnecting brings it back.
+                    # A token this process refreshed just now is refused too: the company
+                    # withdrew the app's access, and only a person reconnecting brings it back.
                     await self._tokens.mark_refused(realm_id, str(failure))
                     raise failure
                 if status == 429:

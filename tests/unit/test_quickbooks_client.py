@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
@@ -31,7 +31,7 @@ from qbsync.quickbooks.errors import (
     TransportError,
 )
 from qbsync.quickbooks.limiter import Limits
-from qbsync.quickbooks.tokens import InMemoryTokenStore
+from qbsync.quickbooks.tokens import InMemoryTokenStore, StoredTokens
 from tests.support.fake_quickbooks import (
     BASE_URL,
     REALM,
@@ -547,7 +547,26 @@ async def test_a_401_refreshes_once_and_retries(qb: Harness) -> None:
     assert (await qb.store.load(REALM)).refresh_token == "rt-2"
 
 
-async def test_a_second_401_is_an_authentication_error(qb: Harness) -> None:
+async def test_a_token_another_process_stored_and_refused_too_is_refreshed_again(
+    qb: Harness,
+) -> None:
+    """Found by make chaos: every access token of a realm ended at once; the first refresh
+    handed over the token another process had just stored, dead as well, and its 401 marked
+    the firm needs_reconnect. The next refresh is this process's own, and it works."""
+    qb.fake.script(ok("Customer", customer("1")), ok("Customer", customer("1")))
+    await qb.client.read_customer(REALM, "1")
+    qb.fake.expire_access_tokens()
+    # Another process refreshed just before the tokens ended: its token is stored, and dead.
+    dead = StoredTokens("rt-1", "at-dead", datetime.now(UTC) + timedelta(minutes=30))
+    await qb.store.save(REALM, dead)
+
+    await qb.client.read_customer(REALM, "1")
+
+    assert qb.store.reconnect_reasons == {}
+    assert qb.fake.api_requests[-1].headers["Authorization"] == "Bearer at-2"
+
+
+async def test_a_401_after_refreshing_twice_is_an_authentication_error(qb: Harness) -> None:
     async def never_valid(request: SeenRequest) -> Answer:
         qb.fake.expire_access_tokens()
         return Answer(401, json={"fault": {"error": [{"code": "3200"}]}})
@@ -560,11 +579,11 @@ async def test_a_second_401_is_an_authentication_error(qb: Harness) -> None:
         await qb.client.read_customer(REALM, "1")
 
     assert raised.value.code == "3200"
-    assert qb.fake.token_requests == 2  # the first token, then exactly one refresh
+    assert qb.fake.token_requests == 3  # the first token, then two refreshes of its own
     assert REALM in qb.store.reconnect_reasons  # a person must reconnect the firm
     with pytest.raises(NeedsReconnectError):
         await qb.client.read_customer(REALM, "1")
-    assert qb.fake.token_requests == 2  # the marked connection is not tried again
+    assert qb.fake.token_requests == 3  # the marked connection is not tried again
 
 
 async def test_invalid_grant_marks_the_connection_and_stops(qb: Harness) -> None:
