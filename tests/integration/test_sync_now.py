@@ -277,7 +277,10 @@ async def test_subsequent_syncs_and_an_unchanged_replay(system: System) -> None:
     await eventually(lambda: processed_by_pusher(system, [removed.event_id]), what="update pushed")
     second = await firm.sync()
     assert second["status"] == "done", second
-    assert second["steps"]["push"]["counts"]["quickbooks_writes"] == 1
+    # Liscio's values go back in one write: the pusher's, if the QuickBooks edit reached our
+    # copy (webhook, CDC) before it applied the Liscio update, else the push step's.
+    pushed = second["steps"]["push"]["counts"]["quickbooks_writes"]
+    assert pushed in (0, 1)
     customer = await firm.customer(cid)
     assert synced_of(customer) == (
         {"Line1": "1 Main St", "City": "Austin", "CountrySubDivisionCode": "TX"},
