@@ -30,11 +30,17 @@ def message_json(model: type[BaseModel], values: Mapping[str, Any]) -> bytes:
     """`model.model_validate(values).model_dump_json(exclude_unset=True)`, as bytes, at
     orjson's cost when `values` are already what the model would make of them (the fields
     it declares, in its order, of the right types; nested models as such dicts)."""
-    if _accepts_as_is(model, values):
+    if type(values) is dict:
+        shape = tuple(values)
         try:
-            return orjson.dumps(values, option=_OPTIONS)
-        except orjson.JSONEncodeError:  # e.g. a lone surrogate: the model decides
-            pass
+            accepts = _CHECKS[model][shape]
+        except KeyError:
+            accepts = _learn_shape(model, shape)
+        if accepts(values):
+            try:
+                return orjson.dumps(values, option=_OPTIONS)
+            except orjson.JSONEncodeError:  # e.g. a lone surrogate: the model decides
+                pass
     return model.model_validate(values).model_dump_json(exclude_unset=True).encode()
 
 
@@ -45,19 +51,28 @@ _MOST_SHAPES = 256
 _CHECKS: dict[type[BaseModel], dict[tuple[str, ...], Callable[[Any], bool]]] = {}
 
 
+def _learn_shape(model: type[BaseModel], shape: tuple[str, ...]) -> Callable[[Any], bool]:
+    checks = _CHECKS.setdefault(model, {})
+    if len(checks) >= _MOST_SHAPES:
+        return _refuse
+    check = checks[shape] = _shape_check(model, shape)
+    return check
+
+
+def _refuse(values: Any) -> bool:
+    return False
+
+
 def _accepts_as_is(model: type[BaseModel], values: Any) -> bool:
+    """The check of a nested model's values in a shape other than its full one."""
     if type(values) is not dict:
         return False
     shape = tuple(values)
-    checks = _CHECKS.get(model)
-    if checks is None:
-        checks = _CHECKS[model] = {}
-    check = checks.get(shape)
-    if check is None:
-        if len(checks) >= _MOST_SHAPES:
-            return False
-        check = checks[shape] = _shape_check(model, shape)
-    return check(values)
+    try:
+        accepts = _CHECKS[model][shape]
+    except KeyError:
+        accepts = _learn_shape(model, shape)
+    return accepts(values)
 
 
 def _shape_check(model: type[BaseModel], shape: tuple[str, ...]) -> Callable[[Any], bool]:
@@ -65,24 +80,35 @@ def _shape_check(model: type[BaseModel], shape: tuple[str, ...]) -> Callable[[An
     written as Python source and compiled once (as `dataclasses` writes `__init__`), one
     expression per field, since a loop of small checks costs several times the microsecond
     or two this saves on a message."""
+    names: dict[str, Any] = {}
+    test = _fields_test(model, shape, "values", "v", names)
+    if test is None:
+        return _refuse  # unknown fields, a required one missing, another order
+    exec(f"def accepts(values):\n    return {test}\n", names)
+    accepts: Callable[[Any], bool] = names["accepts"]
+    return accepts
+
+
+def _fields_test(
+    model: type[BaseModel], shape: tuple[str, ...], source: str, prefix: str, names: dict[str, Any]
+) -> str | None:
+    """An expression true when the fields of `source` (a dict of this shape) are what the
+    model keeps as they are; None when no values of this shape are."""
     fields = model.model_fields
     required = {name for name, info in fields.items() if info.is_required()}
     if list(shape) != [name for name in fields if name in shape] or not required <= set(shape):
-        return lambda values: False  # unknown fields, a required one missing, another order
-    names: dict[str, Any] = {}
+        return None
     tests = [
         _value_test(
             fields[name].annotation,
             fields[name].metadata,
-            f"(v{number} := values[{name!r}])",
-            f"v{number}",
+            f"({prefix}{number} := {source}[{name!r}])",
+            f"{prefix}{number}",
             names,
         )
         for number, name in enumerate(shape)
     ]
-    exec(f"def accepts(values):\n    return {' and '.join(tests) or 'True'}\n", names)
-    accepts: Callable[[Any], bool] = names["accepts"]
-    return accepts
+    return " and ".join(tests) or "True"
 
 
 def _value_test(
@@ -109,14 +135,15 @@ def _value_test(
     if annotation in (bool, int, float, datetime):
         return f"type({value}) is {_name(names, annotation)}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        # A nested model's values in its full shape (the usual case) are checked without the
-        # look-up by shape; any other shape goes through it.
+        # A nested model's values in its full shape (the usual case) are checked in line;
+        # any other shape goes through the look-up by shape.
         order = tuple(annotation.model_fields)
-        full = _name(names, _shape_check(annotation, order))
+        inline = _fields_test(annotation, order, variable, f"{variable}_", names)
         other = _name(names, partial(_accepts_as_is, annotation))
+        full = _name(names, order)
         return (
-            f"(type({value}) is dict and ({full}({variable})"
-            f" if tuple({variable}) == {_name(names, order)} else {other}({variable})))"
+            f"(type({value}) is dict and (tuple({variable}) == {full} and {inline}"
+            f" or tuple({variable}) != {full} and {other}({variable})))"
         )
     return "False"  # a type this check does not know: the model decides
 
