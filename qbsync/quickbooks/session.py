@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 
 from qbsync import tracing
 from qbsync.metrics import (
@@ -39,6 +39,26 @@ log = logging.getLogger("qbsync.quickbooks")
 # another process has just stored, which the same expiry may have ended too (make chaos: two
 # firms marked needs_reconnect through our own fault); the second is this process's own.
 _REFRESHES_PER_CALL = 2
+
+T = TypeVar("T")
+
+
+async def _answered_before_cancelled(exchange: Coroutine[Any, Any, T]) -> T:
+    """The exchange's answer; a caller cancelled meanwhile (an import's page asked ahead
+    and no longer wanted) is cancelled only once the exchange has ended, so the request's
+    slot is given back no sooner than QuickBooks stops counting it in flight."""
+    task = asyncio.ensure_future(exchange)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_forget_outcome)
+        await asyncio.wait({task})  # a second cancellation ends this wait
+        raise
+
+
+def _forget_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # nobody waits for it: not "never retrieved"
 
 
 class ApiSession:
@@ -127,12 +147,17 @@ class ApiSession:
             async with limiter.slot(weight, batch=batch, metered=metered) as waited:
                 QBO_LIMITER_WAIT_SECONDS.observe(waited)
                 try:
-                    response = await self._http.request(
-                        method,
-                        url,
-                        params=query,
-                        json_body=json_body,
-                        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                    response = await _answered_before_cancelled(
+                        self._http.request(
+                            method,
+                            url,
+                            params=query,
+                            json_body=json_body,
+                            headers={
+                                "Authorization": f"Bearer {token}",
+                                "Accept": "application/json",
+                            },
+                        )
                     )
                 except RETRYABLE_TRANSPORT_ERRORS as exc:
                     transport_error = exc

@@ -92,6 +92,26 @@ async def test_pages_ahead_overlap_and_rows_keep_their_order(
     assert len(realm.positions) <= 13
 
 
+async def test_pages_asked_past_the_end_hold_their_slots_until_answered(
+    client: tuple[QuickBooksClient, FakeQuickBooks],
+) -> None:
+    # QuickBooks counts a request in flight until it has answered it, even when its client
+    # stopped waiting: a slot given back sooner lets another call in over the limit (the
+    # 429s bench-quota saw at the end of an import).
+    qb, fake = client
+    realm = PagedRealm(total=45, delay=0.05)
+    fake.api = realm.answer
+
+    got = []
+    async for customer in qb.customers(REALM, page_size=10, pages_ahead=3):
+        got.append(customer["Id"])
+        await asyncio.sleep(0.001)  # a reader with work to do: pages ahead are sent meanwhile
+
+    assert len(got) == 45
+    assert len(realm.positions) == 8  # three pages asked past the last one
+    assert realm.in_flight == 0  # and answered before the import went on
+
+
 async def test_a_first_page_that_is_not_full_asks_for_nothing_more(
     client: tuple[QuickBooksClient, FakeQuickBooks],
 ) -> None:
