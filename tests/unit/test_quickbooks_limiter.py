@@ -320,3 +320,67 @@ async def test_a_grant_is_no_more_than_the_processs_slots_can_send_at_once() -> 
     # of its two slots, never the 20 calls a grant may be.
     chunks = [r.chunk for r in ledger.requests if r.want_calls]
     assert chunks[0] == 1 and max(chunks) == 2
+
+
+async def test_a_process_with_every_slot_busy_asks_again_when_one_frees_not_a_lease_later() -> None:
+    # make bench-sync: a first sync's writes went one round of slots per lease (1 s), each
+    # grant all it asked for but made while every slot was busy.
+    ledger = SlotLedger(slots=2)
+    lease = 30.0
+    limiter = SharedLimiters(Limits(), ledger, SharingTerms(lease, 20, 60.0)).for_realm("r")
+    done = 0
+
+    async def call() -> None:
+        nonlocal done
+        async with limiter.slot():
+            await asyncio.sleep(0.001)
+            done += 1
+
+    await asyncio.wait_for(asyncio.gather(*(call() for _ in range(10))), lease / 3)
+    await limiter.aclose()
+    assert done == 10
+
+
+class DemandLedger(SlotLedger):
+    """Grants every slot asked for and the calls of the chunk, once `gate` is open."""
+
+    def __init__(self) -> None:
+        super().__init__(slots=0)
+        self.gate = asyncio.Event()
+
+    async def take(self, request: TakeRequest) -> Grant:
+        self.requests.append(request)
+        await self.gate.wait()
+        return Grant(min(request.want_calls, request.chunk), request.want_slots, None)
+
+
+async def test_slots_wanted_by_waiters_that_came_during_a_take_are_asked_for_at_once() -> None:
+    ledger = DemandLedger()
+    lease = 30.0
+    limiter = SharedLimiters(Limits(), ledger, SharingTerms(lease, 20, 60.0)).for_realm("r")
+    release = asyncio.Event()
+    started = 0
+
+    async def call() -> None:
+        nonlocal started
+        async with limiter.slot():
+            started += 1
+            await release.wait()
+
+    first = asyncio.create_task(call())
+
+    async def asking() -> bool:
+        return len(ledger.requests) == 1
+
+    await eventually(asking, timeout=5, interval=0.01, what="the first take")
+    later = [asyncio.create_task(call()) for _ in range(9)]
+    await asyncio.sleep(0)  # each new task's first step queues it behind the take
+    ledger.gate.set()  # the grant: the one slot asked for before they came
+
+    async def all_started() -> bool:
+        return started == 10
+
+    await eventually(all_started, timeout=lease / 10, interval=0.01, what="ten calls in flight")
+    release.set()
+    await asyncio.gather(first, *later)
+    await limiter.aclose()
