@@ -30,17 +30,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum
 from typing import Protocol
 
 from qbsync.config import Settings
 
 log = logging.getLogger("qbsync.quickbooks")
-
-
-class Shortage(Enum):
-    CALLS = "calls"
-    SLOTS = "slots"
 
 
 class Priority(IntEnum):
@@ -323,9 +318,7 @@ class SharedRealmLimiter:
         self._finish_times: list[tuple[float, int]] = []  # (finished at, calls) unreported
         self._dirty = False  # the ledger's row holds something of ours
         self._last_take = -float("inf")
-        # When a take may next help a waiter short of calls, or of slots (the ledger had
-        # no more of it at the last take).
-        self._calls_not_before = self._slots_not_before = -float("inf")
+        self._not_before = -float("inf")
         self._changed = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
@@ -422,14 +415,14 @@ class SharedRealmLimiter:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._refill(), name=f"quota-{self.realm_id}")
 
-    def _shortage(self) -> Shortage | None:
-        """What a new grant could give a waiter to start now, not merely after one of our
-        answers: with every slot busy, only more slots help; with one free, more calls."""
+    def _starving(self) -> bool:
+        """A waiter could start with a new grant (not merely after our own answers)."""
         if not self._waiters:
-            return None
-        if self.in_flight >= self._slots:
-            return Shortage.SLOTS if self._slots < self.limits.max_in_flight else None
-        return Shortage.CALLS if self._waiters[0].weight > self._available else None
+            return False
+        head = self._waiters[0]
+        if head.weight > self._available:
+            return True
+        return self.in_flight >= self._slots and self._slots < self.limits.max_in_flight
 
     async def _refill(self) -> None:
         """Takes grants while someone waits, and reports to the ledger at least once a
@@ -439,14 +432,12 @@ class SharedRealmLimiter:
             self._forget_cancelled_head()
             now = self._clock()
             holding = bool(self._dirty or self._available or self.in_flight or self._finished)
-            shortage = self._shortage()
-            if shortage is None and not holding:
+            starving = self._starving()
+            if not starving and not holding:
                 return
             due = self._last_take + self._terms.lease_seconds if holding else float("inf")
-            if shortage is Shortage.CALLS:
-                due = min(due, self._calls_not_before)
-            elif shortage is Shortage.SLOTS:
-                due = min(due, self._slots_not_before)
+            if starving:
+                due = min(due, self._not_before)
             if now < due:
                 self._changed.clear()
                 with suppress(TimeoutError):
@@ -545,17 +536,27 @@ class SharedRealmLimiter:
         self._slots = grant.slots
         self._dirty = bool(grant.calls or self.in_flight or grant.slots)
         self._pump()
-        # Given all it asked for, a process asks again as soon as a waiter is short: the
-        # window may have more calls (it asked for a round's worth), and slots wanted by
-        # waiters that came during the take were not asked for. Given less, calls come when
-        # the next finished call leaves the window, and slots when other processes give
-        # them back at their next report (at least once a lease).
-        lease = self._terms.lease_seconds
-        self._calls_not_before = now
-        if grant.calls < request.chunk:
-            retry_in = lease if grant.retry_in is None else max(grant.retry_in, 0.002)
-            self._calls_not_before = now + min(lease, retry_in)
-        self._slots_not_before = now if grant.slots >= request.want_slots else now + lease
+        if self._starving():
+            # Short of calls: more come when the next finished call leaves the window (a
+            # partial grant too: waiting a whole lease would leave that room unused).
+            # Short of slots: another process gives them back at its next report (at least
+            # once a lease).
+            # Given all it asked for, it asks again at once: the window may have more calls
+            # (it asked for a round's worth: with every slot there is busy, the next round),
+            # and its waiters that came during the take want more slots.
+            pause = self._terms.lease_seconds
+            short_of_calls = self._waiters[0].weight > self._available
+            free_slot = self.in_flight < self._slots
+            every_slot = self._slots >= self.limits.max_in_flight
+            more_calls = short_of_calls and grant.calls >= request.chunk
+            more_slots = not free_slot and not every_slot and grant.slots >= request.want_slots
+            if (more_calls and (free_slot or every_slot)) or more_slots:
+                pause = 0.0
+            elif short_of_calls and grant.retry_in is not None:
+                pause = min(pause, max(grant.retry_in, 0.002))
+            self._not_before = now + pause
+        else:
+            self._not_before = now
 
 
 class SharedLimiters:

@@ -322,23 +322,55 @@ async def test_a_grant_is_no_more_than_the_processs_slots_can_send_at_once() -> 
     assert chunks[0] == 1 and max(chunks) == 2
 
 
-async def test_a_process_with_every_slot_busy_asks_again_when_one_frees_not_a_lease_later() -> None:
-    # make bench-sync: a first sync's writes went one round of slots per lease (1 s), each
-    # grant all it asked for but made while every slot was busy.
-    ledger = SlotLedger(slots=2)
+class SecondTakeGatedLedger(SlotLedger):
+    """A SlotLedger whose second take answers only once `second` is set."""
+
+    def __init__(self, slots: int) -> None:
+        super().__init__(slots)
+        self.second = asyncio.Event()
+
+    async def take(self, request: TakeRequest) -> Grant:
+        if len(self.requests) == 1:
+            self.requests.append(request)
+            await self.second.wait()
+            return Grant(min(request.want_calls, request.chunk), self.slots, None)
+        return await super().take(request)
+
+
+async def test_a_process_with_every_slot_there_is_busy_takes_its_next_round_at_once() -> None:
+    # make bench-sync: a first sync's writes went one round of slots per lease (1 s): a
+    # grant of all it asked for, started at once on every slot there is, left waiters
+    # short of calls, and the next take waited a lease as if the window were full.
+    ledger = SecondTakeGatedLedger(slots=2)
     lease = 30.0
-    limiter = SharedLimiters(Limits(), ledger, SharingTerms(lease, 20, 60.0)).for_realm("r")
+    limits = Limits(max_in_flight=2)
+    limiter = SharedLimiters(limits, ledger, SharingTerms(lease, 20, 60.0)).for_realm("r")
+    release = asyncio.Event()
     done = 0
 
     async def call() -> None:
         nonlocal done
         async with limiter.slot():
-            await asyncio.sleep(0.001)
+            await release.wait()
             done += 1
 
-    await asyncio.wait_for(asyncio.gather(*(call() for _ in range(10))), lease / 3)
+    tasks = [asyncio.create_task(call()) for _ in range(6)]
+
+    async def second_take_asked() -> bool:
+        return len(ledger.requests) == 2
+
+    await eventually(second_take_asked, timeout=5, interval=0.01, what="the second take")
+    release.set()  # the first call ends while the take is under way
+
+    async def first_done() -> bool:
+        return done == 1
+
+    await eventually(first_done, timeout=5, interval=0.01, what="the first call")
+    ledger.second.set()  # a grant of two calls, for both slots, with three left waiting
+
+    await asyncio.wait_for(asyncio.gather(*tasks), lease / 3)
     await limiter.aclose()
-    assert done == 10
+    assert done == 6
 
 
 class DemandLedger(SlotLedger):
