@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -105,6 +106,7 @@ class QuickBooksClient:
         revoke_url: str | None = None,
         sleep: Sleep = asyncio.sleep,
         ledger: QuotaLedger | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url
         self.minor_version = minor_version
@@ -131,6 +133,7 @@ class QuickBooksClient:
             retry=retry,
             minor_version=minor_version,
             sleep=sleep,
+            clock=clock,
         )
 
     @classmethod

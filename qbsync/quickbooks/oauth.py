@@ -90,6 +90,10 @@ class TokenManager:
         self._expiry_margin = expiry_margin
         self._now = now
         self._cache: dict[str, StoredTokens] = {}
+        # The access token this process last got from QuickBooks itself, per realm: only
+        # one of these, refused, says the company withdrew the app (another process's
+        # stored token may have ended with the rest).
+        self._issued_here: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.refreshes = 0  # token requests this manager made (tests and diagnostics)
 
@@ -122,6 +126,10 @@ class TokenManager:
                 return token
             return await self._renew(realm_id, rejected=rejected)
 
+    def issued_here(self, realm_id: str, access_token: str) -> bool:
+        """Whether this process got `access_token` from QuickBooks' token endpoint itself."""
+        return self._issued_here.get(realm_id) == access_token
+
     async def mark_refused(self, realm_id: str, reason: str) -> None:
         """QuickBooks refused even a freshly refreshed access token: the connection needs
         reconnecting (as for a refused refresh token), and its tokens are not used again."""
@@ -147,13 +155,15 @@ class TokenManager:
     async def _renew_once(self, realm_id: str, rejected: str | None) -> str | None:
         """The new access token; None when the refused refresh token was replaced meanwhile."""
         refused: list[tuple[str, NeedsReconnectError]] = []
+        exchanged: list[StoredTokens] = []
 
         async def renew(current: StoredTokens) -> StoredTokens:
             usable = current.usable_access_token(self._now())
             if usable and usable != rejected:
                 return current  # another process refreshed while we waited for the lock
             try:
-                return await self._exchange(realm_id, current.refresh_token)
+                exchanged.append(await self._exchange(realm_id, current.refresh_token))
+                return exchanged[-1]
             except NeedsReconnectError as exc:
                 refused.append((current.refresh_token, exc))
                 raise
@@ -177,6 +187,8 @@ class TokenManager:
             raise
         self._cache[realm_id] = renewed
         assert renewed.access_token is not None
+        if exchanged and exchanged[-1] is renewed:
+            self._issued_here[realm_id] = renewed.access_token
         return renewed.access_token
 
     async def _exchange(self, realm_id: str, refresh_token: str) -> StoredTokens:

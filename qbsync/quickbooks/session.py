@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+import time
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from qbsync import tracing
@@ -35,10 +36,14 @@ from qbsync.quickbooks.transport import RETRYABLE_TRANSPORT_ERRORS, HttpAnswer, 
 
 log = logging.getLogger("qbsync.quickbooks")
 
-# A 401 is answered by refreshing, twice at most: the first refresh may hand over the token
-# another process has just stored, which the same expiry may have ended too (make chaos: two
-# firms marked needs_reconnect through our own fault); the second is this process's own.
+# A 401 is answered by refreshing until a token this process got from QuickBooks itself is
+# refused by a request sent right after (within _FRESH_TOKEN_SECONDS), twice: only then did
+# the company withdraw the app. A token another process stored may have ended with the rest
+# (make chaos: firms marked needs_reconnect through our own fault), and so may one that
+# waited long for the realm's quota; at most _MOST_REFRESHES_PER_CALL refreshes in all.
 _REFRESHES_PER_CALL = 2
+_FRESH_TOKEN_SECONDS = 10.0
+_MOST_REFRESHES_PER_CALL = 5
 
 T = TypeVar("T")
 
@@ -72,8 +77,10 @@ class ApiSession:
         retry: RetryPolicy,
         minor_version: int,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sleep = sleep
+        self._clock = clock
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._tokens = tokens
@@ -138,6 +145,7 @@ class ApiSession:
         metered = method == "GET"
         calls = QBO_REALM_CALLS.labels(realm_id, "true" if metered else "false")
         refreshes = 0
+        refreshed_at: float | None = None
         attempt = 1
         throttled = 0
         while True:
@@ -146,6 +154,7 @@ class ApiSession:
             transport_error: Exception | None = None
             async with limiter.slot(weight, batch=batch, metered=metered) as waited:
                 QBO_LIMITER_WAIT_SECONDS.observe(waited)
+                sent_at = self._clock()
                 try:
                     response = await _answered_before_cancelled(
                         self._http.request(
@@ -182,7 +191,15 @@ class ApiSession:
                 body = response.json()
                 if 200 <= status < 300:
                     return self._success(realm_id, operation, status, body)
-                if status == 401 and refreshes < _REFRESHES_PER_CALL:
+                refused_fresh = (
+                    refreshed_at is not None
+                    and sent_at - refreshed_at < _FRESH_TOKEN_SECONDS
+                    and self._tokens.issued_here(realm_id, token)
+                )
+                if status == 401 and (
+                    refreshes < _REFRESHES_PER_CALL
+                    or (not refused_fresh and refreshes < _MOST_REFRESHES_PER_CALL)
+                ):
                     refreshes += 1
                     QBO_RETRIES.labels(operation, "unauthorized").inc()
                     log.warning(
@@ -190,11 +207,18 @@ class ApiSession:
                         extra={"realm_id": realm_id, "operation": operation},
                     )
                     await self._tokens.renew_after_rejection(realm_id, token)
+                    refreshed_at = self._clock()
                     continue
                 failure = error_from_response(
                     realm_id=realm_id, operation=operation, status=status, body=body
                 )
                 if status == 401:
+                    if not refused_fresh:  # tokens kept ending while the call waited
+                        raise ServerError(
+                            realm_id=realm_id,
+                            operation=operation,
+                            message="access tokens kept ending before the call was sent",
+                        ) from failure
                     # A token this process refreshed just now is refused too: the company
                     # withdrew the app's access, and only a person reconnecting brings it back.
                     await self._tokens.mark_refused(realm_id, str(failure))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,6 +24,7 @@ from qbsync.quickbooks.errors import (
     NeedsReconnectError,
     NotConnectedError,
     ObjectNotFoundError,
+    QuickBooksUnavailable,
     QuickBooksValidationError,
     ServerError,
     StaleObjectError,
@@ -54,6 +55,8 @@ class Harness:
         self.fake = FakeQuickBooks()
         self.store = InMemoryTokenStore({REALM: "rt-0"})
         self.sleeps: list[float] = []
+        self.now = 0.0  # the client's monotonic clock
+        self.tick = 0.0  # how far it moves each time the client reads it
         self.client = QuickBooksClient(
             base_url=BASE_URL,
             token_url=TOKEN_URL,
@@ -64,10 +67,15 @@ class Harness:
             retry=retry,
             connector=self.fake.connector,
             sleep=self._sleep,
+            clock=self._clock,
         )
 
     async def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+
+    def _clock(self) -> float:
+        self.now += self.tick
+        return self.now
 
 
 @pytest.fixture
@@ -584,6 +592,83 @@ async def test_a_401_after_refreshing_twice_is_an_authentication_error(qb: Harne
     with pytest.raises(NeedsReconnectError):
         await qb.client.read_customer(REALM, "1")
     assert qb.fake.token_requests == 3  # the marked connection is not tried again
+
+
+async def test_tokens_other_processes_stored_that_ended_too_never_mark_the_firm(
+    qb: Harness,
+) -> None:
+    """Found by make chaos (again, with six processes): every access token of a realm ended
+    at once, and two handovers in a row of tokens other processes had stored, dead as well,
+    spent the two refreshes and marked the firm needs_reconnect."""
+    qb.fake.script(ok("Customer", customer("1")))
+    await qb.client.read_customer(REALM, "1")
+    qb.fake.expire_access_tokens()
+    others = iter(["at-other-1", "at-other-2", "at-other-3"])
+    rotate = qb.store.rotate
+
+    async def another_process_refreshed_first(
+        realm_id: str, renew: Callable[[StoredTokens], Awaitable[StoredTokens]]
+    ) -> StoredTokens:
+        if (other := next(others, None)) is not None:  # just before the tokens ended
+            expires = datetime.now(UTC) + timedelta(minutes=30)
+            await qb.store.save(realm_id, StoredTokens("rt-1", other, expires))
+        return await rotate(realm_id, renew)
+
+    qb.store.rotate = another_process_refreshed_first  # type: ignore[method-assign]
+
+    async def answer(request: SeenRequest) -> Answer:
+        return ok("Customer", customer("1"))
+
+    qb.fake.api = answer
+
+    await qb.client.read_customer(REALM, "1")
+
+    assert qb.store.reconnect_reasons == {}
+    assert qb.fake.api_requests[-1].headers["Authorization"] == "Bearer at-2"
+
+
+async def test_a_refreshed_token_that_ended_while_its_call_waited_is_refreshed_again(
+    qb: Harness,
+) -> None:
+    """Found by make chaos: a realm's access tokens were ended again while the retried call
+    waited for the realm's quota, and the 401 of a token refreshed long before it was sent
+    marked the firm needs_reconnect."""
+    qb.fake.script(ok("Customer", customer("1")))
+    await qb.client.read_customer(REALM, "1")
+    ended = 0
+
+    async def ended_while_waiting(request: SeenRequest) -> Answer:
+        nonlocal ended
+        if ended < 3:  # each token ends while its call waits
+            ended += 1
+            qb.fake.expire_access_tokens()
+            return Answer(401, json={"fault": {"error": [{"code": "3200"}]}})
+        return ok("Customer", customer("1"))
+
+    qb.fake.api = ended_while_waiting
+    qb.tick = 30.0  # between a refresh and its call's sending, the wait for the quota
+
+    await qb.client.read_customer(REALM, "1")
+
+    assert qb.store.reconnect_reasons == {}
+    assert qb.fake.token_requests == 4  # the first token, then three refreshes
+
+
+async def test_tokens_that_keep_ending_before_their_call_is_sent_are_an_outage(
+    qb: Harness,
+) -> None:
+    async def always_ended(request: SeenRequest) -> Answer:
+        qb.fake.expire_access_tokens()
+        return Answer(401, json={"fault": {"error": [{"code": "3200"}]}})
+
+    qb.fake.api = always_ended
+    qb.tick = 30.0
+
+    with pytest.raises(QuickBooksUnavailable):
+        await qb.client.read_customer(REALM, "1")
+
+    assert qb.store.reconnect_reasons == {}  # not the firm's doing: tried again later
+    assert qb.fake.token_requests == 6  # the first token, then five refreshes
 
 
 async def test_invalid_grant_marks_the_connection_and_stops(qb: Harness) -> None:
