@@ -1,10 +1,11 @@
 """One QuickBooks API call: authenticated, inside the realm's limits, retried when that is safe.
 
 Retried: 429 (honouring Retry-After, for as long as it lasts), 5xx, timeouts and
-connection errors, with exponential backoff and full jitter, and a 401 exactly once after a
-token refresh. Never retried: any other 4xx. A write's `requestid` is part of `params` and
-therefore identical in every attempt, so QuickBooks answers a retry of a write that did
-land with the first result instead of writing again.
+connection errors, with exponential backoff and full jitter, and a 401 after a token refresh
+(see `_FRESH_TOKEN_SECONDS` for when it marks the firm instead). Never retried: any other
+4xx. A write's `requestid` is part of `params` and therefore identical in every attempt, so
+QuickBooks answers a retry of a write that did land with the first result instead of
+writing again.
 """
 
 from __future__ import annotations
