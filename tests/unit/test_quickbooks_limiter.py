@@ -278,17 +278,23 @@ def test_finished_calls_are_reported_in_groups_counted_from_their_last_finish() 
 
 
 class SlotLedger:
-    """A ledger with room for everything that grants `slots` in-flight slots and at most
-    the chunk asked for, and records the takes."""
+    """A ledger with room for everything that grants `slots` in-flight slots (None: every
+    slot asked for) and at most the chunk asked for, and records the takes; the take
+    numbered `held_take` (from 1) answers only once `release_take` is set."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int | None, held_take: int | None = None) -> None:
         self.slots = slots
+        self.held_take = held_take
+        self.release_take = asyncio.Event()
         self.requests: list[TakeRequest] = []
 
     async def take(self, request: TakeRequest) -> Grant:
         self.requests.append(request)
+        if len(self.requests) == self.held_take:
+            await self.release_take.wait()
         calls = min(request.want_calls, request.chunk)
-        return Grant(calls=calls, slots=self.slots if request.want_slots else 0, retry_in=None)
+        slots = request.want_slots if self.slots is None or not request.want_slots else self.slots
+        return Grant(calls=calls, slots=slots, retry_in=None)
 
 
 async def test_a_grant_is_no_more_than_the_processs_slots_can_send_at_once() -> None:
@@ -322,26 +328,11 @@ async def test_a_grant_is_no_more_than_the_processs_slots_can_send_at_once() -> 
     assert chunks[0] == 1 and max(chunks) == 2
 
 
-class SecondTakeGatedLedger(SlotLedger):
-    """A SlotLedger whose second take answers only once `second` is set."""
-
-    def __init__(self, slots: int) -> None:
-        super().__init__(slots)
-        self.second = asyncio.Event()
-
-    async def take(self, request: TakeRequest) -> Grant:
-        if len(self.requests) == 1:
-            self.requests.append(request)
-            await self.second.wait()
-            return Grant(min(request.want_calls, request.chunk), self.slots, None)
-        return await super().take(request)
-
-
 async def test_a_process_with_every_slot_there_is_busy_takes_its_next_round_at_once() -> None:
     # make bench-sync: a first sync's writes went one round of slots per lease (1 s): a
     # grant of all it asked for, started at once on every slot there is, left waiters
     # short of calls, and the next take waited a lease as if the window were full.
-    ledger = SecondTakeGatedLedger(slots=2)
+    ledger = SlotLedger(slots=2, held_take=2)
     lease = 30.0
     limits = Limits(max_in_flight=2)
     limiter = SharedLimiters(limits, ledger, SharingTerms(lease, 20, 60.0)).for_realm("r")
@@ -366,28 +357,15 @@ async def test_a_process_with_every_slot_there_is_busy_takes_its_next_round_at_o
         return done == 1
 
     await eventually(first_done, timeout=5, interval=0.01, what="the first call")
-    ledger.second.set()  # a grant of two calls, for both slots, with three left waiting
+    ledger.release_take.set()  # a grant of two calls, for both slots, with three left waiting
 
     await asyncio.wait_for(asyncio.gather(*tasks), lease / 3)
     await limiter.aclose()
     assert done == 6
 
 
-class DemandLedger(SlotLedger):
-    """Grants every slot asked for and the calls of the chunk, once `gate` is open."""
-
-    def __init__(self) -> None:
-        super().__init__(slots=0)
-        self.gate = asyncio.Event()
-
-    async def take(self, request: TakeRequest) -> Grant:
-        self.requests.append(request)
-        await self.gate.wait()
-        return Grant(min(request.want_calls, request.chunk), request.want_slots, None)
-
-
 async def test_slots_wanted_by_waiters_that_came_during_a_take_are_asked_for_at_once() -> None:
-    ledger = DemandLedger()
+    ledger = SlotLedger(slots=None, held_take=1)
     lease = 30.0
     limiter = SharedLimiters(Limits(), ledger, SharingTerms(lease, 20, 60.0)).for_realm("r")
     release = asyncio.Event()
@@ -407,7 +385,7 @@ async def test_slots_wanted_by_waiters_that_came_during_a_take_are_asked_for_at_
     await eventually(asking, timeout=5, interval=0.01, what="the first take")
     later = [asyncio.create_task(call()) for _ in range(9)]
     await asyncio.sleep(0)  # each new task's first step queues it behind the take
-    ledger.gate.set()  # the grant: the one slot asked for before they came
+    ledger.release_take.set()  # the grant: the one slot asked for before they came
 
     async def all_started() -> bool:
         return started == 10
