@@ -8,9 +8,12 @@ from typing import Any
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
-    """Wait until `event` is set or `seconds` pass; returns whether it was set."""
+    """Wait until `event` is set or `seconds` pass; returns whether it was set. (Not
+    `wait_for`, which runs the wait in a task of its own: the quota's worker waits like
+    this after every take.)"""
     try:
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     except TimeoutError:
         return False
     return True

@@ -34,6 +34,7 @@ from enum import IntEnum
 from typing import Protocol
 
 from qbsync.config import Settings
+from qbsync.waiting import wait_for_event
 
 log = logging.getLogger("qbsync.quickbooks")
 
@@ -307,7 +308,10 @@ class SharedRealmLimiter:
         self._batches = SlidingWindow(
             limits.max_batches_per_window, limits.window_seconds + limits.safety_margin_seconds
         )
+        # Waiting requests, all pending (a cancelled one is removed at once), and their
+        # calls: kept as a sum, since every take and every finish asks for it.
         self._waiters: list[_Waiter] = []
+        self._waiting_calls = 0
         self._sequence = itertools.count()
         self._available = 0  # granted calls not started
         self._slots = 0  # requests we may have in flight
@@ -321,6 +325,7 @@ class SharedRealmLimiter:
         self._not_before = -float("inf")
         self._changed = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._worker_saw_starving = False
         self._closing = False
         self.takes = 0
 
@@ -343,6 +348,7 @@ class SharedRealmLimiter:
                 asyncio.get_running_loop().create_future(),
             )
             heapq.heappush(self._waiters, waiter)
+            self._waiting_calls += weight
             self._wake()
             try:
                 await waiter.admitted
@@ -395,25 +401,33 @@ class SharedRealmLimiter:
     def _forget_cancelled(self) -> None:
         self._waiters = [w for w in self._waiters if not w.admitted.done()]
         heapq.heapify(self._waiters)
+        self._waiting_calls = sum(w.weight for w in self._waiters)
 
     def _pump(self) -> None:
         while self._waiters:
             head = self._waiters[0]
             if head.admitted.done():
                 heapq.heappop(self._waiters)
+                self._waiting_calls -= head.weight
                 continue
             if not self._can_start(head.weight):
                 return
             heapq.heappop(self._waiters)
+            self._waiting_calls -= head.weight
             self._start(head.weight)
             head.admitted.set_result(None)
 
     def _wake(self) -> None:
-        self._changed.set()
+        """After a waiter came or a request finished. The worker, while it sleeps, is woken
+        only when it must take sooner than it planned (someone starves who did not): every
+        other change can wait for its next planned moment, and a wake per request costs more
+        CPU than the request's own bookkeeping."""
         if self._closing:
             return
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._refill(), name=f"quota-{self.realm_id}")
+        elif not self._worker_saw_starving and self._starving():
+            self._changed.set()
 
     def _starving(self) -> bool:
         """A waiter could start with a new grant (not merely after our own answers)."""
@@ -432,7 +446,7 @@ class SharedRealmLimiter:
             self._forget_cancelled_head()
             now = self._clock()
             holding = bool(self._dirty or self._available or self.in_flight or self._finished)
-            starving = self._starving()
+            starving = self._worker_saw_starving = self._starving()
             if not starving and not holding:
                 return
             due = self._last_take + self._terms.lease_seconds if holding else float("inf")
@@ -440,8 +454,7 @@ class SharedRealmLimiter:
                 due = min(due, self._not_before)
             if now < due:
                 self._changed.clear()
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), due - now)
+                await wait_for_event(self._changed, due - now)
                 continue
             try:
                 await self._take()
@@ -470,6 +483,7 @@ class SharedRealmLimiter:
         for waiter in self._waiters:
             waiter.admitted.cancel()
         self._waiters.clear()
+        self._waiting_calls = 0
         if self._dirty or self._available or self._finished:
             try:
                 await self._take()
@@ -483,22 +497,25 @@ class SharedRealmLimiter:
         """The calls of the waiters this process's slots could send in one round: a grant
         counts for everyone from the moment it is given, while QuickBooks counts a call only
         from its arrival, so calls held waiting for a slot of ours are quota nobody uses."""
-        waiting = [w for w in self._waiters if not w.admitted.done()]
-        return sum(w.weight for w in heapq.nsmallest(max(self._slots, 1), waiting))
+        round_ = max(self._slots, 1)
+        if self._waiting_calls == len(self._waiters):  # one call each, as all but batches
+            return min(round_, self._waiting_calls)
+        return sum(w.weight for w in heapq.nsmallest(round_, self._waiters))
 
     def _forget_cancelled_head(self) -> None:
         while self._waiters and self._waiters[0].admitted.done():
-            heapq.heappop(self._waiters)
+            self._waiting_calls -= heapq.heappop(self._waiters).weight
 
     async def _take(self) -> None:
         finished, reads = self._finished, self._finished_reads
         finish_times, self._finish_times = self._finish_times, []
         self._finished = self._finished_reads = 0
         returned, self._available = self._available, 0  # nothing starts while we ask
-        waiting = sum(1 for w in self._waiters if not w.admitted.done())
-        wanted = sum(w.weight for w in self._waiters if not w.admitted.done())
-        head_weight = self._waiters[0].weight if self._waiters else 0
-        priority = min((w.priority for w in self._waiters), default=int(Priority.BULK))
+        self._forget_cancelled_head()
+        waiting, wanted = len(self._waiters), self._waiting_calls
+        head = self._waiters[0] if self._waiters else None  # the most urgent: heap order
+        head_weight = head.weight if head else 0
+        priority = head.priority if head else int(Priority.BULK)
         request = TakeRequest(
             realm_id=self.realm_id,
             finished=finished,
