@@ -198,12 +198,12 @@ async def sync_linked_updates(
         if duplicates:
             metrics.PUSHER_EVENTS.labels("duplicate").inc(duplicates)
         await tx.locks.accounts(firm_id, list(fresh))
-        linked = {pair.link.account_id for pair in await tx.pairs.load(firm_id, list(fresh))}
+        pairs = await tx.pairs.load(firm_id, list(fresh))  # with the states stored above
+        linked = {pair.link.account_id for pair in pairs}
         batch.not_linked.extend(list(q) for a, q in fresh.items() if a not in linked)
         mine = {a: q for a, q in fresh.items() if a in linked}
         if not mine:
             return batch
-        pairs = await tx.pairs.load(firm_id, list(mine))
         outcomes = await apply_plans(
             tx,
             quickbooks,
