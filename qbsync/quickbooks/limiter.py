@@ -308,10 +308,7 @@ class SharedRealmLimiter:
         self._batches = SlidingWindow(
             limits.max_batches_per_window, limits.window_seconds + limits.safety_margin_seconds
         )
-        # Waiting requests, all pending (a cancelled one is removed at once), and their
-        # calls: kept as a sum, since every take and every finish asks for it.
         self._waiters: list[_Waiter] = []
-        self._waiting_calls = 0
         self._sequence = itertools.count()
         self._available = 0  # granted calls not started
         self._slots = 0  # requests we may have in flight
@@ -348,7 +345,6 @@ class SharedRealmLimiter:
                 asyncio.get_running_loop().create_future(),
             )
             heapq.heappush(self._waiters, waiter)
-            self._waiting_calls += weight
             self._wake()
             try:
                 await waiter.admitted
@@ -401,19 +397,16 @@ class SharedRealmLimiter:
     def _forget_cancelled(self) -> None:
         self._waiters = [w for w in self._waiters if not w.admitted.done()]
         heapq.heapify(self._waiters)
-        self._waiting_calls = sum(w.weight for w in self._waiters)
 
     def _pump(self) -> None:
         while self._waiters:
             head = self._waiters[0]
             if head.admitted.done():
                 heapq.heappop(self._waiters)
-                self._waiting_calls -= head.weight
                 continue
             if not self._can_start(head.weight):
                 return
             heapq.heappop(self._waiters)
-            self._waiting_calls -= head.weight
             self._start(head.weight)
             head.admitted.set_result(None)
 
@@ -483,7 +476,6 @@ class SharedRealmLimiter:
         for waiter in self._waiters:
             waiter.admitted.cancel()
         self._waiters.clear()
-        self._waiting_calls = 0
         if self._dirty or self._available or self._finished:
             try:
                 await self._take()
@@ -497,25 +489,22 @@ class SharedRealmLimiter:
         """The calls of the waiters this process's slots could send in one round: a grant
         counts for everyone from the moment it is given, while QuickBooks counts a call only
         from its arrival, so calls held waiting for a slot of ours are quota nobody uses."""
-        round_ = max(self._slots, 1)
-        if self._waiting_calls == len(self._waiters):  # one call each, as all but batches
-            return min(round_, self._waiting_calls)
-        return sum(w.weight for w in heapq.nsmallest(round_, self._waiters))
+        waiting = [w for w in self._waiters if not w.admitted.done()]
+        return sum(w.weight for w in heapq.nsmallest(max(self._slots, 1), waiting))
 
     def _forget_cancelled_head(self) -> None:
         while self._waiters and self._waiters[0].admitted.done():
-            self._waiting_calls -= heapq.heappop(self._waiters).weight
+            heapq.heappop(self._waiters)
 
     async def _take(self) -> None:
         finished, reads = self._finished, self._finished_reads
         finish_times, self._finish_times = self._finish_times, []
         self._finished = self._finished_reads = 0
         returned, self._available = self._available, 0  # nothing starts while we ask
-        self._forget_cancelled_head()
-        waiting, wanted = len(self._waiters), self._waiting_calls
-        head = self._waiters[0] if self._waiters else None  # the most urgent: heap order
-        head_weight = head.weight if head else 0
-        priority = head.priority if head else int(Priority.BULK)
+        pending = [w for w in self._waiters if not w.admitted.done()]
+        waiting, wanted = len(pending), sum(w.weight for w in pending)
+        head_weight = self._waiters[0].weight if self._waiters else 0
+        priority = min((w.priority for w in self._waiters), default=int(Priority.BULK))
         request = TakeRequest(
             realm_id=self.realm_id,
             finished=finished,
